@@ -1,0 +1,7 @@
+from django.urls import path
+
+from botapp import api
+
+urlpatterns = [
+    path("health/", api.health, name="health"),
+]
