@@ -171,3 +171,8 @@ UNFOLD = {
     "SITE_HEADER": "GenStudio",
     "SITE_SYMBOL": "auto_awesome",
 }
+
+# --- Generation queue --------------------------------------------------------------------------------
+# A dotted path to `f(request_id)` that hands a queued request to the workers; empty: requests wait
+# in "queued" (the recovery sweep dispatches them later).
+GENERATION_DISPATCH = env.str("GENERATION_DISPATCH", default="botapp.tasks.dispatch_generation")

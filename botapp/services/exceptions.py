@@ -1,0 +1,140 @@
+"""Domain exceptions. Each has a stable `code` (the bot shows the matching catalogue text) and an
+English `message` fit to show a person (the admin shows it as is)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+class DomainError(Exception):
+    code = "error"
+    default_message = "The operation could not be completed."
+
+    def __init__(self, message: str | None = None, **params: object) -> None:
+        self.params = params
+        self.message = message or self.default_message.format(**params)
+        super().__init__(self.message)
+
+
+class InvalidAmount(DomainError):
+    code = "invalid_amount"
+    default_message = "The amount must be a positive number with at most 2 decimal places."
+
+
+class UserNotFound(DomainError):
+    code = "user_not_found"
+    default_message = "No such user."
+
+
+class UserBanned(DomainError):
+    code = "user_banned"
+    default_message = "This account is blocked."
+
+
+class InsufficientFunds(DomainError):
+    code = "insufficient_funds"
+    default_message = "Not enough tokens: {required} needed, {available} available."
+
+    def __init__(self, *, required: Decimal, available: Decimal) -> None:
+        self.required = required
+        self.available = available
+        self.shortfall = required - available
+        super().__init__(required=required, available=available)
+
+
+class DuplicateOperation(DomainError):
+    code = "duplicate_operation"
+    default_message = "This operation was already performed with different data."
+
+
+class NothingToRefund(DomainError):
+    code = "nothing_to_refund"
+    default_message = "There is no charge to refund."
+
+
+# --- generation ----------------------------------------------------------------------------------
+class ModelUnavailable(DomainError):
+    code = "model_unavailable"
+    default_message = "This model is not available now."
+
+
+class InvalidPrompt(DomainError):
+    code = "invalid_prompt"
+    default_message = "The prompt is empty."
+
+
+class PromptTooLong(DomainError):
+    code = "prompt_too_long"
+    default_message = "The prompt is too long: {length} characters, at most {limit}."
+
+
+class TooManyImages(DomainError):
+    code = "too_many_images"
+    default_message = "Too many photos: at most {limit}."
+
+
+class InvalidParameter(DomainError):
+    code = "invalid_parameter"
+    default_message = "Unsupported value {value!r} for {name}."
+
+
+class TooManyInFlight(DomainError):
+    code = "too_many_in_flight"
+    default_message = "You already have {limit} generations in progress. Wait for one to finish."
+
+
+class InvalidTransition(DomainError):
+    code = "invalid_transition"
+    default_message = "The request is not in a state that allows this."
+
+
+# --- promocodes and referrals --------------------------------------------------------------------
+class PromoNotFound(DomainError):
+    code = "promo_not_found"
+    default_message = "There is no such promocode."
+
+
+class PromoInactive(DomainError):
+    code = "promo_inactive"
+    default_message = "This promocode is no longer active."
+
+
+class PromoNotYetValid(DomainError):
+    code = "promo_not_yet_valid"
+    default_message = "This promocode is not valid yet."
+
+
+class PromoExpired(DomainError):
+    code = "promo_expired"
+    default_message = "This promocode has expired."
+
+
+class PromoExhausted(DomainError):
+    code = "promo_exhausted"
+    default_message = "This promocode has been used up."
+
+
+class PromoAlreadyUsed(DomainError):
+    code = "promo_already_used"
+    default_message = "You have already used this promocode."
+
+
+class PromoFirstTopupOnly(DomainError):
+    code = "promo_first_topup_only"
+    default_message = "This promocode is only for the first top-up."
+
+
+class ReferralNotAllowed(DomainError):
+    code = "referral_not_allowed"
+    default_message = "This invitation cannot be applied."
+
+
+# --- payments ------------------------------------------------------------------------------------
+class PaymentError(DomainError):
+    code = "payment_error"
+    default_message = "The payment could not be processed."
+
+
+class PackageUnavailable(PaymentError):
+    code = "package_unavailable"
+    default_message = "This package is not available any more."

@@ -1,0 +1,366 @@
+"""GenerationService: paid generation requests and their life cycle.
+
+created -> queued -> running -> succeeded | failed | cancelled
+
+A request is created and charged in one transaction, after a locked balance check; it is handed to
+the queue on commit. Every transition is a conditional UPDATE on the current status, so a duplicate
+task, a retry or the recovery sweep can never move a request twice. Failing or cancelling refunds
+exactly once (the refund's idempotency key is derived from the request), and a request that was
+delivered is never refunded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
+
+from botapp.models import ZERO, AIModel, GenRequest, TgUser, Transaction, UserBalance
+from botapp.services import levels
+from botapp.services.balance import BalanceService, LedgerResult
+from botapp.services.exceptions import (
+    InvalidParameter,
+    InvalidPrompt,
+    InvalidTransition,
+    ModelUnavailable,
+    PromptTooLong,
+    TooManyImages,
+    TooManyInFlight,
+    UserBanned,
+)
+
+Status = GenRequest.Status
+
+
+@dataclass(frozen=True)
+class UserStats:
+    total: int
+    succeeded: int
+    failed: int
+    in_flight: int
+    images: int
+    videos: int
+    tokens_spent: Decimal
+    referrals: int
+
+
+@dataclass(frozen=True)
+class GlobalStats:
+    users: int
+    requests_by_status: dict[str, int]
+    requests_by_model: dict[str, int]
+    tokens_spent: Decimal
+    tokens_refunded: Decimal
+    tokens_deposited: Decimal
+    failure_rate: float
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def timeout_for(kind: str) -> timedelta:
+    seconds = settings.VIDEO_TIMEOUT_SECONDS if kind == AIModel.Kind.VIDEO else settings.IMAGE_TIMEOUT_SECONDS
+    return timedelta(seconds=seconds)
+
+
+def validate_request(
+    *, ai_model: AIModel, prompt: str, params: dict, input_images: list[dict]
+) -> tuple[str, dict]:
+    """Check a prompt, photos and options against the model's capabilities; return cleaned values."""
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise InvalidPrompt()
+    if len(prompt) > ai_model.max_prompt_length:
+        raise PromptTooLong(length=len(prompt), limit=ai_model.max_prompt_length)
+    if len(input_images) > ai_model.max_input_images:
+        raise TooManyImages(limit=ai_model.max_input_images)
+    cleaned = {**ai_model.default_params, **{k: v for k, v in params.items() if v not in (None, "")}}
+    ratio = cleaned.get("aspect_ratio")
+    if ratio is not None and ratio not in ai_model.aspect_ratios:
+        raise InvalidParameter(name="aspect_ratio", value=ratio)
+    if ai_model.kind == AIModel.Kind.VIDEO:
+        duration = cleaned.get("duration_seconds")
+        if duration is not None:
+            if ai_model.durations and int(duration) not in ai_model.durations:
+                raise InvalidParameter(name="duration_seconds", value=duration)
+            cleaned["duration_seconds"] = int(duration)
+        resolution = cleaned.get("resolution")
+        if resolution is not None and ai_model.resolutions and resolution not in ai_model.resolutions:
+            raise InvalidParameter(name="resolution", value=resolution)
+    else:
+        cleaned.pop("duration_seconds", None)
+        cleaned.pop("resolution", None)
+    return prompt, cleaned
+
+
+class GenerationService:
+    # --- creation --------------------------------------------------------------------------------
+    @classmethod
+    def create_request(
+        cls,
+        *,
+        user_id: int,
+        ai_model_id: int,
+        prompt: str,
+        params: dict | None = None,
+        input_images: list[dict] | None = None,
+        negative_prompt: str = "",
+        chat_id: int | None = None,
+        status_message_id: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> GenRequest:
+        """Validate, check the in-flight cap, charge and create the request in one transaction.
+
+        With an `idempotency_key` (e.g. the confirmation button's nonce) a repeated call returns
+        the request created the first time and charges nothing.
+        """
+        if idempotency_key:
+            existing = GenRequest.objects.filter(idempotency_key=idempotency_key, user_id=user_id).first()
+            if existing:
+                return existing
+        ai_model = AIModel.objects.filter(pk=ai_model_id, is_active=True).first()
+        if ai_model is None:
+            raise ModelUnavailable()
+        input_images = list(input_images or [])
+        prompt, cleaned = validate_request(
+            ai_model=ai_model, prompt=prompt, params=params or {}, input_images=input_images
+        )
+        with transaction.atomic():
+            # The balance row lock serialises this user's requests: the cap and the charge agree.
+            balance = UserBalance.objects.select_for_update().select_related("user").get(user_id=user_id)
+            if balance.user.is_banned:
+                raise UserBanned()
+            if idempotency_key:
+                existing = GenRequest.objects.filter(idempotency_key=idempotency_key).first()
+                if existing:
+                    return existing
+            in_flight = GenRequest.objects.filter(user_id=user_id, status__in=GenRequest.IN_FLIGHT).count()
+            if in_flight >= settings.MAX_INFLIGHT_PER_USER:
+                raise TooManyInFlight(limit=settings.MAX_INFLIGHT_PER_USER)
+            now = timezone.now()
+            request = GenRequest.objects.create(
+                user_id=user_id,
+                ai_model=ai_model,
+                model=ai_model.slug,
+                kind=ai_model.kind,
+                prompt=prompt,
+                negative_prompt=negative_prompt.strip(),
+                input_images=input_images,
+                params=cleaned,
+                price=ai_model.price,
+                status=Status.CREATED,
+                chat_id=chat_id,
+                status_message_id=status_message_id,
+                idempotency_key=idempotency_key or None,
+                deadline_at=now + timeout_for(ai_model.kind),
+            )
+            BalanceService.charge(
+                user_id=user_id,
+                amount=ai_model.price,
+                key=request.charge_key,
+                gen_request=request,
+                description=f"{ai_model.name} #{request.pk}",
+            )
+            transaction.on_commit(lambda: _enqueue(request.pk))
+        return request
+
+    # --- transitions (each returns True only for the caller that made it) ---------------------
+    @staticmethod
+    def _move(request_id: int, from_statuses: tuple[str, ...], **changes) -> bool:
+        return bool(GenRequest.objects.filter(pk=request_id, status__in=from_statuses).update(**changes))
+
+    @classmethod
+    def mark_queued(cls, *, request_id: int) -> bool:
+        return cls._move(request_id, (Status.CREATED,), status=Status.QUEUED, queued_at=timezone.now())
+
+    @classmethod
+    def mark_running(cls, *, request_id: int) -> bool:
+        """Claim a request for execution (the worker's claim: a duplicate task gets False)."""
+        return cls._move(
+            request_id,
+            (Status.CREATED, Status.QUEUED),
+            status=Status.RUNNING,
+            started_at=timezone.now(),
+            attempts=F("attempts") + 1,
+        )
+
+    @classmethod
+    def set_operation(cls, *, request_id: int, operation_id: str, next_poll_at=None) -> bool:
+        return cls._move(
+            request_id,
+            (Status.RUNNING,),
+            provider_operation_id=operation_id,
+            next_poll_at=next_poll_at,
+        )
+
+    @classmethod
+    def mark_succeeded(cls, *, request_id: int, results: list[dict]) -> levels.LevelUp | bool:
+        """RUNNING -> SUCCEEDED with the stored results; awards XP. Returns False if not the claimant,
+        a LevelUp when the user reached a new level, True otherwise."""
+        with transaction.atomic():
+            moved = cls._move(
+                request_id,
+                (Status.RUNNING,),
+                status=Status.SUCCEEDED,
+                results=results,
+                finished_at=timezone.now(),
+                error_code="",
+                error_message="",
+            )
+            if not moved:
+                return False
+            request = GenRequest.objects.only("user_id", "price").get(pk=request_id)
+            level_up = levels.award_xp(user_id=request.user_id, tokens=request.price)
+        return level_up or True
+
+    @classmethod
+    def mark_delivered(cls, *, request_id: int, results: list[dict] | None = None) -> bool:
+        changes: dict = {"delivered_at": timezone.now()}
+        if results is not None:
+            changes["results"] = results
+        return bool(
+            GenRequest.objects.filter(pk=request_id, status=Status.SUCCEEDED, delivered_at__isnull=True).update(
+                **changes
+            )
+        )
+
+    @classmethod
+    def fail(
+        cls,
+        *,
+        request_id: int,
+        error_code: str,
+        error_message: str = "",
+        from_statuses: tuple[str, ...] = GenRequest.IN_FLIGHT,
+    ) -> bool:
+        """Move the request to FAILED and refund it, exactly once. A delivered request never fails."""
+        with transaction.atomic():
+            moved = bool(
+                GenRequest.objects.filter(
+                    pk=request_id, status__in=from_statuses, delivered_at__isnull=True
+                ).update(
+                    status=Status.FAILED,
+                    error_code=error_code[:64],
+                    error_message=error_message[:2000],
+                    finished_at=timezone.now(),
+                )
+            )
+            if moved:
+                cls.refund(request_id=request_id)
+        return moved
+
+    @classmethod
+    def fail_undelivered(cls, *, request_id: int, error_code: str, error_message: str = "") -> bool:
+        """A result that could not be delivered (the user blocked the bot, Telegram refused the file)."""
+        return cls.fail(
+            request_id=request_id,
+            error_code=error_code,
+            error_message=error_message,
+            from_statuses=(Status.SUCCEEDED,),
+        )
+
+    @classmethod
+    def cancel(cls, *, request_id: int, user_id: int | None = None) -> bool:
+        """Cancel a request that no worker has started yet, with a refund."""
+        with transaction.atomic():
+            qs = GenRequest.objects.filter(pk=request_id, status__in=(Status.CREATED, Status.QUEUED))
+            if user_id is not None:
+                qs = qs.filter(user_id=user_id)
+            moved = bool(qs.update(status=Status.CANCELLED, finished_at=timezone.now(), error_code="cancelled"))
+            if moved:
+                cls.refund(request_id=request_id)
+        return moved
+
+    @classmethod
+    def refund(cls, *, request_id: int) -> LedgerResult | None:
+        """Refund a failed or cancelled request (idempotent). Never for a succeeded one."""
+        with transaction.atomic():
+            request = GenRequest.objects.select_for_update().get(pk=request_id)
+            if request.status not in (Status.FAILED, Status.CANCELLED):
+                raise InvalidTransition()
+            if not Transaction.objects.filter(operation_key=request.charge_key).exists():
+                return None  # nothing was charged (a free request)
+            result = BalanceService.refund(
+                charge_key=request.charge_key,
+                key=request.refund_key,
+                description=f"Refund: {request.model} #{request.pk}",
+            )
+            if request.refunded_at is None:
+                GenRequest.objects.filter(pk=request_id).update(refunded_at=timezone.now())
+        return result
+
+    @classmethod
+    def admin_refund(cls, *, request_id: int, reason: str = "refunded by an operator") -> LedgerResult | None:
+        """The operator's refund: fails an in-flight request first; refuses a delivered one."""
+        request = GenRequest.objects.get(pk=request_id)
+        if request.status in GenRequest.IN_FLIGHT:
+            cls.fail(request_id=request_id, error_code="admin", error_message=reason)
+        elif request.status == Status.SUCCEEDED:
+            if request.delivered_at is not None:
+                raise InvalidTransition("A delivered generation cannot be refunded.")
+            cls.fail_undelivered(request_id=request_id, error_code="admin", error_message=reason)
+        return cls.refund(request_id=request_id)
+
+    # --- queries ---------------------------------------------------------------------------------
+    @staticmethod
+    def in_flight_count(*, user_id: int) -> int:
+        return GenRequest.objects.filter(user_id=user_id, status__in=GenRequest.IN_FLIGHT).count()
+
+    @staticmethod
+    def recent(*, user_id: int, limit: int = 10) -> list[GenRequest]:
+        return list(
+            GenRequest.objects.filter(user_id=user_id).select_related("ai_model").order_by("-created_at")[:limit]
+        )
+
+    @staticmethod
+    def user_stats(*, user_id: int) -> UserStats:
+        agg = GenRequest.objects.filter(user_id=user_id).aggregate(
+            total=Count("id"),
+            succeeded=Count("id", filter=Q(status=Status.SUCCEEDED)),
+            failed=Count("id", filter=Q(status=Status.FAILED)),
+            in_flight=Count("id", filter=Q(status__in=GenRequest.IN_FLIGHT)),
+            images=Count("id", filter=Q(kind=AIModel.Kind.IMAGE, status=Status.SUCCEEDED)),
+            videos=Count("id", filter=Q(kind=AIModel.Kind.VIDEO, status=Status.SUCCEEDED)),
+        )
+        balance = UserBalance.objects.filter(user_id=user_id).first()
+        spent = (balance.total_spent - balance.total_refunded) if balance else ZERO
+        return UserStats(
+            tokens_spent=spent,
+            referrals=TgUser.objects.filter(referred_by_id=user_id).count(),
+            **agg,
+        )
+
+    @staticmethod
+    def global_stats(*, since=None) -> GlobalStats:
+        requests = GenRequest.objects.all()
+        users = TgUser.objects.all()
+        if since is not None:
+            requests = requests.filter(created_at__gte=since)
+            users = users.filter(created_at__gte=since)
+        by_status = dict(requests.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+        by_model = dict(requests.values_list("model").annotate(n=Count("id")).values_list("model", "n"))
+        ledger = Transaction.objects.all() if since is None else Transaction.objects.filter(created_at__gte=since)
+        sums = ledger.aggregate(
+            spent=Sum("amount", filter=Q(kind=Transaction.Kind.CHARGE)),
+            refunded=Sum("amount", filter=Q(kind=Transaction.Kind.REFUND)),
+            deposited=Sum("amount", filter=Q(kind=Transaction.Kind.DEPOSIT, bucket=Transaction.Bucket.MAIN)),
+        )
+        finished = sum(by_status.get(s, 0) for s in (Status.SUCCEEDED, Status.FAILED))
+        return GlobalStats(
+            users=users.count(),
+            requests_by_status=by_status,
+            requests_by_model=by_model,
+            tokens_spent=-(sums["spent"] or ZERO),
+            tokens_refunded=sums["refunded"] or ZERO,
+            tokens_deposited=sums["deposited"] or ZERO,
+            failure_rate=(by_status.get(Status.FAILED, 0) / finished) if finished else 0.0,
+        )
+
+
+def _enqueue(request_id: int) -> None:
+    from botapp.services.queue import enqueue_generation
+
+    enqueue_generation(request_id=request_id)

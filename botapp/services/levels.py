@@ -1,0 +1,89 @@
+"""Levels and XP: users gain XP from the tokens their generations spend; levels are rows of `Level`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from botapp.models import Level, TgUser
+
+
+@dataclass(frozen=True)
+class LevelProgress:
+    level: int
+    name: str
+    name_en: str
+    xp: int
+    level_xp: int  # XP at which the current level started
+    next_level_xp: int | None  # None at the top level
+    topup_bonus_percent: Decimal
+
+    @property
+    def fraction(self) -> float:
+        if self.next_level_xp is None:
+            return 1.0
+        span = self.next_level_xp - self.level_xp
+        return max(0.0, min(1.0, (self.xp - self.level_xp) / span)) if span else 1.0
+
+    def bar(self, width: int = 10) -> str:
+        filled = round(self.fraction * width)
+        return "▰" * filled + "▱" * (width - filled)
+
+
+@dataclass(frozen=True)
+class LevelUp:
+    user_id: int
+    old_level: int
+    new_level: int
+    xp: int
+
+
+def xp_for_tokens(tokens: Decimal) -> int:
+    return int((tokens * settings.XP_PER_TOKEN).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _levels() -> list[Level]:
+    return list(Level.objects.order_by("xp_required"))
+
+
+def level_for_xp(xp: int, levels: list[Level] | None = None) -> Level | None:
+    current = None
+    for level in levels if levels is not None else _levels():
+        if xp >= level.xp_required:
+            current = level
+    return current
+
+
+def progress(*, user: TgUser) -> LevelProgress:
+    levels = _levels()
+    current = level_for_xp(user.xp, levels)
+    following = [lv for lv in levels if lv.xp_required > user.xp]
+    return LevelProgress(
+        level=current.number if current else user.level,
+        name=current.name if current else "",
+        name_en=(current.name_en or current.name) if current else "",
+        xp=user.xp,
+        level_xp=current.xp_required if current else 0,
+        next_level_xp=following[0].xp_required if following else None,
+        topup_bonus_percent=current.topup_bonus_percent if current else Decimal("0"),
+    )
+
+
+def award_xp(*, user_id: int, tokens: Decimal) -> LevelUp | None:
+    """Add XP for `tokens` spent; return a LevelUp when the user crossed a threshold."""
+    xp = xp_for_tokens(tokens)
+    if xp <= 0:
+        return None
+    with transaction.atomic():
+        TgUser.objects.filter(pk=user_id).update(xp=F("xp") + xp)
+        user = TgUser.objects.select_for_update().only("pk", "xp", "level").get(pk=user_id)
+        level = level_for_xp(user.xp)
+        if level is None or level.number <= user.level:
+            return None
+        old = user.level
+        TgUser.objects.filter(pk=user_id).update(level=level.number)
+        return LevelUp(user_id=user_id, old_level=old, new_level=level.number, xp=user.xp)
