@@ -81,7 +81,9 @@ class PaymentService:
         )
 
     @classmethod
-    def create_invoice(cls, *, user_id: int, package_id: int, provider: str = Payment.Provider.TELEGRAM_STARS) -> Payment:
+    def create_invoice(
+        cls, *, user_id: int, package_id: int, provider: str = Payment.Provider.TELEGRAM_STARS
+    ) -> Payment:
         """A pending Payment with a unique invoice payload; the bot sends the invoice for it."""
         if TgUser.objects.filter(pk=user_id, is_banned=True).exists():
             raise UserBanned()

@@ -1,0 +1,84 @@
+"""Shared fixtures. Tests run on SQLite by default; with DATABASE_URL / REDIS_URL (as CI sets them)
+they run on the real PostgreSQL and Redis, and the tests marked `postgres` / `redis` run too."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from decimal import Decimal
+
+import pytest
+
+_ids = itertools.count(10_000_001)
+
+
+def _is_postgres() -> bool:
+    return os.environ.get("DATABASE_URL", "").startswith(("postgres", "psql", "pgsql"))
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... (CI does)")
+    skip_redis = pytest.mark.skip(reason="needs Redis: set REDIS_URL=redis://... (CI does)")
+    for item in items:
+        if "postgres" in item.keywords and not _is_postgres():
+            item.add_marker(skip_pg)
+        if "redis" in item.keywords and not os.environ.get("REDIS_URL"):
+            item.add_marker(skip_redis)
+
+
+@pytest.fixture(autouse=True)
+def _no_dispatch(settings):
+    """Unit tests keep created requests in "queued"; worker tests opt in to real dispatching."""
+    settings.GENERATION_DISPATCH = ""
+
+
+@pytest.fixture
+def make_user(db):
+    """make_user(balance=..., bonus=..., **fields) -> TgUser with balance and settings rows.
+    Balances are funded through the ledger (admin adjustments), so check_ledger stays clean."""
+    from botapp.services.balance import BalanceService
+    from botapp.services.users import TelegramProfile, upsert_user
+
+    def factory(*, balance: Decimal | str | int = 0, bonus: Decimal | str | int = 0, **fields):
+        telegram_id = fields.pop("telegram_id", next(_ids))
+        user, _ = upsert_user(
+            TelegramProfile(
+                telegram_id=telegram_id,
+                username=fields.pop("username", f"user{telegram_id}"),
+                first_name=fields.pop("first_name", "Test"),
+                language_code=fields.pop("language_code", "ru"),
+            )
+        )
+        for name, value in fields.items():
+            setattr(user, name, value)
+        if fields:
+            user.save()
+        if Decimal(balance):
+            BalanceService.admin_adjust(
+                user_id=user.pk, amount=Decimal(balance), reason="test funds", key=f"test-fund:{user.pk}:main"
+            )
+        if Decimal(bonus):
+            BalanceService.admin_adjust(
+                user_id=user.pk,
+                amount=Decimal(bonus),
+                reason="test funds",
+                key=f"test-fund:{user.pk}:bonus",
+                bucket="bonus",
+            )
+        return user
+
+    return factory
+
+
+@pytest.fixture
+def nano(db):
+    from botapp.models import AIModel
+
+    return AIModel.objects.get(slug="nano-banana")
+
+
+@pytest.fixture
+def veo(db):
+    from botapp.models import AIModel
+
+    return AIModel.objects.get(slug="veo-3-1-fast")
