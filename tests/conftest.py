@@ -3,6 +3,7 @@ they run on the real PostgreSQL and Redis, and the tests marked `postgres` / `re
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 from decimal import Decimal
@@ -24,6 +25,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_pg)
         if "redis" in item.keywords and not os.environ.get("REDIS_URL"):
             item.add_marker(skip_redis)
+
+
+def ensure_seed_data() -> None:
+    """The data migration's rows (models, promocodes, packages, levels): transactional tests flush
+    the database after each test, so they are put back before every database test."""
+    from django.apps import apps
+
+    importlib.import_module("botapp.migrations.0003_add_initial_ai_models").forward(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _seed_catalogue(request):
+    if request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames):
+        request.getfixturevalue("_django_db_helper")
+        ensure_seed_data()
 
 
 @pytest.fixture(autouse=True)

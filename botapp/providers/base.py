@@ -147,9 +147,7 @@ class Provider(abc.ABC):
 
     def poll(self, operation_id: str, req: ProviderRequest) -> PollOutcome:
         """Check a long-running operation started by `submit`. Raises `ProviderError`."""
-        raise PermanentError(
-            f"{type(self).__name__} has no long-running operations", code="not_long_running"
-        )
+        raise PermanentError(f"{type(self).__name__} has no long-running operations", code="not_long_running")
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,9 +193,7 @@ class SafetyBlocked(ProviderError):
 
     def __init__(self, reason: str, message: str | None = None, **kwargs: Any) -> None:
         self.reason = reason
-        kwargs.setdefault(
-            "user_reason", "The request was blocked by the provider's safety filter."
-        )
+        kwargs.setdefault("user_reason", "The request was blocked by the provider's safety filter.")
         super().__init__(message or f"blocked by the safety filter: {reason}", **kwargs)
 
 

@@ -132,9 +132,7 @@ def _build_client(config: GoogleConfig, backend: str) -> Any:
     try:
         if backend == GEMINI:
             if not config.api_key:
-                raise PermanentError(
-                    "the Gemini API backend needs an API key (GOOGLE_API_KEY)", code="not_configured"
-                )
+                raise PermanentError("the Gemini API backend needs an API key (GOOGLE_API_KEY)", code="not_configured")
             options = types.HttpOptions(base_url=config.gemini_base_url or None, timeout=timeout_ms)
             return genai.Client(vertexai=False, api_key=config.api_key, http_options=options)
         if backend == VERTEX:
@@ -273,9 +271,7 @@ def map_api_error(exc: genai_errors.APIError) -> ProviderError:
     if code in (400, 413, 422) or status in ("INVALID_ARGUMENT", "OUT_OF_RANGE"):
         if _RAI_MESSAGE.search(message):
             codes = _support_codes(message)
-            return SafetyBlocked(
-                "RAI_PROMPT_BLOCKED", text, details={**details, "support_codes": codes}
-            )
+            return SafetyBlocked("RAI_PROMPT_BLOCKED", text, details={**details, "support_codes": codes})
         return InvalidInput(text, details=details)
     if code in (408, 409, 499) or status in ("ABORTED", "CANCELLED", "DEADLINE_EXCEEDED"):
         return Transient(text, code="transient", details=details)
@@ -448,12 +444,21 @@ class _GoogleProvider(Provider):
             mapped = map_exception(exc, context=self.method_label)
             logger.warning(
                 "google %s failed: request=%s model=%s backend=%s after %.2fs: %r",
-                what, req.request_id, req.provider_model_id, backend, time.monotonic() - started, mapped,
+                what,
+                req.request_id,
+                req.provider_model_id,
+                backend,
+                time.monotonic() - started,
+                mapped,
             )
             raise mapped from exc
         logger.info(
             "google %s: request=%s model=%s backend=%s in %.2fs",
-            what, req.request_id, req.provider_model_id, backend, time.monotonic() - started,
+            what,
+            req.request_id,
+            req.provider_model_id,
+            backend,
+            time.monotonic() - started,
         )
         return result
 
@@ -511,9 +516,7 @@ class NanoBananaProvider(_GoogleProvider):
             req,
             backend,
             "generate_content",
-            lambda: client.models.generate_content(
-                model=req.provider_model_id, contents=contents, config=config
-            ),
+            lambda: client.models.generate_content(model=req.provider_model_id, contents=contents, config=config),
         )
         return Submission.done(self._parse(response, req, backend))
 
@@ -548,8 +551,7 @@ class NanoBananaProvider(_GoogleProvider):
                 if blob is not None and blob.data and (blob.mime_type or "image/").startswith("image/"):
                     width, height = _image_size(blob.data)
                     media.append(
-                        MediaItem(mime_type=blob.mime_type or "image/png", data=blob.data,
-                                  width=width, height=height)
+                        MediaItem(mime_type=blob.mime_type or "image/png", data=blob.data, width=width, height=height)
                     )
                 elif part.text:
                     texts.append(part.text)
@@ -603,9 +605,7 @@ class ImagenProvider(_GoogleProvider):
             req,
             backend,
             "generate_images",
-            lambda: client.models.generate_images(
-                model=req.provider_model_id, prompt=req.prompt, config=config
-            ),
+            lambda: client.models.generate_images(model=req.provider_model_id, prompt=req.prompt, config=config),
         )
         metadata = self._base_metadata(req, backend)
         media: list[MediaItem] = []
@@ -615,8 +615,9 @@ class ImagenProvider(_GoogleProvider):
             if image is not None and image.image_bytes:
                 width, height = _image_size(image.image_bytes)
                 media.append(
-                    MediaItem(mime_type=image.mime_type or "image/png", data=image.image_bytes,
-                              width=width, height=height)
+                    MediaItem(
+                        mime_type=image.mime_type or "image/png", data=image.image_bytes, width=width, height=height
+                    )
                 )
             elif generated.rai_filtered_reason:
                 filtered.append(generated.rai_filtered_reason)
@@ -677,9 +678,7 @@ class VeoProvider(_GoogleProvider):
             req,
             backend,
             "generate_videos",
-            lambda: client.models.generate_videos(
-                model=req.provider_model_id, source=source, config=config
-            ),
+            lambda: client.models.generate_videos(model=req.provider_model_id, source=source, config=config),
         )
         if operation.done:
             return Submission.done(self._finish(operation, req, backend))
@@ -756,9 +755,7 @@ class VeoProvider(_GoogleProvider):
             headers["x-goog-api-key"] = key
         started = time.monotonic()
         try:
-            response = httpx.get(
-                uri, headers=headers, timeout=self.config.download_timeout, follow_redirects=True
-            )
+            response = httpx.get(uri, headers=headers, timeout=self.config.download_timeout, follow_redirects=True)
         except Exception as exc:
             raise map_exception(exc) from exc
         if response.status_code == 429:
@@ -771,6 +768,8 @@ class VeoProvider(_GoogleProvider):
             )
         logger.info(
             "veo video downloaded: request=%s %d bytes in %.2fs",
-            req.request_id, len(response.content), time.monotonic() - started,
+            req.request_id,
+            len(response.content),
+            time.monotonic() - started,
         )
         return response.content

@@ -61,7 +61,7 @@ def probe_mp4(data: bytes) -> Mp4Info | None:
                     duration = dur / timescale
             elif kind == b"tkhd" and width is None:
                 version = data[body]
-                offset = body + (92 if version == 1 else 80)
+                offset = body + (88 if version == 1 else 76)
                 if offset + 8 <= stop:
                     w, h = struct.unpack(">II", data[offset : offset + 8])
                     if w and h:
