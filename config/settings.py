@@ -14,8 +14,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
+
+def env_or(name: str, default: str) -> str:
+    """The variable's value, or `default` when it is unset or empty (as in a copied .env.example)."""
+    return env.str(name, default="") or default
+
+
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-key-change-me")
+SECRET_KEY = env_or("SECRET_KEY", "insecure-dev-key-change-me")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -62,10 +68,12 @@ TEMPLATES = [
 ]
 
 # --- Database: SQLite file by default, PostgreSQL (psycopg 3) with DATABASE_URL -------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": env.db_url_config(env_or("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Wait for the writer lock instead of failing at once when the bot and a worker write together.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    # A file, not memory, so that worker processes started by the tests share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -79,7 +87,7 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery: Redis (or RabbitMQ via CELERY_BROKER_URL) in production; SQLite broker by default ----
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or f"sqla+sqlite:///{BASE_DIR / 'celery-broker.sqlite3'}")
+CELERY_BROKER_URL = env_or("CELERY_BROKER_URL", REDIS_URL or f"sqla+sqlite:///{BASE_DIR / 'celery-broker.sqlite3'}")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -93,7 +101,7 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Telegram ---------------------------------------------------------------------------------------
 BOT_TOKEN = env.str("BOT_TOKEN", default="")
-TELEGRAM_API_URL = env.str("TELEGRAM_API_URL", default="https://api.telegram.org")
+TELEGRAM_API_URL = env_or("TELEGRAM_API_URL", "https://api.telegram.org")
 BOT_USERNAME = env.str("BOT_USERNAME", default="")
 WEBHOOK_URL = env.str("WEBHOOK_URL", default="")
 WEBHOOK_SECRET = env.str("WEBHOOK_SECRET", default="")
@@ -104,12 +112,12 @@ THROTTLE_RATE = env.float("THROTTLE_RATE", default=0.5)  # seconds between two u
 GOOGLE_API_KEY = env.str("GOOGLE_API_KEY", default="")
 GOOGLE_GENAI_USE_VERTEXAI = env.bool("GOOGLE_GENAI_USE_VERTEXAI", default=False)
 GOOGLE_CLOUD_PROJECT = env.str("GOOGLE_CLOUD_PROJECT", default="")
-GOOGLE_CLOUD_LOCATION = env.str("GOOGLE_CLOUD_LOCATION", default="us-central1")
+GOOGLE_CLOUD_LOCATION = env_or("GOOGLE_CLOUD_LOCATION", "us-central1")
 GOOGLE_VERTEX_API_KEY = env.str("GOOGLE_VERTEX_API_KEY", default="")
 GOOGLE_GEMINI_BASE_URL = env.str("GOOGLE_GEMINI_BASE_URL", default="")
 GOOGLE_VERTEX_BASE_URL = env.str("GOOGLE_VERTEX_BASE_URL", default="")
 # "demo" draws results locally; "auto" uses Google when credentials exist and the demo otherwise.
-GENERATION_PROVIDER_MODE = env.str("GENERATION_PROVIDER_MODE", default="auto")
+GENERATION_PROVIDER_MODE = env_or("GENERATION_PROVIDER_MODE", "auto")
 
 # --- Business rules ----------------------------------------------------------------------------------
 MAX_INFLIGHT_PER_USER = env.int("MAX_INFLIGHT_PER_USER", default=3)
@@ -128,7 +136,7 @@ ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = "media/"
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+MEDIA_ROOT = Path(env_or("MEDIA_ROOT", str(BASE_DIR / "media")))
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
 STORAGES = {
     "default": {
@@ -143,8 +151,8 @@ STORAGES = {
     },
 }
 if AWS_STORAGE_BUCKET_NAME:
-    AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default=None)
-    AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default=None)
+    AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+    AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
     AWS_QUERYSTRING_AUTH = True
 
 LANGUAGE_CODE = "ru"
