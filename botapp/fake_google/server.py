@@ -482,6 +482,10 @@ class FakeGoogleServer:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def env(self) -> dict[str, str]:
+        """Environment variables that point a google-genai SDK (in any process) at this server."""
+        return {"GOOGLE_GEMINI_BASE_URL": self.base_url, "GOOGLE_VERTEX_BASE_URL": self.base_url}
+
     @property
     def requests(self) -> list[RecordedRequest]:
         return list(self._records)

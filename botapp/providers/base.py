@@ -185,6 +185,18 @@ class ProviderError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep every attribute through pickling (Celery, multiprocessing); the default would
+        # re-call __init__ with `args` only and lose code / reason / retry_after.
+        return (_rebuild_error, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild_error(cls: type[ProviderError], message: str, state: dict[str, Any]) -> ProviderError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class SafetyBlocked(ProviderError):
     """The prompt, an input image or the output was refused by a safety filter."""

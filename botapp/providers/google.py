@@ -280,17 +280,36 @@ def map_api_error(exc: genai_errors.APIError) -> ProviderError:
     return PermanentError(text, details=details)
 
 
+def _http_error_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(timeout, transport, any-http) exception classes of httpx and httpx2 (the SDK's default in 3.x)."""
+    modules: list[Any] = [httpx]
+    try:
+        import httpx2
+
+        modules.append(httpx2)
+    except ImportError:  # pragma: no cover
+        pass
+    return (
+        tuple(m.TimeoutException for m in modules),
+        tuple(m.TransportError for m in modules),
+        tuple(m.HTTPError for m in modules),
+    )
+
+
+_TIMEOUT_ERRORS, _TRANSPORT_ERRORS, _HTTP_ERRORS = _http_error_classes()
+
+
 def map_exception(exc: BaseException, *, context: str = "") -> ProviderError:
     """Map anything raised while talking to Google to a typed provider error."""
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, genai_errors.APIError):
         return map_api_error(exc)
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, _TIMEOUT_ERRORS):
         return Transient(f"timeout: {exc!r}", code="timeout")
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, _TRANSPORT_ERRORS):
         return Transient(f"network error: {exc!r}", code="network")
-    if isinstance(exc, httpx.HTTPError):
+    if isinstance(exc, _HTTP_ERRORS):
         return Transient(f"http error: {exc!r}", code="network")
     try:
         from google.auth import exceptions as auth_exceptions

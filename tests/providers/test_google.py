@@ -7,7 +7,9 @@ import dataclasses
 import io
 import socket
 import time
+from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
 from google.genai import errors as genai_errors
@@ -579,6 +581,43 @@ def test_vertex_not_configured(server):
     assert info.value.code == "not_configured"
 
 
+def test_base_url_from_the_environment(server, monkeypatch):
+    """With no base URL in GoogleConfig the SDK reads GOOGLE_GEMINI_BASE_URL / GOOGLE_VERTEX_BASE_URL."""
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    cfg = GoogleConfig(api_key="env-gemini-key", vertex_api_key="env-vertex-key")
+    NanoBananaProvider(cfg).submit(image_req())
+    ImagenProvider(cfg).submit(image_req(provider_model_id=IMAGEN_MODEL))
+    assert [(r.backend, r.api_key) for r in server.requests] == [
+        ("gemini", "env-gemini-key"),
+        ("vertex", "env-vertex-key"),
+    ]
+
+
+def test_errors_survive_pickling():
+    import pickle
+
+    for error in (
+        SafetyBlocked("IMAGE_SAFETY", details={"stage": "output"}),
+        RateLimited("slow down", retry_after=3.0),
+        PermanentError("gone", code="model_not_found"),
+    ):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and copy.__dict__ == error.__dict__ and str(copy) == str(error)
+
+
+def test_providers_are_django_free():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, botapp.providers, botapp.fake_google;"
+        "sys.exit(1 if any(m == 'django' or m.startswith('django.') for m in sys.modules) else 0)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0
+
+
 def test_config_repr_hides_keys(config):
     assert GEMINI_KEY not in repr(config) and VERTEX_KEY not in repr(config)
 
@@ -679,22 +718,29 @@ async def test_fake_server_in_the_current_loop():
 
 
 async def test_many_concurrent_operations_are_cheap():
-    """200 operations in flight, each done after 0.5 s; polls are answered from tiny state."""
-    async with FakeGoogleServer(default=Scenario(op_seconds=0.5, op_polls=0), record=False) as srv:
-        async with httpx.AsyncClient(base_url=srv.base_url, timeout=10) as client:
-            url = f"/v1beta1/publishers/google/models/{VEO_MODEL}:predictLongRunning"
-            created = await asyncio.gather(*(client.post(url, json={"instances": [{"prompt": "p"}]}) for _ in range(200)))
-            names = [r.json()["name"] for r in created]
-            assert srv.operation_count == 200
+    """500 operations in flight, each done after 1 s; polls are answered from tiny state."""
+    async with (
+        FakeGoogleServer(default=Scenario(op_seconds=1.0, op_polls=0), record=False) as srv,
+        aiohttp.ClientSession(srv.base_url) as client,
+    ):
 
-            async def fetch(name: str) -> dict:
-                resource = name.rpartition("/operations/")[0]
-                response = await client.post(f"/v1beta1/{resource}:fetchPredictOperation", json={"operationName": name})
-                return response.json()
+        async def post(path: str, body: dict) -> dict:
+            async with client.post(path, json=body) as response:
+                return await response.json()
 
-            first = await asyncio.gather(*(fetch(n) for n in names))
-            assert not any(op.get("done") for op in first)
-            await asyncio.sleep(0.55)
-            second = await asyncio.gather(*(fetch(n) for n in names))
-            assert all(op.get("done") and op["response"]["videos"] for op in second)
-            assert srv.requests == [] and srv.counts["fetchPredictOperation"] == 400
+        async def fetch(name: str) -> dict:
+            resource = name.rpartition("/operations/")[0]
+            return await post(f"/v1beta1/{resource}:fetchPredictOperation", {"operationName": name})
+
+        url = f"/v1beta1/publishers/google/models/{VEO_MODEL}:predictLongRunning"
+        started = time.monotonic()
+        created = await asyncio.gather(*(post(url, {"instances": [{"prompt": "p"}]}) for _ in range(500)))
+        names = [op["name"] for op in created]
+        assert srv.operation_count == 500
+        first = await asyncio.gather(*(fetch(n) for n in names))
+        assert time.monotonic() - started < 1.0
+        assert not any(op.get("done") for op in first)
+        await asyncio.sleep(max(0.0, started + 1.05 - time.monotonic()))
+        second = await asyncio.gather(*(fetch(n) for n in names))
+        assert all(op.get("done") and op["response"]["videos"] for op in second)
+        assert srv.requests == [] and srv.counts["fetchPredictOperation"] == 1000
