@@ -211,6 +211,7 @@ class _MdOpen:
     kind: str
     start: int
     byte_offset: int
+    language: str | None = None
 
 
 def parse_markdown_v2(text: str) -> tuple[str, list[Entity]]:
@@ -231,7 +232,10 @@ def parse_markdown_v2(text: str) -> tuple[str, list[Entity]]:
         if top in ("code", "pre"):
             if top == "pre" and text.startswith("```", i):
                 opened = stack.pop()
-                entities.append({"type": "pre", "offset": opened.start, "length": out.pos - opened.start})
+                pre: Entity = {"type": "pre", "offset": opened.start, "length": out.pos - opened.start}
+                if opened.language:
+                    pre["language"] = opened.language
+                entities.append(pre)
                 i += 3
                 continue
             if top == "code" and ch == "`":
@@ -268,8 +272,9 @@ def parse_markdown_v2(text: str) -> tuple[str, list[Entity]]:
             if top == kind:
                 _md_close(stack, out.pos, entities)
             elif any(o.kind == kind for o in stack):
-                raise _parse_error(f"Can't find end of {_MD2_NAMES[top or kind]} entity at byte offset "
-                                   f"{stack[-1].byte_offset}")
+                raise _parse_error(
+                    f"Can't find end of {_MD2_NAMES[top or kind]} entity at byte offset {stack[-1].byte_offset}"
+                )
             else:
                 stack.append(_MdOpen(kind, out.pos, offset))
             i += 1
@@ -285,8 +290,9 @@ def parse_markdown_v2(text: str) -> tuple[str, list[Entity]]:
             if text.startswith("```", i):
                 end_line = text.find("\n", i + 3)
                 lang = text[i + 3 : end_line] if end_line != -1 else ""
-                skip = 3 + (len(lang) + 1 if end_line != -1 and lang.strip() and " " not in lang else 0)
-                stack.append(_MdOpen("pre", out.pos, offset))
+                has_lang = end_line != -1 and bool(lang.strip()) and " " not in lang
+                skip = 3 + (len(lang) + 1 if has_lang else 0)
+                stack.append(_MdOpen("pre", out.pos, offset, lang if has_lang else None))
                 i += skip
                 continue
             stack.append(_MdOpen("code", out.pos, offset))
@@ -365,8 +371,9 @@ def parse_markdown(text: str) -> tuple[str, list[Entity]]:
                 raise _parse_error(f"Can't find end of the entity starting at byte offset {offset}")
             start = out.pos
             out.add(text[i + 1 : close])
-            entities.append({"type": "text_link", "offset": start, "length": out.pos - start,
-                             "url": text[close + 2 : end]})
+            entities.append(
+                {"type": "text_link", "offset": start, "length": out.pos - start, "url": text[close + 2 : end]}
+            )
             i = end + 1
             continue
         marker = "```" if text.startswith("```", i) else ch
@@ -406,7 +413,5 @@ def command_entities(text: str) -> list[Entity]:
     """bot_command entities Telegram's clients attach to ``/commands`` in a user's text."""
     found: list[Entity] = []
     for m in _COMMAND.finditer(text):
-        found.append(
-            {"type": "bot_command", "offset": utf16_len(text[: m.start()]), "length": utf16_len(m.group(0))}
-        )
+        found.append({"type": "bot_command", "offset": utf16_len(text[: m.start()]), "length": utf16_len(m.group(0))})
     return found

@@ -7,6 +7,8 @@ import mimetypes
 import struct
 from dataclasses import dataclass
 
+from PIL import Image
+
 #: Bounding boxes of the PhotoSize variants Telegram generates (s, m, x, y, w).
 PHOTO_BOXES: tuple[int, ...] = (90, 320, 800, 1280, 2560)
 MAX_PHOTO_SIDE = 2560
@@ -25,8 +27,6 @@ class ImageInfo:
 def probe_image(data: bytes) -> ImageInfo | None:
     """Width/height/format of an image, or None when Pillow cannot read it."""
     try:
-        from PIL import Image
-
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format or "JPEG"
             return ImageInfo(img.width, img.height, fmt, Image.MIME.get(fmt, "image/jpeg"))
@@ -54,8 +54,6 @@ def photo_size_plan(width: int, height: int) -> list[tuple[int, int]]:
 def resize_image(data: bytes, width: int, height: int) -> bytes:
     """JPEG-encode ``data`` resized to (width, height); returns the input if it is no image."""
     try:
-        from PIL import Image
-
         with Image.open(io.BytesIO(data)) as img:
             img.draft("RGB", (width, height))
             resized = img.convert("RGB").resize((width, height))
@@ -146,10 +144,10 @@ def extension_for(mime_type: str | None, default: str = "bin") -> str:
     return ext.lstrip(".") if ext else default
 
 
-def sample_image(width: int = 640, height: int = 480, fmt: str = "PNG", color: tuple[int, int, int] = (40, 120, 200)) -> bytes:
+def sample_image(
+    width: int = 640, height: int = 480, fmt: str = "PNG", color: tuple[int, int, int] = (40, 120, 200)
+) -> bytes:
     """A small generated image (for tests that just need "a photo")."""
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buf, format=fmt)
     return buf.getvalue()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import PurePosixPath
 from typing import Any
@@ -98,7 +99,9 @@ def validate_inline_keyboard(rows: Any) -> list[list[JSON]]:
                 raise bad_request("can't parse inline keyboard button: Text must be non-empty")
             actions = [k for k in BUTTON_ACTIONS if k in button and button[k] is not None and button[k] is not False]
             if not actions:
-                raise bad_request("can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard")
+                raise bad_request(
+                    "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+                )
             if "callback_data" in button:
                 data = button["callback_data"]
                 if not isinstance(data, str) or not 1 <= len(data.encode("utf-8")) <= MAX_CALLBACK_DATA:
@@ -129,16 +132,52 @@ class BotMethods:
         self.allow_http_webhook = allow_http_webhook
         self.handlers: dict[str, tuple[str, Handler]] = {}
         for name in (
-            "getMe logOut close getUpdates setWebhook deleteWebhook getWebhookInfo "
-            "sendMessage editMessageText editMessageReplyMarkup editMessageCaption editMessageMedia "
-            "deleteMessage deleteMessages answerCallbackQuery sendChatAction "
-            "sendPhoto sendVideo sendDocument sendAnimation sendAudio sendVoice sendSticker sendVideoNote "
-            "sendMediaGroup copyMessage forwardMessage getFile "
-            "setMyCommands getMyCommands deleteMyCommands setMyDescription getMyDescription "
-            "setMyShortDescription getMyShortDescription setMyName getMyName "
-            "setChatMenuButton getChatMenuButton getChat setMessageReaction "
-            "sendInvoice createInvoiceLink answerPreCheckoutQuery refundStarPayment"
-        ).split():
+            "getMe",
+            "logOut",
+            "close",
+            "getUpdates",
+            "setWebhook",
+            "deleteWebhook",
+            "getWebhookInfo",
+            "sendMessage",
+            "editMessageText",
+            "editMessageReplyMarkup",
+            "editMessageCaption",
+            "editMessageMedia",
+            "deleteMessage",
+            "deleteMessages",
+            "answerCallbackQuery",
+            "sendChatAction",
+            "sendPhoto",
+            "sendVideo",
+            "sendDocument",
+            "sendAnimation",
+            "sendAudio",
+            "sendVoice",
+            "sendSticker",
+            "sendVideoNote",
+            "sendMediaGroup",
+            "copyMessage",
+            "forwardMessage",
+            "getFile",
+            "setMyCommands",
+            "getMyCommands",
+            "deleteMyCommands",
+            "setMyDescription",
+            "getMyDescription",
+            "setMyShortDescription",
+            "getMyShortDescription",
+            "setMyName",
+            "getMyName",
+            "setChatMenuButton",
+            "getChatMenuButton",
+            "getChat",
+            "setMessageReaction",
+            "sendInvoice",
+            "createInvoiceLink",
+            "answerPreCheckoutQuery",
+            "refundStarPayment",
+        ):
             self.handlers[name.lower()] = (name, getattr(self, "m_" + name))
 
     def canonical(self, method: str) -> str | None:
@@ -262,10 +301,9 @@ class BotMethods:
         with self.state.lock:
             msg = self.state.add_message(chat, self.state.bot_user, content, from_bot=True)
             if keyboard is not None:
-                chat_keyboard = None if keyboard.get("remove_keyboard") or keyboard.get("force_reply") else keyboard
-                msg.data.setdefault("_emulator", {})
-                setattr(chat, "reply_keyboard", chat_keyboard)
-                msg.data.pop("_emulator")
+                msg.reply_keyboard = keyboard
+                removed = keyboard.get("remove_keyboard") or keyboard.get("force_reply")
+                chat.reply_keyboard = None if removed else keyboard
             self.state.add_event("bot_message", chat.id, msg.message_id, msg.data)
             return copy.deepcopy(msg.data)
 
@@ -320,8 +358,9 @@ class BotMethods:
                 content = resize_image(data, w, h)
             else:
                 content = None
-            sizes.append(self.state.new_file("photo", content, "jpg", width=w, height=h, source=original,
-                                             mime_type="image/jpeg"))
+            sizes.append(
+                self.state.new_file("photo", content, "jpg", width=w, height=h, source=original, mime_type="image/jpeg")
+            )
         group = [s.file_id for s in sizes]
         for s in sizes:
             s.photo_group = group
@@ -389,7 +428,9 @@ class BotMethods:
             extra=extra or {},
         )
 
-    async def resolve_file(self, value: Upload | str, kind: str, p: Params | None = None, spec: JSON | None = None) -> StoredFile:
+    async def resolve_file(
+        self, value: Upload | str, kind: str, p: Params | None = None, spec: JSON | None = None
+    ) -> StoredFile:
         """Turn an upload, URL or file_id into a stored file of the requested kind."""
         data: bytes
         file_name: str | None
@@ -530,7 +571,9 @@ class BotMethods:
         if result == "terminated":
             raise conflict("terminated by other getUpdates request; make sure that only one bot instance is running")
         if result == "webhook":
-            raise conflict("can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first")
+            raise conflict(
+                "can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
+            )
         return result if isinstance(result, list) else []
 
     async def m_setWebhook(self, p: Params) -> bool:
@@ -539,7 +582,7 @@ class BotMethods:
             return await self.m_deleteWebhook(p)
         parsed = urlparse(url)
         if parsed.scheme not in ("https", "http") or not parsed.netloc:
-            raise bad_request("bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443")
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
         if parsed.scheme == "http" and not self.allow_http_webhook:
             raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
         secret = p.get_str("secret_token")
@@ -552,9 +595,9 @@ class BotMethods:
                 url=url,
                 secret_token=secret or None,
                 max_connections=p.get_int("max_connections", default=40) or 40,
-                allowed_updates=(list(allowed) or None) if isinstance(allowed, list) else (
-                    previous.allowed_updates if previous else self.state.allowed_updates
-                ),
+                allowed_updates=(list(allowed) or None)
+                if isinstance(allowed, list)
+                else (previous.allowed_updates if previous else self.state.allowed_updates),
                 ip_address=p.get_str("ip_address"),
             )
             if p.get_bool("drop_pending_updates"):
@@ -640,8 +683,13 @@ class BotMethods:
         if media_ref == "":
             raise bad_request("there is no media in the request")
         stored = await self.resolve_file(media_ref, kind, p, spec)
-        sub = Params({"caption": spec.get("caption"), "parse_mode": spec.get("parse_mode"),
-                      "caption_entities": spec.get("caption_entities")})
+        sub = Params(
+            {
+                "caption": spec.get("caption"),
+                "parse_mode": spec.get("parse_mode"),
+                "caption_entities": spec.get("caption_entities"),
+            }
+        )
         caption, entities = self.formatted(sub, "caption", "caption_entities", caption=True)
         inline, _ = self.markup(p, inline_only=True)
         changes: JSON = {k: None for k in ("photo", "video", "animation", "document", "audio")}
@@ -760,8 +808,13 @@ class BotMethods:
             if ref == "":
                 raise bad_request("there is no media in the request")
             stored = await self.resolve_file(ref, kind, None, item)
-            sub = Params({"caption": item.get("caption"), "parse_mode": item.get("parse_mode"),
-                          "caption_entities": item.get("caption_entities")})
+            sub = Params(
+                {
+                    "caption": item.get("caption"),
+                    "parse_mode": item.get("parse_mode"),
+                    "caption_entities": item.get("caption_entities"),
+                }
+            )
             caption, entities = self.formatted(sub, "caption", "caption_entities", caption=True)
             content = self.media_content(kind, stored)
             if caption:
@@ -786,9 +839,21 @@ class BotMethods:
             source = source_chat.messages.get(mid or 0)
             if source is None or source.deleted:
                 raise bad_request("message to copy not found")
-            content = {k: copy.deepcopy(v) for k, v in source.data.items()
-                       if k not in ("message_id", "from", "chat", "date", "edit_date", "reply_markup",
-                                    "reply_to_message", "media_group_id")}
+            content = {
+                k: copy.deepcopy(v)
+                for k, v in source.data.items()
+                if k
+                not in (
+                    "message_id",
+                    "from",
+                    "chat",
+                    "date",
+                    "edit_date",
+                    "reply_markup",
+                    "reply_to_message",
+                    "media_group_id",
+                )
+            }
         if p.has("caption"):
             caption, entities = self.formatted(p, "caption", "caption_entities", caption=True)
             content["caption"] = caption
@@ -807,11 +872,26 @@ class BotMethods:
             source = source_chat.messages.get(mid or 0)
             if source is None or source.deleted:
                 raise bad_request("message to forward not found")
-            content = {k: copy.deepcopy(v) for k, v in source.data.items()
-                       if k not in ("message_id", "from", "chat", "date", "edit_date", "reply_markup",
-                                    "reply_to_message", "forward_origin")}
-            content["forward_origin"] = {"type": "user", "sender_user": copy.deepcopy(source.data["from"]),
-                                         "date": source.data["date"]}
+            content = {
+                k: copy.deepcopy(v)
+                for k, v in source.data.items()
+                if k
+                not in (
+                    "message_id",
+                    "from",
+                    "chat",
+                    "date",
+                    "edit_date",
+                    "reply_markup",
+                    "reply_to_message",
+                    "forward_origin",
+                )
+            }
+            content["forward_origin"] = {
+                "type": "user",
+                "sender_user": copy.deepcopy(source.data["from"]),
+                "date": source.data["date"],
+            }
         return self.bot_send(chat, content, p=p)
 
     async def m_getFile(self, p: Params) -> JSON:
@@ -965,7 +1045,9 @@ class BotMethods:
             cleaned.append({"label": str(price["label"]), "amount": amount_int})
         if currency == "XTR":
             if provider_token:
-                raise bad_request("PAYMENT_PROVIDER_INVALID: provider_token must be empty for payments in Telegram Stars")
+                raise bad_request(
+                    "PAYMENT_PROVIDER_INVALID: provider_token must be empty for payments in Telegram Stars"
+                )
             if len(cleaned) != 1:
                 raise bad_request("STARS_INVOICE_INVALID: exactly one price must be specified for Telegram Stars")
         elif not provider_token:
@@ -1021,11 +1103,9 @@ class BotMethods:
         error_message = p.get_str("error_message")
         if not ok and not error_message:
             raise bad_request("ERROR_MESSAGE_EMPTY")
-        import time as _time
-
         with self.state.lock:
             record = self.state.pre_checkouts.get(qid)
-            if record is None or record.answered or (record.deadline and _time.time() > record.deadline):
+            if record is None or record.answered or record.expired or time.time() > record.deadline:
                 raise bad_request(_QUERY_INVALID)
             record.answered, record.ok, record.error_message = True, ok, None if ok else error_message
             self.state.add_event(
@@ -1043,8 +1123,9 @@ class BotMethods:
             if payment.refunded:
                 raise bad_request("CHARGE_ALREADY_REFUNDED")
             payment.refunded = True
-            self.state.add_event("refund", payment.chat_id, None, {"telegram_payment_charge_id": charge_id,
-                                                                  "user_id": user_id})
+            self.state.add_event(
+                "refund", payment.chat_id, None, {"telegram_payment_charge_id": charge_id, "user_id": user_id}
+            )
         return True
 
 

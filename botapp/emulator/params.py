@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
@@ -211,7 +212,5 @@ async def parse_request(request: web.Request, max_upload: int = MAX_UPLOAD_BYTES
             raise bad_request("can't parse JSON encoded request")
         values.update(decoded)
         return Params(values)
-    from urllib.parse import parse_qsl
-
     values.update(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
     return Params(values)

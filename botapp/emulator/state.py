@@ -134,6 +134,8 @@ class StoredMessage:
     data: JSON
     deleted: bool = False
     edit_count: int = 0
+    #: A reply keyboard (or its removal) sent with this message; not part of the Message JSON.
+    reply_keyboard: JSON | None = None
 
 
 @dataclass
@@ -151,6 +153,8 @@ class Chat:
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     last_action_seq: int = 0
     menu_button: JSON | None = None
+    #: The reply keyboard currently shown to the user (None when removed / never sent).
+    reply_keyboard: JSON | None = None
     chat_instance: str = field(default_factory=lambda: str(secrets.randbits(62) - 2**61))
 
     def to_dict(self) -> JSON:
@@ -234,6 +238,7 @@ class PreCheckoutRecord:
     created: float = field(default_factory=time.time)
     deadline: float = 0.0
     answered: bool = False
+    expired: bool = False
     ok: bool | None = None
     error_message: str | None = None
 
@@ -267,6 +272,8 @@ class ApiCall:
     error_code: int | None = None
     description: str | None = None
     result: Any = None
+    #: "http" for requests, "webhook_reply" for methods returned in a webhook response.
+    via: str = "http"
 
 
 @dataclass
@@ -391,7 +398,7 @@ class EmulatorState:
                     return None
                 self._cond.wait(remaining)
 
-    async def wait_async(self, check: Callable[[], T | None], timeout: float) -> T | None:
+    async def wait_async(self, check: Callable[[], T | None], timeout: float) -> T | None:  # noqa: ASYNC109
         """Await until ``check()`` returns non-None or the timeout passes (any event loop)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -1,0 +1,16 @@
+"""The emulator tests need no Django: neutralise the project-wide autouse database/settings fixtures
+so they also run with ``-p no:django``."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _seed_catalogue() -> None:
+    """No database seeding for emulator tests."""
+
+
+@pytest.fixture(autouse=True)
+def _no_dispatch() -> None:
+    """No Django settings for emulator tests."""
