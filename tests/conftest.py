@@ -44,7 +44,7 @@ def _seed_catalogue(request):
 
 @pytest.fixture(autouse=True)
 def _no_dispatch(settings):
-    """Unit tests keep created requests in "queued"; worker tests opt in to real dispatching."""
+    """Unit tests dispatch nothing (requests stay created/queued); worker tests opt in to real dispatching."""
     settings.GENERATION_DISPATCH = ""
 
 
