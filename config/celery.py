@@ -1,9 +1,27 @@
+"""The Celery app: `celery -A config worker` (threads pool by default) and `celery -A config beat`.
+
+Configuration comes from Django settings (the CELERY_* names): the broker is Redis (REDIS_URL), RabbitMQ
+(CELERY_BROKER_URL=amqp://...) or, with neither, a folder on disk (kombu's file-system transport), so
+one machine needs no extra server. The beat schedule (`CELERY_BEAT_SCHEDULE`) runs the video poller
+every GENERATION_POLL_TICK_SECONDS and the recovery sweep every GENERATION_SWEEP_SECONDS.
+"""
+
 import os
 
 from celery import Celery
+from celery.signals import worker_process_shutdown, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def _close_telegram_sender(**_kwargs) -> None:
+    """Close the process's Telegram session (its event loop thread) when the worker stops."""
+    from botapp.telegram.sender import close_sender
+
+    close_sender()

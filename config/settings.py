@@ -73,7 +73,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Wait for the writer lock instead of failing at once when the bot and a worker write together.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
     # A file, not memory, so that worker processes started by the tests share the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": env_or("SQLITE_TEST_DB", str(BASE_DIR / "test-db.sqlite3"))}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -86,11 +86,15 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# --- Celery: Redis (or RabbitMQ via CELERY_BROKER_URL) in production; SQLite broker by default ----
-CELERY_BROKER_URL = env_or("CELERY_BROKER_URL", REDIS_URL or f"sqla+sqlite:///{BASE_DIR / 'celery-broker.sqlite3'}")
+# --- Celery: Redis (or RabbitMQ via CELERY_BROKER_URL) in production; a folder broker by default ---
+# Without REDIS_URL / CELERY_BROKER_URL the queue is kombu's file-system transport: messages are
+# files in CELERY_BROKER_FOLDER, so `make run` needs no extra server (one machine only). Countdowns
+# and ETAs are kept by the worker, so they work on every transport. Nothing is lost if the broker
+# drops a message: the database is the source of truth and the recovery sweep re-dispatches.
+CELERY_BROKER_URL = env_or("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_ACKS_LATE = False  # per task: only the idempotent generation tasks ack late
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
@@ -98,6 +102,38 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_DEFAULT_QUEUE = env_or("CELERY_TASK_DEFAULT_QUEUE", "celery")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = env_or("CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / ".celerybeat-schedule"))
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_FOLDER = Path(env_or("CELERY_BROKER_FOLDER", str(BASE_DIR / ".celery-broker")))
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
+        "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
+        "control_folder": str(CELERY_BROKER_FOLDER / "control"),
+        "polling_interval": 0.2,
+    }
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False  # no broadcast mailbox on the folder broker
+    for _folder in ("queue", "control"):
+        (CELERY_BROKER_FOLDER / _folder).mkdir(parents=True, exist_ok=True)
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Countdowns are short (polls and delivery retries); an unacked message comes back after this.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# The periodic tasks (run `celery -A config beat`, or `worker -B` on one machine).
+GENERATION_POLL_TICK_SECONDS = env.float("GENERATION_POLL_TICK_SECONDS", default=2.0)
+GENERATION_SWEEP_SECONDS = env.float("GENERATION_SWEEP_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE = {
+    "generation-poll": {
+        "task": "botapp.tasks.poll_generations",
+        "schedule": GENERATION_POLL_TICK_SECONDS,
+        "options": {"expires": max(1.0, GENERATION_POLL_TICK_SECONDS * 3)},
+    },
+    "generation-sweep": {
+        "task": "botapp.tasks.sweep_generations",
+        "schedule": GENERATION_SWEEP_SECONDS,
+        "options": {"expires": max(5.0, GENERATION_SWEEP_SECONDS)},
+    },
+}
 
 # --- Telegram ---------------------------------------------------------------------------------------
 BOT_TOKEN = env.str("BOT_TOKEN", default="")
@@ -184,3 +220,58 @@ UNFOLD = {
 # A dotted path to `f(request_id)` that hands a queued request to the workers; empty: requests wait
 # in "queued" (the recovery sweep dispatches them later).
 GENERATION_DISPATCH = env.str("GENERATION_DISPATCH", default="botapp.tasks.dispatch_generation")
+
+# --- Generation workers and delivery (botapp.services.worker, botapp.telegram) ----------------------
+# One worker process runs many generations at once: a thread pool (image calls wait on the network),
+# and videos never hold a thread while Google works: a periodic poller checks every due operation.
+CELERY_WORKER_POOL = env_or("CELERY_WORKER_POOL", "threads")
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=16)
+# Seconds for one Google HTTP call (an image generation) and for downloading a finished video.
+GOOGLE_HTTP_TIMEOUT_SECONDS = env.float("GOOGLE_HTTP_TIMEOUT_SECONDS", default=120.0)
+GOOGLE_DOWNLOAD_TIMEOUT_SECONDS = env.float("GOOGLE_DOWNLOAD_TIMEOUT_SECONDS", default=300.0)
+# The offline demo provider is for development and the sandbox only. Default: allowed unless the bot
+# talks to the real Telegram (a token and api.telegram.org) with DEBUG off; then a request that would
+# need the demo (no Google credentials) fails with a refund instead of selling a demo picture.
+GENERATION_ALLOW_DEMO = env.bool(
+    "GENERATION_ALLOW_DEMO",
+    default=DEBUG or not BOT_TOKEN or "api.telegram.org" not in TELEGRAM_API_URL,
+)
+DEMO_VIDEO_SECONDS = env.float("DEMO_VIDEO_SECONDS", default=8.0)  # how long a demo "video operation" runs
+# Video polling: first poll after VIDEO_FIRST_POLL_SECONDS, then every VIDEO_POLL_FRACTION of the
+# operation's age, kept between VIDEO_POLL_MIN_SECONDS and VIDEO_POLL_MAX_SECONDS.
+VIDEO_FIRST_POLL_SECONDS = env.float("VIDEO_FIRST_POLL_SECONDS", default=10.0)
+VIDEO_POLL_MIN_SECONDS = env.float("VIDEO_POLL_MIN_SECONDS", default=5.0)
+VIDEO_POLL_MAX_SECONDS = env.float("VIDEO_POLL_MAX_SECONDS", default=20.0)
+VIDEO_POLL_FRACTION = env.float("VIDEO_POLL_FRACTION", default=0.2)
+GENERATION_POLL_BATCH = env.int("GENERATION_POLL_BATCH", default=500)  # operations claimed per tick
+GENERATION_POLL_THREADS = env.int("GENERATION_POLL_THREADS", default=32)  # concurrent polls per process
+# Retries of rate limits (429) and transient errors (5xx, network): exponential backoff from BASE
+# to MAX seconds (or Google's retry delay), at most MAX_ATTEMPTS submissions, within the deadline.
+GENERATION_RETRY_BASE_SECONDS = env.float("GENERATION_RETRY_BASE_SECONDS", default=2.0)
+GENERATION_RETRY_MAX_SECONDS = env.float("GENERATION_RETRY_MAX_SECONDS", default=60.0)
+GENERATION_MAX_ATTEMPTS = env.int("GENERATION_MAX_ATTEMPTS", default=6)
+# How long a worker's claim on a running request lasts before another may take over (0: one Google
+# call + one Telegram download + 30 s). A worker killed mid-step is resumed after this.
+GENERATION_LEASE_SECONDS = env.float("GENERATION_LEASE_SECONDS", default=0.0)
+# The recovery sweep: a queued request not picked up after this long is dispatched again; a result
+# that could not be delivered for this long after it was made is refunded.
+GENERATION_REDISPATCH_AFTER_SECONDS = env.float("GENERATION_REDISPATCH_AFTER_SECONDS", default=120.0)
+GENERATION_DELIVERY_GRACE_SECONDS = env.float("GENERATION_DELIVERY_GRACE_SECONDS", default=3600.0)
+GENERATION_STORAGE_PREFIX = env_or("GENERATION_STORAGE_PREFIX", "generations")
+# A video over the upload limit is re-encoded to fit; if it cannot be, the user gets a link (remote
+# storage such as S3: a signed URL valid this long) or, with local storage, a refund.
+GENERATION_LINK_TTL_SECONDS = env.int("GENERATION_LINK_TTL_SECONDS", default=7 * 24 * 3600)
+
+# Telegram sending limits (botapp.telegram.sender; shared through Redis when REDIS_URL is set).
+TELEGRAM_GLOBAL_RATE = env.float("TELEGRAM_GLOBAL_RATE", default=25.0)  # messages/s overall (Telegram: ~30)
+TELEGRAM_GLOBAL_BURST = env.int("TELEGRAM_GLOBAL_BURST", default=5)
+TELEGRAM_CHAT_RATE = env.float("TELEGRAM_CHAT_RATE", default=1.0)  # messages/s in one chat (Telegram: ~1)
+TELEGRAM_CHAT_BURST = env.int("TELEGRAM_CHAT_BURST", default=3)
+TELEGRAM_AUX_RATE = env.float("TELEGRAM_AUX_RATE", default=10.0)  # chat actions and status edits, best effort
+TELEGRAM_MAX_WAIT_SECONDS = env.float("TELEGRAM_MAX_WAIT_SECONDS", default=10.0)  # longer: reschedule the task
+TELEGRAM_REQUEST_TIMEOUT_SECONDS = env.int("TELEGRAM_REQUEST_TIMEOUT_SECONDS", default=60)
+TELEGRAM_UPLOAD_TIMEOUT_SECONDS = env.int("TELEGRAM_UPLOAD_TIMEOUT_SECONDS", default=300)
+# 50 MB through the public Bot API; a local Bot API server accepts 2000 MB.
+TELEGRAM_UPLOAD_LIMIT_BYTES = env.int("TELEGRAM_UPLOAD_LIMIT_BYTES", default=50 * 1024 * 1024)
+TELEGRAM_PHOTO_LIMIT_BYTES = env.int("TELEGRAM_PHOTO_LIMIT_BYTES", default=10 * 1024 * 1024)
+TELEGRAM_DOWNLOAD_LIMIT_BYTES = env.int("TELEGRAM_DOWNLOAD_LIMIT_BYTES", default=20 * 1024 * 1024)

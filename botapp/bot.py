@@ -1,0 +1,155 @@
+"""Building the bot: the Bot (with a configurable Bot API server), the Dispatcher (FSM storage,
+events isolation, middlewares, routers) and the command menus.
+
+The same objects serve long polling (`manage.py runbot`) and the webhook (`botapp.api`), and the
+end-to-end tests drive exactly this code against the Bot API emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from django.conf import settings
+
+from botapp.handlers import build_router
+from botapp.i18n import LANGUAGES, t
+from botapp.middlewares import (
+    DedupeMiddleware,
+    MemoryOnceStore,
+    OnceStore,
+    RedisOnceStore,
+    ThrottlingMiddleware,
+    UserMiddleware,
+)
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("start", "menu", "help", "balance", "cancel")
+FSM_STATE_TTL = 7 * 24 * 3600  # an abandoned flow expires after a week (Redis storage)
+
+
+def create_bot(token: str | None = None, *, api_url: str | None = None) -> Bot:
+    """A Bot talking to `TELEGRAM_API_URL` (Telegram, a local Bot API server or the emulator)."""
+    token = token or settings.BOT_TOKEN
+    if not token:
+        raise RuntimeError("BOT_TOKEN is not set: get a token from @BotFather and put it into .env")
+    base = (api_url or getattr(settings, "TELEGRAM_API_URL", "") or "https://api.telegram.org").rstrip("/")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(base))
+    return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+@dataclass
+class Backends:
+    storage: BaseStorage
+    isolation: BaseEventIsolation
+    once: OnceStore
+
+
+def create_backends(*, redis_url: str | None = None, prefix: str | None = None) -> Backends:
+    """Redis FSM storage, event isolation and dedupe when REDIS_URL is set; memory otherwise.
+
+    `prefix` namespaces the Redis keys (one per deployment; tests use a random one)."""
+    redis_url = settings.REDIS_URL if redis_url is None else redis_url
+    prefix = prefix or getattr(settings, "BOT_REDIS_PREFIX", "bot")
+    if redis_url:
+        from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(redis_url)
+        key_builder = DefaultKeyBuilder(prefix=f"{prefix}:fsm", with_bot_id=True)
+        storage = RedisStorage(redis, key_builder=key_builder, state_ttl=FSM_STATE_TTL, data_ttl=FSM_STATE_TTL)
+        isolation = RedisEventIsolation(redis, key_builder=key_builder, lock_kwargs={"timeout": 60})
+        return Backends(storage=storage, isolation=isolation, once=RedisOnceStore(redis, prefix=f"{prefix}:once"))
+    return Backends(storage=MemoryStorage(), isolation=SimpleEventIsolation(), once=MemoryOnceStore())
+
+
+def build_dispatcher(backends: Backends | None = None, **workflow_data: Any) -> Dispatcher:
+    """The Dispatcher with every router and middleware. `workflow_data` reaches handlers as kwargs."""
+    backends = backends or create_backends()
+    dp = Dispatcher(storage=backends.storage, events_isolation=backends.isolation, **workflow_data)
+    throttle_rate = float(getattr(settings, "THROTTLE_RATE", 0.5))
+    dp.update.outer_middleware(DedupeMiddleware(backends.once))
+    dp.update.outer_middleware(ThrottlingMiddleware(rate=throttle_rate))
+    dp.update.outer_middleware(UserMiddleware(backends.once))
+    dp.include_router(build_router())
+
+    async def close_once_store() -> None:  # the FSM storage and isolation are closed by aiogram itself
+        await backends.once.close()
+
+    dp.shutdown.register(close_once_store)
+    return dp
+
+
+def commands(lang: str) -> list[BotCommand]:
+    return [BotCommand(command=name, description=t(f"commands.{name}", lang)) for name in COMMANDS]
+
+
+async def set_commands(bot: Bot) -> None:
+    """The command menu in both languages (Russian is also the default for other clients)."""
+    await bot.set_my_commands(commands("ru"), scope=BotCommandScopeDefault())
+    for lang in LANGUAGES:
+        await bot.set_my_commands(commands(lang), scope=BotCommandScopeDefault(), language_code=lang)
+
+
+async def set_chat_commands(bot: Bot, chat_id: int, lang: str) -> None:
+    """After a language change in the settings: the chat's command menu follows the bot's language."""
+    await bot.set_my_commands(commands(lang), scope=BotCommandScopeChat(chat_id=chat_id))
+
+
+# --- the web process's runtime (the webhook) ---------------------------------------------------------
+@dataclass
+class Runtime:
+    bot: Bot
+    dispatcher: Dispatcher
+    loop: asyncio.AbstractEventLoop
+
+
+_runtime: Runtime | None = None
+_runtime_lock: asyncio.Lock | None = None
+
+
+async def get_runtime() -> Runtime:
+    """The process-wide bot and dispatcher for the webhook, built on first use in the running loop
+    (aiohttp sessions belong to one loop: a new loop, as in tests, gets a new runtime)."""
+    global _runtime, _runtime_lock
+    loop = asyncio.get_running_loop()
+    if _runtime is not None and _runtime.loop is loop:
+        return _runtime
+    if _runtime_lock is None or getattr(_runtime_lock, "_loop", loop) is not loop:
+        _runtime_lock = asyncio.Lock()
+    async with _runtime_lock:
+        if _runtime is None or _runtime.loop is not loop:
+            bot = create_bot()
+            dp = build_dispatcher()
+            await dp.emit_startup(bot=bot)
+            _runtime = Runtime(bot=bot, dispatcher=dp, loop=loop)
+    return _runtime
+
+
+async def reset_runtime() -> None:
+    """Close the webhook runtime (tests; a graceful shutdown)."""
+    global _runtime
+    runtime, _runtime = _runtime, None
+    if runtime is not None:
+        from botapp import bridge
+
+        await runtime.dispatcher.emit_shutdown(bot=runtime.bot)
+        await runtime.bot.session.close()
+        await bridge.close_db()
+
+
+def new_webhook_secret() -> str:
+    """A value for WEBHOOK_SECRET (1-256 characters of A-Z, a-z, 0-9, _ and -)."""
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,516 @@
+"""The one async bridge between the bot (asyncio) and Django (sync ORM, services).
+
+Handlers never touch the ORM: they await the functions below, each a thin `sync_to_async` wrapper
+(thread-sensitive, so all database work of the bot runs in one thread with one connection) around a
+service call or a small read. What crosses the bridge is either a frozen snapshot (`UserContext`,
+`ModelInfo`, `BalanceView`, ...) or a model instance whose needed relations are already loaded, so
+no lazy query can fire inside the event loop.
+
+The active model catalogue is cached for a few seconds (`CATALOGUE_TTL`): a menu click costs the
+user-upsert SELECT and nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ParamSpec, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError, close_old_connections, connections
+
+from botapp.models import (
+    ZERO,
+    AIModel,
+    GenRequest,
+    Language,
+    Payment,
+    Promocode,
+    TgUser,
+    TopUpPackage,
+    Transaction,
+    UserBalance,
+    UserSettings,
+)
+from botapp.services import levels, users
+from botapp.services.generation import GenerationService, UserStats
+from botapp.services.payments import PaymentOutcome, PaymentService, TopUpQuote
+from botapp.services.promo import PromoService, RedeemResult
+from botapp.services.referral import ReferralService
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+CATALOGUE_TTL = 10.0  # seconds an admin change of the model list takes to reach the bot
+CONNECTION_CHECK_INTERVAL = 30.0  # seconds between checks of the bot thread's database connection
+
+_conn_state = threading.local()
+
+
+def _with_fresh_connection(func: Callable[P, R]) -> Callable[P, R]:
+    """Long-running processes get no request signals: check the connection now and then (and at once
+    after a database error), so a restarted database or an expired connection heals itself."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        now = time.monotonic()
+        if getattr(_conn_state, "failed", False) or now - getattr(_conn_state, "checked", 0.0) > (
+            CONNECTION_CHECK_INTERVAL
+        ):
+            close_old_connections()
+            _conn_state.checked = now
+            _conn_state.failed = False
+        try:
+            return func(*args, **kwargs)
+        except DatabaseError:
+            _conn_state.failed = True
+            raise
+
+    return wrapper
+
+
+def bridged(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """Make a sync ORM/service function awaitable from handlers (one DB thread, thread-sensitive)."""
+    return sync_to_async(_with_fresh_connection(func), thread_sensitive=True)
+
+
+# --- snapshots ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class UserContext:
+    """What every handler knows about the user: loaded by the user middleware with one SELECT."""
+
+    id: int
+    telegram_id: int
+    first_name: str
+    username: str
+    language: str
+    referral_code: str
+    is_banned: bool
+    is_new: bool
+    default_image_model_id: int | None = None
+    default_video_model_id: int | None = None
+    aspect_ratio: str = "1:1"
+    video_duration: int = 8
+    video_resolution: str = "720p"
+    send_as_file: bool = False
+    notifications: bool = True
+
+    @property
+    def display_name(self) -> str:
+        return self.first_name or (f"@{self.username}" if self.username else str(self.telegram_id))
+
+    @classmethod
+    def from_user(cls, user: TgUser, *, is_new: bool) -> UserContext:
+        try:
+            prefs: UserSettings | None = user.settings
+        except UserSettings.DoesNotExist:
+            prefs = None
+        base = {
+            "id": user.pk,
+            "telegram_id": user.telegram_id,
+            "first_name": user.first_name,
+            "username": user.username,
+            "referral_code": user.referral_code,
+            "is_banned": user.is_banned,
+            "is_new": is_new,
+        }
+        if prefs is None:
+            return cls(language=users.language_from_code(user.language_code), **base)
+        return cls(
+            language=prefs.language if prefs.language in Language.values else Language.RU,
+            default_image_model_id=prefs.default_image_model_id,
+            default_video_model_id=prefs.default_video_model_id,
+            aspect_ratio=prefs.aspect_ratio,
+            video_duration=prefs.video_duration,
+            video_resolution=prefs.video_resolution,
+            send_as_file=prefs.send_as_file,
+            notifications=prefs.notifications,
+            **base,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """An active AI model as the bot shows and validates it (a cache-safe copy of `AIModel`)."""
+
+    id: int
+    slug: str
+    name: str
+    emoji: str
+    kind: str
+    price: Decimal
+    description: str
+    description_en: str
+    max_input_images: int
+    max_prompt_length: int
+    aspect_ratios: tuple[str, ...]
+    durations: tuple[int, ...]
+    resolutions: tuple[str, ...]
+    default_params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.emoji} {self.name}".strip()
+
+    def describe(self, lang: str) -> str:
+        return (self.description_en or self.description) if lang == Language.EN else self.description
+
+    @classmethod
+    def from_model(cls, model: AIModel) -> ModelInfo:
+        return cls(
+            id=model.pk,
+            slug=model.slug,
+            name=model.name,
+            emoji=model.emoji,
+            kind=model.kind,
+            price=model.price,
+            description=model.description,
+            description_en=model.description_en,
+            max_input_images=model.max_input_images,
+            max_prompt_length=model.max_prompt_length,
+            aspect_ratios=tuple(model.aspect_ratios),
+            durations=tuple(model.durations),
+            resolutions=tuple(model.resolutions),
+            default_params=dict(model.default_params or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    balance: Decimal
+    bonus: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.balance + self.bonus
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    """One operation of the ledger (its main and bonus rows summed)."""
+
+    kind: str
+    amount: Decimal
+    created_at: datetime
+    model_label: str = ""
+    request_id: int | None = None
+    promocode: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileView:
+    progress: levels.LevelProgress
+    stats: UserStats
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReferrerInfo:
+    telegram_id: int
+    name: str
+    language: str
+    notifications: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPromo:
+    code: str
+    kind: str
+    value: Decimal
+
+
+# --- the model catalogue (cached) --------------------------------------------------------------------
+_catalogue: tuple[float, tuple[ModelInfo, ...]] | None = None
+_catalogue_lock = threading.Lock()
+
+
+def catalogue() -> tuple[ModelInfo, ...]:
+    """Active models, in admin order, cached for `CATALOGUE_TTL` seconds (sync; any thread)."""
+    global _catalogue
+    now = time.monotonic()
+    cached = _catalogue
+    if cached is not None and now - cached[0] < CATALOGUE_TTL:
+        return cached[1]
+    with _catalogue_lock:
+        models = tuple(
+            ModelInfo.from_model(m) for m in AIModel.objects.filter(is_active=True).order_by("kind", "sort_order", "id")
+        )
+        _catalogue = (now, models)
+    return models
+
+
+def clear_caches() -> None:
+    """Forget cached catalogue data (tests, and after an admin edit if one cannot wait)."""
+    global _catalogue
+    _catalogue = None
+
+
+def models_of_kind(kind: str) -> list[ModelInfo]:
+    return [m for m in catalogue() if m.kind == kind]
+
+
+def find_model(model_id: int | None) -> ModelInfo | None:
+    return next((m for m in catalogue() if m.id == model_id), None) if model_id else None
+
+
+def editing_model(preferred_id: int | None = None) -> ModelInfo | None:
+    """An active image model that accepts input images (the user's default first)."""
+    candidates = [m for m in models_of_kind(AIModel.Kind.IMAGE) if m.max_input_images > 0]
+    return next((m for m in candidates if m.id == preferred_id), candidates[0] if candidates else None)
+
+
+def animation_model(preferred_id: int | None = None) -> ModelInfo | None:
+    """An active video model that accepts a starting image (the user's default first)."""
+    candidates = [m for m in models_of_kind(AIModel.Kind.VIDEO) if m.max_input_images > 0]
+    return next((m for m in candidates if m.id == preferred_id), candidates[0] if candidates else None)
+
+
+active_models = bridged(models_of_kind)
+active_model = bridged(find_model)
+get_editing_model = bridged(editing_model)
+get_animation_model = bridged(animation_model)
+
+
+# --- users -------------------------------------------------------------------------------------------
+@bridged
+def upsert_user(profile: users.TelegramProfile) -> UserContext:
+    user, created = users.upsert_user(profile)
+    return UserContext.from_user(user, is_new=created)
+
+
+@bridged
+def mark_bot_blocked(telegram_id: int) -> None:
+    users.mark_bot_blocked(telegram_id=telegram_id)
+
+
+SETTINGS_FIELDS = frozenset(
+    {
+        "language",
+        "default_image_model_id",
+        "default_video_model_id",
+        "aspect_ratio",
+        "video_duration",
+        "video_resolution",
+        "send_as_file",
+        "notifications",
+    }
+)
+
+
+@bridged
+def update_settings(user_id: int, **changes: Any) -> UserContext:
+    """Save some of the user's preferences and return the refreshed context.
+
+    A plain field update with no business rule (no service owns UserSettings yet)."""
+    unknown = set(changes) - SETTINGS_FIELDS
+    if unknown:
+        raise ValueError(f"unknown settings: {sorted(unknown)}")
+    UserSettings.objects.update_or_create(user_id=user_id, defaults=changes)
+    user = TgUser.objects.select_related("settings").get(pk=user_id)
+    return UserContext.from_user(user, is_new=False)
+
+
+@bridged
+def toggle_setting(user_id: int, name: str) -> UserContext:
+    if name not in ("send_as_file", "notifications"):
+        raise ValueError(name)
+    prefs, _ = UserSettings.objects.get_or_create(user_id=user_id)
+    setattr(prefs, name, not getattr(prefs, name))
+    prefs.save(update_fields=[name, "updated_at"])
+    user = TgUser.objects.select_related("settings").get(pk=user_id)
+    return UserContext.from_user(user, is_new=False)
+
+
+# --- balance, ledger, profile, history --------------------------------------------------------------
+def _balance_view(user_id: int) -> BalanceView:
+    row = UserBalance.objects.filter(user_id=user_id).values_list("balance", "bonus_balance").first()
+    return BalanceView(*row) if row else BalanceView(ZERO, ZERO)
+
+
+get_balance = bridged(_balance_view)
+
+
+@bridged
+def balance_with_ledger(user_id: int, operations: int = 5) -> tuple[BalanceView, list[LedgerLine]]:
+    rows = list(
+        Transaction.objects.filter(user_id=user_id)
+        .select_related("gen_request__ai_model", "promocode")
+        .order_by("-created_at", "-id")[: operations * 2]
+    )
+    lines: list[LedgerLine] = []
+    by_key: dict[str, int] = {}
+    for row in rows:
+        if row.operation_key in by_key:
+            index = by_key[row.operation_key]
+            lines[index] = dataclasses.replace(lines[index], amount=lines[index].amount + row.amount)
+            continue
+        request = row.gen_request
+        by_key[row.operation_key] = len(lines)
+        lines.append(
+            LedgerLine(
+                kind=row.kind,
+                amount=row.amount,
+                created_at=row.created_at,
+                model_label=_model_label(request),
+                request_id=request.pk if request else None,
+                promocode=row.promocode.code if row.promocode else "",
+            )
+        )
+    return _balance_view(user_id), lines[:operations]
+
+
+def _model_label(request: GenRequest | None) -> str:
+    if request is None:
+        return ""
+    return str(request.ai_model) if request.ai_model else request.model
+
+
+@bridged
+def profile(user_id: int) -> ProfileView:
+    user = TgUser.objects.only("xp", "level", "created_at").get(pk=user_id)
+    return ProfileView(
+        progress=levels.progress(user=user),
+        stats=GenerationService.user_stats(user_id=user_id),
+        created_at=user.created_at,
+    )
+
+
+@bridged
+def history(user_id: int, limit: int = 8) -> list[GenRequest]:
+    return GenerationService.recent(user_id=user_id, limit=limit)
+
+
+@bridged
+def get_request(user_id: int, request_id: int) -> GenRequest | None:
+    """The user's own request (with its model), or None: never someone else's."""
+    return GenRequest.objects.select_related("ai_model").filter(pk=request_id, user_id=user_id).first()
+
+
+# --- generation -----------------------------------------------------------------------------------
+@bridged
+def create_generation(
+    *,
+    user_id: int,
+    ai_model_id: int,
+    prompt: str,
+    params: dict[str, Any],
+    input_images: list[dict[str, Any]],
+    chat_id: int,
+    status_message_id: int,
+    idempotency_key: str,
+) -> GenRequest:
+    """Charge and create the request in one transaction (the service enqueues it on commit)."""
+    return GenerationService.create_request(
+        user_id=user_id,
+        ai_model_id=ai_model_id,
+        prompt=prompt,
+        params=params,
+        input_images=input_images,
+        chat_id=chat_id,
+        status_message_id=status_message_id,
+        idempotency_key=idempotency_key,
+    )
+
+
+# --- promocodes and referrals ----------------------------------------------------------------------
+@bridged
+def redeem_promo(user_id: int, code: str) -> tuple[RedeemResult, BalanceView]:
+    result = PromoService.redeem(user_id=user_id, code=code)
+    return result, _balance_view(user_id)
+
+
+@bridged
+def attach_referral(user_id: int, code: str, *, is_new_user: bool) -> ReferrerInfo:
+    referrer = ReferralService.attach(user_id=user_id, code=code, is_new_user=is_new_user)
+    prefs = UserSettings.objects.filter(user_id=referrer.pk).values_list("language", "notifications").first()
+    language, notifications = prefs or (users.language_from_code(referrer.language_code), True)
+    return ReferrerInfo(
+        telegram_id=referrer.telegram_id,
+        name=referrer.first_name or referrer.username or str(referrer.telegram_id),
+        language=language,
+        notifications=notifications,
+    )
+
+
+@bridged
+def referral_stats(user_id: int) -> dict[str, Any]:
+    return ReferralService.stats(user_id=user_id)
+
+
+# --- payments --------------------------------------------------------------------------------------
+@bridged
+def topup_packages(user_id: int) -> tuple[list[TopUpPackage], PendingPromo | None]:
+    activation = PromoService.pending_topup_activation(user_id=user_id)
+    pending = None
+    if activation is not None:
+        promo = activation.promocode
+        pending = PendingPromo(code=promo.code, kind=promo.kind, value=promo.value)
+    return PaymentService.packages(), pending
+
+
+@bridged
+def suggest_package(shortfall: Decimal) -> TopUpPackage | None:
+    """The smallest active package that covers `shortfall` (else the largest one)."""
+    active = TopUpPackage.objects.filter(is_active=True)
+    return active.filter(tokens__gte=shortfall).order_by("tokens", "sort_order").first() or (
+        active.order_by("-tokens").first()
+    )
+
+
+@bridged
+def quote(user_id: int, package_id: int) -> tuple[TopUpPackage, TopUpQuote]:
+    result = PaymentService.quote(user_id=user_id, package_id=package_id)
+    return TopUpPackage.objects.get(pk=package_id), result
+
+
+@bridged
+def create_invoice(user_id: int, package_id: int) -> Payment:
+    return PaymentService.create_invoice(user_id=user_id, package_id=package_id)
+
+
+@bridged
+def validate_precheckout(*, invoice_payload: str, telegram_id: int, total_amount: int, currency: str) -> Payment:
+    return PaymentService.validate_precheckout(
+        invoice_payload=invoice_payload, telegram_id=telegram_id, total_amount=total_amount, currency=currency
+    )
+
+
+@bridged
+def complete_payment(
+    *, invoice_payload: str, provider_charge_id: str, total_amount: int, currency: str, raw: dict[str, Any]
+) -> tuple[PaymentOutcome, BalanceView]:
+    outcome = PaymentService.complete(
+        invoice_payload=invoice_payload,
+        provider_charge_id=provider_charge_id,
+        total_amount=total_amount,
+        currency=currency,
+        raw=raw,
+    )
+    return outcome, _balance_view(outcome.payment.user_id)
+
+
+# --- helpers for the keyboards ----------------------------------------------------------------------
+def result_actions(request: GenRequest) -> tuple[bool, bool]:
+    """(can edit, can animate) for a finished request: only image results, only with a model for it."""
+    if request.kind != AIModel.Kind.IMAGE:
+        return False, False
+    return editing_model() is not None, animation_model() is not None
+
+
+get_result_actions = bridged(result_actions)
+
+
+def promo_is_topup(kind: str) -> bool:
+    return kind in (Promocode.Kind.TOPUP_DISCOUNT, Promocode.Kind.TOPUP_BONUS)
+
+
+@bridged
+def close_db() -> None:
+    """Close the bot thread's database connections (at shutdown; tests before dropping the DB)."""
+    connections.close_all()

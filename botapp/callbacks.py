@@ -1,0 +1,119 @@
+"""CallbackData factories: every inline button of the bot packs one of these (no hand-split strings).
+
+Prefixes and enum values are short on purpose: Telegram allows 64 bytes of callback data.
+A value that cannot be parsed (an old client, a forged press) matches no filter and ends in the
+fallback handler, which answers "this button is outdated".
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class MenuAction(StrEnum):
+    MAIN = "main"
+    IMAGE = "img"
+    VIDEO = "vid"
+    BALANCE = "bal"
+    TOPUP = "top"
+    PROFILE = "prof"
+    HISTORY = "hist"
+    SETTINGS = "set"
+    PROMO = "promo"
+    INVITE = "inv"
+    HELP = "help"
+
+
+class MenuCb(CallbackData, prefix="m"):
+    """Navigation between the screens of the main menu (edits the message in place)."""
+
+    action: MenuAction
+
+
+class GenAction(StrEnum):
+    MODEL = "m"  # value: model id
+    RATIO = "r"  # value: aspect ratio with "x" for ":" (see pack_ratio)
+    DURATION = "d"  # value: seconds
+    RESOLUTION = "res"  # value: "720p"
+    PHOTOS = "ph"  # open the photo step
+    CLEAR_PHOTOS = "cp"
+    NEXT = "n"  # options -> prompt
+    BACK = "b"
+    CANCEL = "c"
+    GENERATE = "go"  # value: the confirmation nonce
+    EDIT_PROMPT = "ep"
+    OPTIONS = "o"  # confirmation -> options
+    RESUME = "rs"  # show the confirmation card again (after a top-up)
+
+
+class GenCb(CallbackData, prefix="g"):
+    """Buttons of the generation flow; valid only on the flow's current card."""
+
+    action: GenAction
+    value: str = ""
+
+
+def pack_ratio(ratio: str) -> str:
+    return ratio.replace(":", "x")
+
+
+def unpack_ratio(value: str) -> str:
+    return value.replace("x", ":")
+
+
+class ResultAction(StrEnum):
+    REGENERATE = "re"
+    EDIT = "ed"
+    ANIMATE = "an"
+
+
+class ResultCb(CallbackData, prefix="r"):
+    """Buttons under a generation result (built by the workers through `keyboards.result_keyboard`)."""
+
+    action: ResultAction
+    request_id: int
+    index: int = 0  # which result of the request (for requests that produced several files)
+
+
+class HistoryAction(StrEnum):
+    RESEND = "rs"
+
+
+class HistoryCb(CallbackData, prefix="h"):
+    action: HistoryAction
+    request_id: int
+
+
+class SettingsAction(StrEnum):
+    OPEN = "o"
+    LANGUAGE = "l"  # value "" opens the choice, "ru"/"en" sets it
+    IMAGE_MODEL = "im"  # value "" opens the choice, a model id sets it
+    VIDEO_MODEL = "vm"
+    RATIO = "r"  # value "" opens the choice, "16x9" sets it
+    DURATION = "d"
+    RESOLUTION = "res"
+    AS_FILE = "f"  # toggles
+    NOTIFICATIONS = "n"  # toggles
+
+
+class SettingsCb(CallbackData, prefix="s"):
+    action: SettingsAction
+    value: str = ""
+
+
+class PayAction(StrEnum):
+    PACKAGE = "pkg"  # the package was chosen: show the quote and the methods
+    METHOD = "pay"  # the method was chosen: send the invoice
+
+
+class PayMethod(StrEnum):
+    STARS = "xtr"
+    CARD = "card"
+
+
+class PayCb(CallbackData, prefix="p"):
+    action: PayAction
+    package_id: int
+    method: PayMethod | None = None

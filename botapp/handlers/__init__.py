@@ -1,0 +1,50 @@
+"""The bot's routers, gathered in a deliberate order.
+
+Commands that work everywhere come first (menu: /start /menu /cancel; help: /help; balance:
+/balance), then the feature screens, then the generation flow with its state handlers, and the
+fallback last (unknown commands, unexpected input, outdated buttons, errors).
+"""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from botapp.handlers import (
+    balance,
+    fallback,
+    generation,
+    help,
+    menu,
+    payment,
+    profile,
+    promo,
+    referral,
+    settings,
+)
+
+ROUTERS: tuple[Router, ...] = (
+    menu.router,
+    help.router,
+    balance.router,
+    payment.router,
+    profile.router,
+    settings.router,
+    referral.router,
+    promo.router,
+    generation.router,
+    fallback.router,
+)
+
+
+def build_router() -> Router:
+    """A root router holding the feature routers, for one Dispatcher.
+
+    Feature routers are module-level (aiogram style) and a router has one parent; building another
+    dispatcher in the same process (tests, the benchmark, the webhook runtime of a new event loop)
+    re-parents them to the new root.
+    """
+    root = Router(name="botapp")
+    for router in ROUTERS:
+        router._parent_router = None  # see the docstring
+    root.include_routers(*ROUTERS)
+    return root

@@ -1,0 +1,383 @@
+"""Inline keyboards. Every button packs a CallbackData factory from `botapp.callbacks`; every label
+comes from the catalogue (`btn.*` keys in bot.toml).
+
+Used by other parts of the project:
+- `result_keyboard(request, lang)`: the buttons under a generation result (the workers attach it);
+- `topup_keyboard(lang, suggested=...)`: "not enough tokens" (one tap to the package that covers it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from botapp.callbacks import (
+    GenAction,
+    GenCb,
+    HistoryAction,
+    HistoryCb,
+    MenuAction,
+    MenuCb,
+    PayAction,
+    PayCb,
+    PayMethod,
+    ResultAction,
+    ResultCb,
+    SettingsAction,
+    SettingsCb,
+    pack_ratio,
+)
+from botapp.i18n import t
+
+if TYPE_CHECKING:
+    from botapp.bridge import ModelInfo
+    from botapp.models import GenRequest, TopUpPackage
+
+CHECK = "✅ "
+
+
+def fmt_tokens(value: Decimal | int | str) -> str:
+    """1.50 -> "1.5", 10.00 -> "10", never an exponent."""
+    amount = Decimal(value).quantize(Decimal("0.01"))
+    text = f"{amount:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _button(text: str, data: Any) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def _menu_button(lang: str) -> InlineKeyboardButton:
+    return _button(t("btn.menu", lang), MenuCb(action=MenuAction.MAIN))
+
+
+def _markup(rows: Iterable[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[list(row) for row in rows if row])
+
+
+# --- main menu and simple screens -------------------------------------------------------------------
+def main_menu(lang: str) -> InlineKeyboardMarkup:
+    def b(key: str, action: MenuAction) -> InlineKeyboardButton:
+        return _button(t(key, lang), MenuCb(action=action))
+
+    return _markup(
+        [
+            [b("btn.create_image", MenuAction.IMAGE), b("btn.create_video", MenuAction.VIDEO)],
+            [b("btn.balance", MenuAction.BALANCE), b("btn.profile", MenuAction.PROFILE)],
+            [b("btn.settings", MenuAction.SETTINGS), b("btn.promo", MenuAction.PROMO)],
+            [b("btn.invite", MenuAction.INVITE), b("btn.help", MenuAction.HELP)],
+        ]
+    )
+
+
+def menu_only(lang: str) -> InlineKeyboardMarkup:
+    return _markup([[_menu_button(lang)]])
+
+
+def back_to(lang: str, action: MenuAction = MenuAction.MAIN) -> InlineKeyboardMarkup:
+    return _markup([[_button(t("btn.back", lang), MenuCb(action=action))]])
+
+
+def balance_keyboard(lang: str) -> InlineKeyboardMarkup:
+    return _markup(
+        [
+            [_button(t("btn.topup", lang), MenuCb(action=MenuAction.TOPUP))],
+            [_button(t("btn.history", lang), MenuCb(action=MenuAction.HISTORY))],
+            [_button(t("btn.back", lang), MenuCb(action=MenuAction.MAIN))],
+        ]
+    )
+
+
+def profile_keyboard(lang: str) -> InlineKeyboardMarkup:
+    return _markup(
+        [
+            [
+                _button(t("btn.history", lang), MenuCb(action=MenuAction.HISTORY)),
+                _button(t("btn.balance", lang), MenuCb(action=MenuAction.BALANCE)),
+            ],
+            [_button(t("btn.invite", lang), MenuCb(action=MenuAction.INVITE))],
+            [_button(t("btn.back", lang), MenuCb(action=MenuAction.MAIN))],
+        ]
+    )
+
+
+def history_keyboard(lang: str, resendable: Sequence[int]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for request_id in resendable:
+        builder.button(
+            text=t("btn.resend", lang, id=request_id),
+            callback_data=HistoryCb(action=HistoryAction.RESEND, request_id=request_id),
+        )
+    builder.adjust(2)
+    builder.row(_button(t("btn.back", lang), MenuCb(action=MenuAction.PROFILE)), _menu_button(lang))
+    return builder.as_markup()
+
+
+def invite_keyboard(lang: str, share_url: str) -> InlineKeyboardMarkup:
+    return _markup(
+        [
+            [InlineKeyboardButton(text=t("btn.share", lang), url=share_url)],
+            [_button(t("btn.back", lang), MenuCb(action=MenuAction.MAIN))],
+        ]
+    )
+
+
+def promo_keyboard(lang: str) -> InlineKeyboardMarkup:
+    return _markup([[_button(t("btn.cancel", lang), MenuCb(action=MenuAction.MAIN))]])
+
+
+def promo_done_keyboard(lang: str, *, topup: bool) -> InlineKeyboardMarkup:
+    rows = []
+    if topup:
+        rows.append([_button(t("btn.topup", lang), MenuCb(action=MenuAction.TOPUP))])
+    rows.append([_button(t("btn.create_image", lang), MenuCb(action=MenuAction.IMAGE)), _menu_button(lang)])
+    return _markup(rows)
+
+
+# --- generation flow --------------------------------------------------------------------------------
+def _flow_footer(lang: str, *, back: bool = True) -> list[InlineKeyboardButton]:
+    row = [_button(t("btn.cancel", lang), GenCb(action=GenAction.CANCEL))]
+    if back:
+        row.insert(0, _button(t("btn.back", lang), GenCb(action=GenAction.BACK)))
+    return row
+
+
+def models_keyboard(lang: str, models: Sequence[ModelInfo], default_id: int | None) -> InlineKeyboardMarkup:
+    rows = []
+    for model in models:
+        star = " ⭐" if model.id == default_id else ""
+        text = t("btn.model", lang, label=model.label, price=fmt_tokens(model.price)) + star
+        rows.append([_button(text, GenCb(action=GenAction.MODEL, value=str(model.id)))])
+    rows.append(_flow_footer(lang))
+    return _markup(rows)
+
+
+def options_keyboard(lang: str, model: ModelInfo, params: dict[str, Any], photos: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    widths: list[int] = []
+    if len(model.aspect_ratios) > 1:
+        for ratio in model.aspect_ratios:
+            mark = CHECK if params.get("aspect_ratio") == ratio else ""
+            builder.button(text=mark + ratio, callback_data=GenCb(action=GenAction.RATIO, value=pack_ratio(ratio)))
+        widths += _rows_of(len(model.aspect_ratios), 5)
+    if len(model.durations) > 1:
+        for seconds in model.durations:
+            mark = CHECK if params.get("duration_seconds") == seconds else ""
+            builder.button(
+                text=mark + t("btn.seconds", lang, n=seconds),
+                callback_data=GenCb(action=GenAction.DURATION, value=str(seconds)),
+            )
+        widths.append(len(model.durations))
+    if len(model.resolutions) > 1:
+        for resolution in model.resolutions:
+            mark = CHECK if params.get("resolution") == resolution else ""
+            builder.button(text=mark + resolution, callback_data=GenCb(action=GenAction.RESOLUTION, value=resolution))
+        widths.append(len(model.resolutions))
+    if model.max_input_images:
+        key = "btn.start_frame" if model.kind == "video" else "btn.add_photos"
+        builder.button(
+            text=t(key, lang, n=photos, limit=model.max_input_images),
+            callback_data=GenCb(action=GenAction.PHOTOS),
+        )
+        widths.append(1)
+    builder.button(text=t("btn.next", lang), callback_data=GenCb(action=GenAction.NEXT))
+    widths.append(1)
+    builder.adjust(*widths)
+    builder.row(*_flow_footer(lang))
+    return builder.as_markup()
+
+
+def _rows_of(count: int, width: int) -> list[int]:
+    full, rest = divmod(count, width)
+    return [width] * full + ([rest] if rest else [])
+
+
+def photos_keyboard(lang: str, photos: int) -> InlineKeyboardMarkup:
+    rows = []
+    if photos:
+        rows.append([_button(t("btn.photos_done", lang), GenCb(action=GenAction.NEXT))])
+        rows.append([_button(t("btn.clear_photos", lang), GenCb(action=GenAction.CLEAR_PHOTOS))])
+    rows.append(_flow_footer(lang))
+    return _markup(rows)
+
+
+def prompt_keyboard(lang: str, photos: int = 0) -> InlineKeyboardMarkup:
+    rows = []
+    if photos:
+        rows.append([_button(t("btn.clear_photos", lang), GenCb(action=GenAction.CLEAR_PHOTOS))])
+    rows.append(_flow_footer(lang))
+    return _markup(rows)
+
+
+def confirm_keyboard(lang: str, *, nonce: str, price: Decimal) -> InlineKeyboardMarkup:
+    return _markup(
+        [
+            [_button(t("btn.generate", lang, price=fmt_tokens(price)), GenCb(action=GenAction.GENERATE, value=nonce))],
+            [
+                _button(t("btn.edit_prompt", lang), GenCb(action=GenAction.EDIT_PROMPT)),
+                _button(t("btn.options", lang), GenCb(action=GenAction.OPTIONS)),
+            ],
+            [_button(t("btn.cancel", lang), GenCb(action=GenAction.CANCEL))],
+        ]
+    )
+
+
+def topup_keyboard(lang: str, *, suggested: TopUpPackage | None = None, resume: bool = False) -> InlineKeyboardMarkup:
+    """Not enough tokens: one tap to the package that covers the shortfall, or to the package list.
+
+    `suggested` comes from `bridge.suggest_package(shortfall)` (sync callers: the same query on
+    `TopUpPackage`). With `resume` the keyboard belongs to a generation flow's confirmation card and
+    also offers going back / cancelling the flow.
+    """
+    rows: list[list[InlineKeyboardButton]] = []
+    if suggested is not None:
+        rows.append(
+            [
+                _button(
+                    t("btn.buy_package", lang, tokens=fmt_tokens(suggested.tokens), stars=suggested.price_stars),
+                    PayCb(action=PayAction.PACKAGE, package_id=suggested.pk),
+                )
+            ]
+        )
+    rows.append([_button(t("btn.topup_all", lang), MenuCb(action=MenuAction.TOPUP))])
+    if resume:
+        rows.append(
+            [
+                _button(t("btn.options", lang), GenCb(action=GenAction.OPTIONS)),
+                _button(t("btn.cancel", lang), GenCb(action=GenAction.CANCEL)),
+            ]
+        )
+    else:
+        rows.append([_menu_button(lang)])
+    return _markup(rows)
+
+
+def after_generate_keyboard(lang: str) -> InlineKeyboardMarkup:
+    return menu_only(lang)
+
+
+def result_keyboard(
+    request: GenRequest,
+    lang: str,
+    *,
+    index: int = 0,
+    can_edit: bool | None = None,
+    can_animate: bool | None = None,
+) -> InlineKeyboardMarkup:
+    """The buttons under a generation result: 🔁 regenerate, ✏️ edit (image results, when an active
+    image model accepts input images), 🎬 animate (image results, when an active video model accepts
+    a starting image), 🏠 menu.
+
+    Sync: without `can_edit`/`can_animate` it reads the cached model catalogue (one query at most
+    every few seconds). From async code pass the flags from `bridge.get_result_actions(request)`.
+    """
+    if can_edit is None or can_animate is None:
+        from botapp.bridge import result_actions
+
+        edit, animate = result_actions(request)
+        can_edit = edit if can_edit is None else can_edit
+        can_animate = animate if can_animate is None else can_animate
+    is_image = request.kind == "image"
+    rows = [[_button(t("btn.regenerate", lang), ResultCb(action=ResultAction.REGENERATE, request_id=request.pk))]]
+    second = []
+    if is_image and can_edit:
+        second.append(
+            _button(t("btn.edit_image", lang), ResultCb(action=ResultAction.EDIT, request_id=request.pk, index=index))
+        )
+    if is_image and can_animate:
+        second.append(
+            _button(t("btn.animate", lang), ResultCb(action=ResultAction.ANIMATE, request_id=request.pk, index=index))
+        )
+    rows.append(second)
+    rows.append([_menu_button(lang)])
+    return _markup(rows)
+
+
+# --- settings ----------------------------------------------------------------------------------------
+def settings_keyboard(lang: str, *, as_file: bool, notifications: bool) -> InlineKeyboardMarkup:
+    def b(text: str, action: SettingsAction) -> InlineKeyboardButton:
+        return _button(text, SettingsCb(action=action))
+
+    on, off = t("settings.on", lang), t("settings.off", lang)
+    return _markup(
+        [
+            [b(t("btn.language", lang), SettingsAction.LANGUAGE)],
+            [b(t("btn.image_model", lang), SettingsAction.IMAGE_MODEL), b(t("btn.ratio", lang), SettingsAction.RATIO)],
+            [b(t("btn.video_model", lang), SettingsAction.VIDEO_MODEL)],
+            [
+                b(t("btn.duration", lang), SettingsAction.DURATION),
+                b(t("btn.resolution", lang), SettingsAction.RESOLUTION),
+            ],
+            [b(t("btn.as_file", lang, state=on if as_file else off), SettingsAction.AS_FILE)],
+            [b(t("btn.notifications", lang, state=on if notifications else off), SettingsAction.NOTIFICATIONS)],
+            [_button(t("btn.back", lang), MenuCb(action=MenuAction.MAIN))],
+        ]
+    )
+
+
+def settings_choice_keyboard(
+    lang: str, action: SettingsAction, choices: Sequence[tuple[str, str]], current: str, *, per_row: int = 2
+) -> InlineKeyboardMarkup:
+    """A list of (value, label) for one setting, the current one checked, and "back"."""
+    builder = InlineKeyboardBuilder()
+    for value, label in choices:
+        mark = CHECK if value == current else ""
+        builder.button(text=mark + label, callback_data=SettingsCb(action=action, value=value))
+    builder.adjust(per_row)
+    builder.row(_button(t("btn.back", lang), SettingsCb(action=SettingsAction.OPEN)))
+    return builder.as_markup()
+
+
+# --- payments ----------------------------------------------------------------------------------------
+def packages_keyboard(lang: str, packages: Sequence[TopUpPackage]) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            _button(
+                t("btn.package", lang, tokens=fmt_tokens(p.tokens), stars=p.price_stars),
+                PayCb(action=PayAction.PACKAGE, package_id=p.pk),
+            )
+        ]
+        for p in packages
+    ]
+    rows.append([_button(t("btn.back", lang), MenuCb(action=MenuAction.BALANCE)), _menu_button(lang)])
+    return _markup(rows)
+
+
+def methods_keyboard(lang: str, package_id: int, *, card_enabled: bool) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            _button(
+                t("btn.pay_stars", lang),
+                PayCb(action=PayAction.METHOD, package_id=package_id, method=PayMethod.STARS),
+            )
+        ]
+    ]
+    if card_enabled:
+        rows.append(
+            [
+                _button(
+                    t("btn.pay_card", lang),
+                    PayCb(action=PayAction.METHOD, package_id=package_id, method=PayMethod.CARD),
+                )
+            ]
+        )
+    rows.append([_button(t("btn.back", lang), MenuCb(action=MenuAction.TOPUP))])
+    return _markup(rows)
+
+
+def paid_keyboard(lang: str, *, resume: bool) -> InlineKeyboardMarkup:
+    rows = []
+    if resume:
+        rows.append([_button(t("btn.resume", lang), GenCb(action=GenAction.RESUME))])
+    rows.append(
+        [
+            _button(t("btn.create_image", lang), MenuCb(action=MenuAction.IMAGE)),
+            _button(t("btn.create_video", lang), MenuCb(action=MenuAction.VIDEO)),
+        ]
+    )
+    rows.append([_menu_button(lang)])
+    return _markup(rows)

@@ -1,0 +1,76 @@
+"""Celery tasks: a thin interface over `botapp.services.worker` (ids in, services do the work).
+
+    enqueue on commit -> dispatch_generation(id) -> run_generation(id)
+        image: claim -> Google -> store -> succeeded -> deliver (inline)
+        video: claim -> Google -> operation id stored; the worker is free again
+    poll_generations (beat, every GENERATION_POLL_TICK_SECONDS): polls every due operation at once
+        done -> store -> succeeded -> deliver_generation(id)
+        a due request without an operation (a retry after 429/5xx) -> advance_generation(id, lease)
+    sweep_generations (beat, every GENERATION_SWEEP_SECONDS): re-queues, resumes, re-delivers or
+        refunds whatever is stuck
+    notify_failure(id, reason): tells the user why it failed and that the tokens are back
+
+Every task is idempotent (each step is a conditional UPDATE), so they ack late: a worker killed
+mid-task gets the message redelivered, and the duplicate finds nothing to do or resumes cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from botapp.services import worker
+
+log = logging.getLogger(__name__)
+
+
+def dispatch_generation(request_id: int) -> None:
+    """settings.GENERATION_DISPATCH: hand a queued request to the workers."""
+    run_generation.delay(request_id)
+
+
+@shared_task(name="botapp.tasks.run_generation", acks_late=True, ignore_result=True)
+def run_generation(request_id: int) -> str:
+    return worker.start(request_id)
+
+
+@shared_task(name="botapp.tasks.advance_generation", acks_late=True, ignore_result=True)
+def advance_generation(request_id: int, token: str | None = None) -> str:
+    return worker.resume(request_id, token)
+
+
+@shared_task(name="botapp.tasks.poll_generations", acks_late=True, ignore_result=True)
+def poll_generations() -> dict:
+    report = worker.poll_due()
+    if report.claimed:
+        log.info(
+            "poller: claimed %d, polled %d (pending %d, finished %d, failed %d, retrying %d), handed over %d",
+            report.claimed,
+            report.polled,
+            report.pending,
+            report.finished,
+            report.failed,
+            report.retried,
+            report.dispatched,
+        )
+    return {"claimed": report.claimed, "polled": report.polled, "finished": report.finished}
+
+
+@shared_task(name="botapp.tasks.deliver_generation", acks_late=True, ignore_result=True)
+def deliver_generation(request_id: int, new_level: int | None = None) -> None:
+    retry_in = worker.deliver(request_id, new_level=new_level)
+    if retry_in:
+        deliver_generation.apply_async((request_id, new_level), countdown=retry_in + 0.5)
+
+
+@shared_task(name="botapp.tasks.notify_failure", bind=True, acks_late=True, ignore_result=True, max_retries=8)
+def notify_failure(self, request_id: int, reason: str | None = None) -> None:
+    retry_in = worker.notify_failure(request_id, reason)
+    if retry_in:
+        raise self.retry(countdown=retry_in + 0.5)
+
+
+@shared_task(name="botapp.tasks.sweep_generations", acks_late=True, ignore_result=True)
+def sweep_generations() -> dict:
+    return worker.sweep()

@@ -1,0 +1,465 @@
+"""The one Telegram sender for code outside the bot's update handlers (workers, broadcasts).
+
+A synchronous facade over aiogram's `Bot`: each process runs one background thread with an event loop
+that owns the Bot and its aiohttp session; callers (Celery threads) submit coroutines to it with
+`asyncio.run_coroutine_threadsafe` and wait for the answer.
+
+Every call passes the rate limiter first (`botapp.telegram.ratelimit`; Redis-backed when REDIS_URL is
+set, so all processes share one budget):
+
+- messages (results, failure notices, broadcasts): the chat's bucket (about 1/s, short bursts) and the
+  global one (about 30/s; 25/s by default). They wait up to TELEGRAM_MAX_WAIT_SECONDS for a slot;
+  beyond that `RetryLater` tells the task to reschedule itself instead of holding a worker.
+- best-effort calls (chat actions, status-message edits, deletes): the chat's bucket and a separate
+  "aux" budget, only when a slot is free right now; otherwise they are skipped (never delay results).
+
+Errors: a 429 pushes the buckets back by `retry_after` and is retried after it (or `RetryLater` if it
+is longer than the wait budget); a 403 marks the user `bot_blocked` and raises `BotBlocked`; a 400
+(Telegram refused the file or the message) raises `SendRejected`; network errors and 5xx are retried
+twice, then `TelegramUnavailable` (a `RetryLater`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .media import DOCUMENT, PHOTO, VIDEO
+from .ratelimit import Bucket, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+
+log = logging.getLogger(__name__)
+
+
+class TelegramError(Exception):
+    """Base of the sender's errors."""
+
+
+class BotBlocked(TelegramError):
+    """403: the user blocked the bot (or the chat is gone). The user is marked `bot_blocked`."""
+
+
+class SendRejected(TelegramError):
+    """Telegram refused the request for good (400: a file it will not take, a deleted message...)."""
+
+
+class RetryLater(TelegramError):
+    """Not now: flood control or our own limit needs more than the wait budget; retry in `retry_in` s."""
+
+    def __init__(self, message: str, retry_in: float) -> None:
+        super().__init__(message)
+        self.retry_in = retry_in
+
+
+class TelegramUnavailable(RetryLater):
+    """Network errors or 5xx from the Bot API server, after retries."""
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    chat_id: int
+    message_id: int
+    method: str = "message"
+    file_id: str | None = None
+    file_unique_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SenderLimits:
+    global_rate: float = 25.0
+    global_burst: int = 5
+    chat_rate: float = 1.0
+    chat_burst: int = 3
+    aux_rate: float = 10.0
+    max_wait: float = 10.0
+    request_timeout: int = 60
+    upload_timeout: int = 300
+
+
+class _LoopThread:
+    """A daemon thread running an asyncio loop; `run(coro)` executes it there and waits."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coro: Awaitable[Any], timeout: float) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+class TelegramSender:
+    """Thread-safe; one per process (see `get_sender`)."""
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        api_url: str = "https://api.telegram.org",
+        limiter: RateLimiter | None = None,
+        limits: SenderLimits | None = None,
+        on_blocked: Callable[[int], None] | None = None,
+    ) -> None:
+        self.token = token
+        self.api_url = api_url.rstrip("/")
+        self.limiter = limiter or MemoryRateLimiter()
+        self.limits = limits or SenderLimits()
+        self.on_blocked = on_blocked
+        self._loop: _LoopThread | None = None
+        self._bot: Any = None
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self.global_bucket = Bucket("global", self.limits.global_rate, self.limits.global_burst)
+        self.aux_bucket = Bucket("aux", self.limits.aux_rate, max(1, int(self.limits.aux_rate)))
+
+    # --- plumbing ---------------------------------------------------------------------------------
+    def chat_bucket(self, chat_id: int | str) -> Bucket:
+        return Bucket(f"chat:{chat_id}", self.limits.chat_rate, self.limits.chat_burst)
+
+    def _ensure(self) -> tuple[_LoopThread, Any]:
+        if self._loop is not None and self._pid == os.getpid():
+            return self._loop, self._bot
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():  # first use, or a forked child
+                loop = _LoopThread("telegram-sender")
+                self._bot = loop.run(self._make_bot(), 30)
+                self._pid = os.getpid()
+                self._loop = loop  # published last: other threads read _loop without the lock
+        return self._loop, self._bot
+
+    async def _make_bot(self) -> Any:
+        from aiogram import Bot
+        from aiogram.client.default import DefaultBotProperties
+        from aiogram.client.session.aiohttp import AiohttpSession
+        from aiogram.client.telegram import TelegramAPIServer
+
+        session = AiohttpSession(api=TelegramAPIServer.from_base(self.api_url))
+        return Bot(
+            self.token,
+            session=session,
+            default=DefaultBotProperties(parse_mode="HTML", link_preview_is_disabled=True),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            loop, bot = self._loop, self._bot
+            self._loop = self._bot = None
+        if loop is None or self._pid != os.getpid():
+            return
+        try:
+            loop.run(bot.session.close(), 10)
+        except Exception:  # pragma: no cover - best effort at shutdown
+            log.debug("closing the Telegram session failed", exc_info=True)
+        loop.stop()
+
+    def _call(
+        self,
+        chat_id: int | str,
+        make: Callable[[Any], Awaitable[Any]],
+        *,
+        best_effort: bool = False,
+        timeout: float | None = None,
+        what: str = "call",
+    ) -> Any:
+        """Run `make(bot)` within the limits; see the module docstring for the error policy."""
+        from aiogram.exceptions import (
+            TelegramBadRequest,
+            TelegramEntityTooLarge,
+            TelegramForbiddenError,
+            TelegramNetworkError,
+            TelegramNotFound,
+            TelegramRetryAfter,
+            TelegramServerError,
+        )
+
+        loop, bot = self._ensure()
+        chat = self.chat_bucket(chat_id)
+        buckets = [chat, self.aux_bucket if best_effort else self.global_bucket]
+        timeout = float(timeout or self.limits.request_timeout)
+        failures = 0
+        while True:
+            wait = self.limiter.reserve(buckets, 0.0 if best_effort else self.limits.max_wait)
+            if wait is None:
+                if best_effort:
+                    return None
+                raise RetryLater(f"{what}: rate limit for chat {chat_id}", self.limits.max_wait)
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                return loop.run(make(bot), timeout + 5)
+            except TelegramRetryAfter as exc:
+                retry_after = float(exc.retry_after or 1)
+                log.warning("telegram 429 on %s in chat %s: retry after %ss", what, chat_id, retry_after)
+                self.limiter.penalize(chat, retry_after)
+                self.limiter.penalize(self.global_bucket, retry_after)
+                failures += 1
+                if best_effort:
+                    return None
+                if retry_after > self.limits.max_wait or failures > 3:
+                    raise RetryLater(f"{what}: flood control for {retry_after}s", retry_after) from exc
+            except TelegramForbiddenError as exc:
+                log.info("telegram 403 on %s in chat %s: %s", what, chat_id, exc.message)
+                if self.on_blocked is not None:
+                    try:
+                        self.on_blocked(int(chat_id))
+                    except Exception:
+                        log.exception("could not mark chat %s as blocked", chat_id)
+                if best_effort:
+                    return None
+                raise BotBlocked(exc.message) from exc
+            except (TelegramBadRequest, TelegramNotFound, TelegramEntityTooLarge) as exc:
+                if best_effort:
+                    log.debug("telegram refused best-effort %s in chat %s: %s", what, chat_id, exc.message)
+                    return None
+                raise SendRejected(exc.message) from exc
+            except (TelegramNetworkError, TelegramServerError, concurrent.futures.TimeoutError, TimeoutError) as exc:
+                failures += 1
+                log.warning("telegram %s in chat %s failed (%d): %r", what, chat_id, failures, exc)
+                if best_effort:
+                    return None
+                if failures >= 3:
+                    raise TelegramUnavailable(f"{what}: {exc!r}", 5.0 * failures) from exc
+                time.sleep(0.5 * 2**failures)
+
+    # --- messages ---------------------------------------------------------------------------------
+    def send_message(
+        self, chat_id: int, text: str, *, reply_markup: Any = None, best_effort: bool = False
+    ) -> SentMessage | None:
+        message = self._call(
+            chat_id,
+            lambda bot: bot.send_message(chat_id=chat_id, text=text, reply_markup=reply_markup),
+            best_effort=best_effort,
+            what="sendMessage",
+        )
+        return SentMessage(chat_id, message.message_id) if message is not None else None
+
+    def edit_text(self, chat_id: int, message_id: int, text: str, *, reply_markup: Any = None) -> bool:
+        """Best effort (status messages): False when skipped or refused."""
+        result = self._call(
+            chat_id,
+            lambda bot: bot.edit_message_text(
+                chat_id=chat_id, message_id=message_id, text=text, reply_markup=reply_markup
+            ),
+            best_effort=True,
+            what="editMessageText",
+        )
+        return result is not None
+
+    def delete_message(self, chat_id: int, message_id: int) -> bool:
+        result = self._call(
+            chat_id,
+            lambda bot: bot.delete_message(chat_id=chat_id, message_id=message_id),
+            best_effort=True,
+            what="deleteMessage",
+        )
+        return bool(result)
+
+    def chat_action(self, chat_id: int, action: str) -> bool:
+        result = self._call(
+            chat_id,
+            lambda bot: bot.send_chat_action(chat_id=chat_id, action=action),
+            best_effort=True,
+            what="sendChatAction",
+        )
+        return bool(result)
+
+    def send_file(
+        self,
+        chat_id: int,
+        method: str,
+        file: bytes | str,
+        *,
+        filename: str = "file",
+        caption: str | None = None,
+        reply_markup: Any = None,
+        width: int | None = None,
+        height: int | None = None,
+        duration: float | None = None,
+    ) -> SentMessage:
+        """Send a photo / video / document from bytes (uploaded) or a Telegram file_id (re-sent)."""
+        from aiogram.types import BufferedInputFile
+
+        payload: Any = BufferedInputFile(file, filename=filename) if isinstance(file, bytes) else file
+        common = {"chat_id": chat_id, "caption": caption, "reply_markup": reply_markup}
+        if method == PHOTO:
+
+            def make(bot):
+                return bot.send_photo(photo=payload, **common)
+        elif method == VIDEO:
+            extra = {
+                "width": width or None,
+                "height": height or None,
+                "duration": round(duration) if duration else None,
+                "supports_streaming": True,
+            }
+
+            def make(bot):
+                return bot.send_video(video=payload, **extra, **common)
+        elif method == DOCUMENT:
+
+            def make(bot):
+                return bot.send_document(document=payload, **common)
+        else:
+            raise ValueError(f"unknown send method {method!r}")
+        uploading = isinstance(file, bytes)
+        timeout = self.limits.upload_timeout if uploading else self.limits.request_timeout
+        message = self._call(chat_id, make, timeout=timeout, what=f"send_{method}")
+        return _sent(message, method)
+
+    # --- files ------------------------------------------------------------------------------------
+    def download(self, file_id: str, *, max_bytes: int) -> bytes:
+        """A file a user sent (getFile + download). Raises SendRejected if unknown or over `max_bytes`."""
+        from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError, TelegramNotFound
+
+        loop, bot = self._ensure()
+
+        async def fetch() -> bytes:
+            info = await bot.get_file(file_id)
+            if info.file_size and info.file_size > max_bytes:
+                raise _TooLarge(info.file_size)
+            if not info.file_path:
+                raise SendRejected("the file has no path (too big for getFile)")
+            buffer = await bot.download_file(info.file_path, timeout=self.limits.request_timeout)
+            return buffer.getvalue()
+
+        for attempt in range(3):
+            wait = self.limiter.reserve([self.aux_bucket], self.limits.max_wait)
+            if wait:
+                time.sleep(wait)
+            try:
+                data = loop.run(fetch(), self.limits.request_timeout + 10)
+            except _TooLarge as exc:
+                raise FileTooLarge(exc.size) from exc
+            except (TelegramBadRequest, TelegramNotFound) as exc:
+                raise SendRejected(exc.message) from exc
+            except (TelegramNetworkError, concurrent.futures.TimeoutError, TimeoutError) as exc:
+                if attempt == 2:
+                    raise TelegramUnavailable(f"download: {exc!r}", 5.0) from exc
+                time.sleep(0.5 * 2**attempt)
+                continue
+            if len(data) > max_bytes:
+                raise FileTooLarge(len(data))
+            return data
+        raise TelegramUnavailable("download failed", 5.0)  # pragma: no cover
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+class FileTooLarge(SendRejected):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"file of {size} bytes is over the limit")
+        self.size = size
+
+
+def _sent(message: Any, method: str) -> SentMessage:
+    media = None
+    if getattr(message, "photo", None):
+        media = message.photo[-1]
+    else:
+        for name in ("video", "animation", "document"):
+            media = getattr(message, name, None)
+            if media is not None:
+                break
+    return SentMessage(
+        chat_id=message.chat.id,
+        message_id=message.message_id,
+        method=method,
+        file_id=getattr(media, "file_id", None),
+        file_unique_id=getattr(media, "file_unique_id", None),
+    )
+
+
+# --- the process's sender ------------------------------------------------------------------------
+_sender: TelegramSender | None = None
+_sender_lock = threading.Lock()
+_limiter: RateLimiter | None = None
+_limiter_lock = threading.Lock()
+
+
+def _mark_blocked(chat_id: int) -> None:
+    if chat_id > 0:  # private chats: the chat id is the user's Telegram id
+        from botapp.services.users import mark_bot_blocked
+
+        mark_bot_blocked(telegram_id=chat_id)
+
+
+def get_limiter() -> RateLimiter:
+    """The process's limiter: Redis-backed with REDIS_URL (shared by all processes), else in memory."""
+    global _limiter
+    from django.conf import settings
+
+    if _limiter is None:
+        with _limiter_lock:
+            if _limiter is None:
+                url = getattr(settings, "REDIS_URL", "")
+                _limiter = RedisRateLimiter(url) if url else MemoryRateLimiter()
+    return _limiter
+
+
+def get_sender() -> TelegramSender | None:
+    """The process's sender, or None when no BOT_TOKEN is configured."""
+    global _sender
+    from django.conf import settings
+
+    if not settings.BOT_TOKEN:
+        return None
+    api_url = settings.TELEGRAM_API_URL.rstrip("/")
+    sender = _sender
+    if sender is not None and sender.token == settings.BOT_TOKEN and sender.api_url == api_url:
+        return sender
+    limiter = get_limiter()
+    with _sender_lock:
+        if _sender is not None and _sender.token == settings.BOT_TOKEN and _sender.api_url == api_url:
+            return _sender
+        if _sender is not None:
+            _sender.close()
+        _sender = TelegramSender(
+            token=settings.BOT_TOKEN,
+            api_url=api_url,
+            limiter=limiter,
+            limits=SenderLimits(
+                global_rate=settings.TELEGRAM_GLOBAL_RATE,
+                global_burst=settings.TELEGRAM_GLOBAL_BURST,
+                chat_rate=settings.TELEGRAM_CHAT_RATE,
+                chat_burst=settings.TELEGRAM_CHAT_BURST,
+                aux_rate=settings.TELEGRAM_AUX_RATE,
+                max_wait=settings.TELEGRAM_MAX_WAIT_SECONDS,
+                request_timeout=settings.TELEGRAM_REQUEST_TIMEOUT_SECONDS,
+                upload_timeout=settings.TELEGRAM_UPLOAD_TIMEOUT_SECONDS,
+            ),
+            on_blocked=_mark_blocked,
+        )
+        return _sender
+
+
+def close_sender() -> None:
+    global _sender
+    with _sender_lock:
+        sender, _sender = _sender, None
+    if sender is not None:
+        sender.close()

@@ -1,0 +1,257 @@
+"""Fixtures for the generation engine: the fake Google server and the Bot API emulator (each in its
+own thread, reachable over HTTP from other processes) and a REAL Celery worker subprocess with
+embedded beat, started by `celery -A config worker` exactly as in production.
+
+The worker uses the test database (SQLite file test-db.sqlite3, or the PostgreSQL test database with
+DATABASE_URL), the broker of the run (Redis with REDIS_URL, else the file-system broker in a temporary
+folder) under a queue name of its own, and short timings (poll tick, first poll, retries) so that
+every scenario ends in seconds. Tests wait with bounded polling loops, never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from botapp.emulator import BotAPIEmulator
+from botapp.fake_google import FakeGoogleServer
+
+ROOT = Path(__file__).resolve().parents[2]
+CELERY = str(Path(sys.executable).with_name("celery"))
+TOKEN = "7100000001:AAtest-generation-token"
+
+# The worker's timings (environment of the subprocess; see config/settings.py for their meaning).
+WORKER_ENV = {
+    "GENERATION_POLL_TICK_SECONDS": "0.25",
+    "GENERATION_SWEEP_SECONDS": "1",
+    "GENERATION_REDISPATCH_AFTER_SECONDS": "3",
+    "GENERATION_LEASE_SECONDS": "3",
+    "VIDEO_FIRST_POLL_SECONDS": "0.2",
+    "VIDEO_POLL_MIN_SECONDS": "0.2",
+    "VIDEO_POLL_MAX_SECONDS": "0.4",
+    "GENERATION_RETRY_BASE_SECONDS": "0.2",
+    "GENERATION_RETRY_MAX_SECONDS": "0.5",
+    "GENERATION_MAX_ATTEMPTS": "50",
+    "GOOGLE_HTTP_TIMEOUT_SECONDS": "10",
+    "TELEGRAM_REQUEST_TIMEOUT_SECONDS": "10",
+    "TELEGRAM_MAX_WAIT_SECONDS": "3",
+    "TELEGRAM_GLOBAL_RATE": "200",
+    "TELEGRAM_GLOBAL_BURST": "50",
+    "TELEGRAM_CHAT_RATE": "20",
+    "TELEGRAM_CHAT_BURST": "10",
+    "TELEGRAM_AUX_RATE": "200",
+    "GENERATION_PROVIDER_MODE": "google",
+    "GOOGLE_API_KEY": "test-gemini-key",
+    "GOOGLE_VERTEX_API_KEY": "test-vertex-key",
+    "GOOGLE_GENAI_USE_VERTEXAI": "false",
+    "CELERY_WORKER_CONCURRENCY": "8",
+    "LOG_LEVEL": "INFO",
+}
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll `predicate` until it returns something truthy (returned) or fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def fake_google() -> Iterator[FakeGoogleServer]:
+    server = FakeGoogleServer().start_in_thread()
+    try:
+        yield server
+    finally:
+        server.stop_thread()
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[BotAPIEmulator]:
+    emu = BotAPIEmulator(TOKEN).start_in_thread()
+    try:
+        yield emu
+    finally:
+        emu.stop_in_thread()
+
+
+class WorkerProcess:
+    """`celery -A config worker -B` as a child process, restartable (and killable) by tests."""
+
+    def __init__(self, env: dict[str, str], folder: Path, queue: str) -> None:
+        self.env = env
+        self.folder = folder
+        self.queue = queue
+        self.proc: subprocess.Popen | None = None
+        self.log_path = folder / "worker.log"
+        self.starts = 0
+
+    def start(self, timeout: float = 30.0) -> WorkerProcess:
+        self.starts += 1
+        log = open(self.log_path, "a")  # noqa: SIM115 - closed when the process ends
+        log.write(f"\n===== start #{self.starts} =====\n")
+        log.flush()
+        self.proc = subprocess.Popen(
+            [
+                CELERY, "-A", "config", "worker", "-B",
+                "--pool", "threads", "--concurrency", self.env.get("CELERY_WORKER_CONCURRENCY", "8"),
+                "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                "-Q", self.queue, "-n", f"gen-test-{self.starts}@%h",
+                "-s", str(self.folder / f"beat-schedule-{self.starts}"),
+            ],  # fmt: skip
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        marker = f"gen-test-{self.starts}@"
+        wait_until(
+            lambda: self._ready(marker),
+            timeout=timeout,
+            interval=0.1,
+            what=f"the Celery worker to start (log: {self.log_path})",
+        )
+        return self
+
+    def _ready(self, marker: str) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"the worker exited with {self.proc.returncode}:\n{self.log_tail()}")
+        text = self.log_path.read_text(errors="replace")
+        last = text.rsplit(f"===== start #{self.starts} =====", 1)[-1]
+        return marker in last and " ready." in last
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no warm shutdown, nothing acked or cleaned up."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _database_url() -> str:
+    from django.db import connection
+
+    params = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{params['NAME']}"
+    auth = params["USER"] + (f":{params['PASSWORD']}" if params.get("PASSWORD") else "")
+    return f"postgres://{auth}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_stack(
+    django_db_setup, django_db_blocker, fake_google, emulator, tmp_path_factory
+) -> Iterator[WorkerProcess]:
+    """The worker subprocess, and this process's Celery producer pointed at the same broker/queue."""
+    from django.conf import settings
+
+    from config.celery import app
+
+    folder = tmp_path_factory.mktemp("celery")
+    queue = f"gen-test-{uuid.uuid4().hex[:8]}"
+    media = folder / "media"
+    media.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "GOOGLE_", "TELEGRAM_"))}
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    env.update(WORKER_ENV)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": database_url,
+            "DB_CONN_MAX_AGE": "0",
+            "BOT_TOKEN": emulator.token,
+            "TELEGRAM_API_URL": emulator.base_url,
+            "GOOGLE_GEMINI_BASE_URL": fake_google.base_url,
+            "GOOGLE_VERTEX_BASE_URL": fake_google.base_url,
+            "CELERY_TASK_DEFAULT_QUEUE": queue,
+            "MEDIA_ROOT": str(media),
+            "GENERATION_DISPATCH": "botapp.tasks.dispatch_generation",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if settings.REDIS_URL:
+        env["CELERY_BROKER_URL"] = settings.REDIS_URL
+    else:
+        broker = folder / "broker"
+        env["CELERY_BROKER_URL"] = "filesystem://"
+        env["CELERY_BROKER_FOLDER"] = str(broker)
+        app.conf.broker_url = "filesystem://"
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(broker / "queue"),
+            "data_folder_out": str(broker / "queue"),
+            "control_folder": str(broker / "control"),
+            "polling_interval": 0.1,
+        }
+        for sub in ("queue", "control"):
+            (broker / sub).mkdir(parents=True, exist_ok=True)
+    app.conf.task_default_queue = queue
+    app.conf.task_always_eager = False
+    worker = WorkerProcess(env, folder, queue)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        if worker.proc is not None and worker.proc.returncode not in (0, -signal.SIGTERM, None):
+            print(worker.log_tail(), file=sys.stderr)
+
+
+@pytest.fixture
+def stack(celery_stack, fake_google, emulator, settings) -> Iterator[WorkerProcess]:
+    """Per test: dispatch to the real worker, clean fake/emulator scripts, a live worker."""
+    settings.GENERATION_DISPATCH = "botapp.tasks.dispatch_generation"
+    fake_google.reset()
+    emulator.clear_faults()
+    if not celery_stack.alive:
+        celery_stack.start()
+    yield celery_stack
+    fake_google.reset()
+    emulator.clear_faults()
+
+
+@pytest.fixture
+def tg_user(emulator, make_user) -> Callable[..., tuple[Any, Any]]:
+    """tg_user(balance=..., language_code=...) -> (emulated Telegram user, TgUser with that id)."""
+
+    def factory(*, balance: Decimal | int | str = 100, language_code: str = "en", **fields: Any):
+        emu_user = emulator.user(first_name="Gen", language_code=language_code)
+        user = make_user(balance=balance, telegram_id=emu_user.id, language_code=language_code, **fields)
+        return emu_user, user
+
+    return factory

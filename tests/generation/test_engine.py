@@ -1,0 +1,250 @@
+"""The engine's decisions, run in this process (tasks eager) against the emulator and the fake server:
+the demo provider and when it is refused, videos over Telegram's upload limit, the recovery sweep,
+input photo checks, poll pacing. The worker-process behaviour is in test_worker_e2e.py."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from PIL import Image
+
+from botapp.models import GenRequest, Transaction, UserBalance
+from botapp.providers.demo import render_video
+from botapp.services import worker
+from botapp.services.generation import GenerationService
+from botapp.telegram.sender import close_sender
+
+pytestmark = pytest.mark.django_db(transaction=True)
+D = Decimal
+
+
+@pytest.fixture
+def engine(settings, emulator, fake_google, tmp_path):
+    """Workers' settings for an in-process run; Celery tasks run eagerly (inline)."""
+    from config.celery import app
+
+    settings.BOT_TOKEN = emulator.token
+    settings.TELEGRAM_API_URL = emulator.base_url
+    settings.GOOGLE_GEMINI_BASE_URL = settings.GOOGLE_VERTEX_BASE_URL = fake_google.base_url
+    settings.GOOGLE_API_KEY = settings.GOOGLE_VERTEX_API_KEY = "test-key"
+    settings.GENERATION_PROVIDER_MODE = "google"
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.TELEGRAM_GLOBAL_RATE = settings.TELEGRAM_CHAT_RATE = settings.TELEGRAM_AUX_RATE = 1000
+    settings.VIDEO_FIRST_POLL_SECONDS = 0
+    settings.DEMO_VIDEO_SECONDS = 0
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    fake_google.reset()
+    emulator.clear_faults()
+    yield
+    app.conf.task_always_eager = eager
+    emulator.clear_faults()
+    close_sender()
+
+
+def make_request(user, model, chat_id, **kw):
+    kw.setdefault("prompt", "a small house by the lake")
+    return GenerationService.create_request(user_id=user.pk, ai_model_id=model.pk, chat_id=chat_id, **kw)
+
+
+def run_to_end(request_id: int, rounds: int = 50) -> GenRequest:
+    """start(), then poll until finished (what the worker's tasks do, inline)."""
+    worker.start(request_id)
+    for _ in range(rounds):
+        request = GenRequest.objects.get(pk=request_id)
+        if request.status != "running":
+            return request
+        GenRequest.objects.filter(pk=request_id).update(next_poll_at=timezone.now())
+        worker.poll_due()
+    return GenRequest.objects.get(pk=request_id)
+
+
+def refunds(request) -> int:
+    return Transaction.objects.filter(gen_request=request, kind="refund").count()
+
+
+# --- the demo provider --------------------------------------------------------------------------------
+def test_demo_without_credentials_is_labelled(engine, settings, tg_user, nano, emulator):
+    settings.GENERATION_PROVIDER_MODE = "auto"
+    settings.GOOGLE_API_KEY = settings.GOOGLE_VERTEX_API_KEY = ""
+    settings.GENERATION_ALLOW_DEMO = True
+    emu_user, user = tg_user()
+    done = run_to_end(make_request(user, nano, emu_user.chat_id).pk)
+    assert done.status == "succeeded" and done.delivered_at
+    assert done.results[0]["is_demo"] is True
+    photo = emulator.last_message(emu_user.chat_id)
+    assert "DEMO" in photo["caption"]
+
+
+def test_demo_video_is_polled_and_delivered(engine, settings, tg_user, veo, emulator):
+    settings.GENERATION_PROVIDER_MODE = "demo"
+    settings.GENERATION_ALLOW_DEMO = True
+    emu_user, user = tg_user()
+    done = run_to_end(make_request(user, veo, emu_user.chat_id).pk)
+    assert done.status == "succeeded" and done.provider_operation_id.startswith("demo-op-")
+    assert "video" in emulator.last_message(emu_user.chat_id)
+
+
+def test_demo_is_refused_where_not_allowed(engine, settings, tg_user, nano, emulator):
+    settings.GENERATION_PROVIDER_MODE = "auto"
+    settings.GOOGLE_API_KEY = settings.GOOGLE_VERTEX_API_KEY = ""
+    settings.GENERATION_ALLOW_DEMO = False  # production with the real Telegram: never sell a demo picture
+    emu_user, user = tg_user(balance=10)
+    done = run_to_end(make_request(user, nano, emu_user.chat_id).pk)
+    assert done.status == "failed" and done.error_code == "not_configured"
+    assert refunds(done) == 1 and UserBalance.objects.get(user=user).balance == D(10)
+    assert "temporarily unavailable" in emulator.last_message(emu_user.chat_id)["text"]
+
+
+# --- videos over the upload limit ---------------------------------------------------------------------
+def succeeded_video(user, veo, chat_id, data: bytes) -> GenRequest:
+    """A video request that finished: stored, marked succeeded, not yet delivered."""
+    from botapp.providers import MediaItem, ProviderResult
+
+    request = make_request(user, veo, chat_id)
+    GenerationService.mark_running(request_id=request.pk)
+    request = worker.load(request.pk)
+    results, _ = worker.store_media(request, ProviderResult(media=[MediaItem("video/mp4", data=data)]))
+    GenerationService.mark_succeeded(request_id=request.pk, results=results)
+    return request
+
+
+@pytest.fixture(scope="module")
+def demo_mp4() -> bytes:
+    return render_video("a long flight over the mountains", seconds=3)
+
+
+def test_video_over_the_limit_is_recompressed(engine, settings, tg_user, veo, emulator, demo_mp4):
+    settings.TELEGRAM_UPLOAD_LIMIT_BYTES = len(demo_mp4) // 2
+    emu_user, user = tg_user(balance=50)
+    request = succeeded_video(user, veo, emu_user.chat_id, demo_mp4)
+    assert worker.deliver(request.pk) is None
+    done = GenRequest.objects.get(pk=request.pk)
+    assert done.delivered_at and done.results[0]["sent_variant"] == "compressed"
+    sent = emulator.file_bytes(emulator.last_message(emu_user.chat_id))
+    assert 0 < len(sent) <= settings.TELEGRAM_UPLOAD_LIMIT_BYTES
+
+
+def test_video_that_cannot_fit_goes_as_a_link_from_remote_storage(
+    engine, settings, tg_user, veo, emulator, demo_mp4, monkeypatch
+):
+    settings.TELEGRAM_UPLOAD_LIMIT_BYTES = 1000
+    monkeypatch.setattr(worker, "shrink_video", lambda data, limit: None)
+    monkeypatch.setattr(worker, "public_url", lambda path: "https://bucket.example.com/v.mp4?sig=1")
+    emu_user, user = tg_user(balance=50)
+    request = succeeded_video(user, veo, emu_user.chat_id, demo_mp4)
+    worker.deliver(request.pk)
+    done = GenRequest.objects.get(pk=request.pk)
+    assert done.delivered_at and done.results[0]["sent_as"] == "link"
+    assert "https://bucket.example.com/v.mp4" in emulator.last_message(emu_user.chat_id)["text"]
+    assert refunds(done) == 0
+
+
+def test_video_that_cannot_fit_on_local_storage_is_refunded(
+    engine, settings, tg_user, veo, emulator, demo_mp4, monkeypatch
+):
+    settings.TELEGRAM_UPLOAD_LIMIT_BYTES = 1000
+    monkeypatch.setattr(worker, "shrink_video", lambda data, limit: None)
+    emu_user, user = tg_user(balance=50)
+    request = succeeded_video(user, veo, emu_user.chat_id, demo_mp4)
+    worker.deliver(request.pk)
+    done = GenRequest.objects.get(pk=request.pk)
+    assert done.status == "failed" and done.error_code == "result_too_large" and done.delivered_at is None
+    assert refunds(done) == 1 and UserBalance.objects.get(user=user).balance == D(50)
+    assert "too large" in emulator.last_message(emu_user.chat_id)["text"]
+
+
+def test_delivery_never_follows_a_refund(engine, tg_user, veo, emulator, demo_mp4):
+    emu_user, user = tg_user(balance=50)
+    request = succeeded_video(user, veo, emu_user.chat_id, demo_mp4)
+    GenerationService.fail_undelivered(request_id=request.pk, error_code="admin")
+    assert worker.deliver(request.pk) is None
+    assert emulator.call_count("sendVideo", emu_user.chat_id) == 0
+
+
+# --- the sweep -------------------------------------------------------------------------------------------
+def test_sweep_queues_created_and_refunds_expired(engine, settings, tg_user, nano, monkeypatch):
+    from botapp import tasks
+
+    dispatched: list[int] = []
+    monkeypatch.setattr(tasks.run_generation, "delay", lambda pk: dispatched.append(pk))
+    settings.GENERATION_DISPATCH = "botapp.tasks.dispatch_generation"
+    emu_user, user = tg_user(balance=10)
+    old = timezone.now() - timedelta(minutes=5)
+    created = make_request(user, nano, emu_user.chat_id)
+    expired = make_request(user, nano, emu_user.chat_id)
+    GenRequest.objects.filter(pk=created.pk).update(status="created", created_at=old)
+    GenRequest.objects.filter(pk=expired.pk).update(status="queued", queued_at=old, deadline_at=old)
+    dispatched.clear()
+
+    first = worker.sweep()
+    second = worker.sweep()
+    assert first["queued"] == 1 and first["failed"] == 1 and second["failed"] == 0
+    assert GenRequest.objects.get(pk=created.pk).status == "queued" and created.pk in dispatched
+    assert GenRequest.objects.get(pk=expired.pk).status == "failed"
+    assert refunds(expired) == 1
+
+
+def test_sweep_resumes_abandoned_operations_and_refunds_undeliverable(engine, settings, tg_user, veo, monkeypatch):
+    from botapp import tasks
+
+    resumed: list[int] = []
+    redelivered: list[int] = []
+    monkeypatch.setattr(tasks.advance_generation, "delay", lambda pk, token=None: resumed.append(pk))
+    monkeypatch.setattr(tasks.deliver_generation, "delay", lambda pk, level=None: redelivered.append(pk))
+    emu_user, user = tg_user(balance=100)
+    long_ago = timezone.now() - timedelta(hours=3)
+    running = make_request(user, veo, emu_user.chat_id)
+    GenRequest.objects.filter(pk=running.pk).update(
+        status="running", provider_operation_id="op-1", next_poll_at=long_ago, started_at=long_ago
+    )
+    waiting = succeeded_video(user, veo, emu_user.chat_id, b"\x00" * 10)
+    stale = succeeded_video(user, veo, emu_user.chat_id, b"\x00" * 10)
+    GenRequest.objects.filter(pk=waiting.pk).update(next_poll_at=timezone.now() - timedelta(seconds=1))
+    GenRequest.objects.filter(pk=stale.pk).update(finished_at=long_ago)
+
+    stats = worker.sweep()
+    assert resumed == [running.pk] and redelivered == [waiting.pk]
+    assert stats["failed"] == 1
+    assert GenRequest.objects.get(pk=stale.pk).status == "failed" and refunds(stale) == 1
+    worker.sweep()
+    assert refunds(stale) == 1
+
+
+# --- small decisions --------------------------------------------------------------------------------------
+def image_bytes(fmt: str, size=(32, 32)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (1, 2, 3)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_check_image():
+    assert worker.check_image(image_bytes("PNG")) == "image/png"
+    assert worker.check_image(image_bytes("JPEG")) == "image/jpeg"
+    assert worker.check_image(image_bytes("WEBP")) == "image/webp"
+    with pytest.raises(worker.InputImageError) as exc:
+        worker.check_image(image_bytes("GIF"))
+    assert exc.value.code == "input_image_invalid"
+    with pytest.raises(worker.InputImageError):
+        worker.check_image(image_bytes("PNG")[:60])  # truncated
+    with pytest.raises(worker.InputImageError) as exc:
+        worker.check_image(image_bytes("PNG", size=(8000, 6000)))
+    assert exc.value.code == "input_image_too_large"
+
+
+def test_poll_pacing_and_backoff(settings):
+    settings.VIDEO_POLL_MIN_SECONDS, settings.VIDEO_POLL_MAX_SECONDS, settings.VIDEO_POLL_FRACTION = 5, 20, 0.2
+    now = timezone.now()
+    young = GenRequest(started_at=now - timedelta(seconds=10))
+    old = GenRequest(started_at=now - timedelta(minutes=10))
+    assert worker.next_poll_delay(young, now) == 5
+    assert worker.next_poll_delay(GenRequest(started_at=now - timedelta(seconds=50)), now) == pytest.approx(10)
+    assert worker.next_poll_delay(old, now) == 20
+    settings.GENERATION_RETRY_BASE_SECONDS, settings.GENERATION_RETRY_MAX_SECONDS = 2, 60
+    assert 1.6 <= worker.backoff(1) <= 2.4
+    assert worker.backoff(10) <= 72
+    assert worker.backoff(1, retry_after=30) >= 30
