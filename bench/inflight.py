@@ -228,7 +228,7 @@ class Worker:
             str(Path(sys.executable).with_name("celery")), "-A", "config", "worker",
             "--pool", "threads", "--concurrency", str(args.concurrency), "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "-Q", envd.queue, "-n", f"bench-{'naive' if naive else 'inflight'}@%h",
+            "-n", f"bench-{'naive' if naive else 'inflight'}@%h",
         ]  # fmt: skip
         if naive:
             command += ["-I", "bench.inflight"]  # the naive task; no beat: nothing polls for it

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import hmac
 import json
 import logging
@@ -54,13 +52,8 @@ async def telegram_webhook(request: HttpRequest) -> HttpResponse:
         update = Update.model_validate(json.loads(request.body), context={"bot": runtime.bot})
     except (ValueError, ValidationError):
         return JsonResponse({"ok": False, "error": "malformed update"}, status=400)
-    # A fresh context: outside Django's per-request ThreadSensitiveContext the bridge's database work
-    # runs in the bot's one long-lived sync thread (one persistent connection), as when polling.
-    handling = asyncio.get_running_loop().create_task(
-        runtime.dispatcher.feed_update(runtime.bot, update), context=contextvars.Context()
-    )
     try:
-        await handling
+        await runtime.dispatcher.feed_update(runtime.bot, update)
     except Exception:
         log.exception("webhook update %s failed", update.update_id)
     return JsonResponse({"ok": True})

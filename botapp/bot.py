@@ -23,10 +23,11 @@ from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from django.conf import settings
 
-from botapp.handlers import build_router
+from botapp.handlers import build_router, generation
 from botapp.i18n import LANGUAGES, t
 from botapp.middlewares import (
     DedupeMiddleware,
+    InFlightMiddleware,
     MemoryOnceStore,
     OnceStore,
     RedisOnceStore,
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 COMMANDS = ("start", "menu", "help", "balance", "cancel")
 FSM_STATE_TTL = 7 * 24 * 3600  # an abandoned flow expires after a week (Redis storage)
+SHUTDOWN_GRACE = 10.0  # seconds a stopping bot waits for the updates it is handling
 
 
 def create_bot(token: str | None = None, *, api_url: str | None = None) -> Bot:
@@ -70,25 +72,38 @@ def create_backends(*, redis_url: str | None = None, prefix: str | None = None) 
         redis = Redis.from_url(redis_url)
         key_builder = DefaultKeyBuilder(prefix=f"{prefix}:fsm", with_bot_id=True)
         storage = RedisStorage(redis, key_builder=key_builder, state_ttl=FSM_STATE_TTL, data_ttl=FSM_STATE_TTL)
-        isolation = RedisEventIsolation(redis, key_builder=key_builder, lock_kwargs={"timeout": 60})
+        isolation = RedisEventIsolation(redis, key_builder=key_builder, lock_kwargs={"timeout": 60, "sleep": 0.02})
         return Backends(storage=storage, isolation=isolation, once=RedisOnceStore(redis, prefix=f"{prefix}:once"))
     return Backends(storage=MemoryStorage(), isolation=SimpleEventIsolation(), once=MemoryOnceStore())
 
 
 def build_dispatcher(backends: Backends | None = None, **workflow_data: Any) -> Dispatcher:
-    """The Dispatcher with every router and middleware. `workflow_data` reaches handlers as kwargs."""
+    """The Dispatcher with every router and middleware. `workflow_data` reaches handlers as kwargs.
+
+    Outer middlewares on `update`, in order: aiogram's errors and user context, the in-flight
+    tracker (graceful stop), dedupe and throttling (before the FSM lock, so a flood or a redelivery
+    never queues on it), then the FSM context with its per-user events isolation, then the user
+    upsert (+ ban check, language).
+    """
     backends = backends or create_backends()
-    dp = Dispatcher(storage=backends.storage, events_isolation=backends.isolation, **workflow_data)
+    dp = Dispatcher(storage=backends.storage, events_isolation=backends.isolation, disable_fsm=True, **workflow_data)
     throttle_rate = float(getattr(settings, "THROTTLE_RATE", 0.5))
+    in_flight = InFlightMiddleware()
+    dp.update.outer_middleware(in_flight)
     dp.update.outer_middleware(DedupeMiddleware(backends.once))
     dp.update.outer_middleware(ThrottlingMiddleware(rate=throttle_rate))
+    dp.update.outer_middleware(dp.fsm)  # registered here instead of by aiogram, to come after the two above
     dp.update.outer_middleware(UserMiddleware(backends.once))
     dp.include_router(build_router())
 
-    async def close_once_store() -> None:  # the FSM storage and isolation are closed by aiogram itself
+    async def graceful_stop() -> None:
+        """Let the updates in progress (and album answers) finish, then close our store; the FSM
+        storage and isolation are closed by aiogram itself, the bot session after this."""
+        await in_flight.drain(SHUTDOWN_GRACE)
+        await generation.drain_album_replies(SHUTDOWN_GRACE)
         await backends.once.close()
 
-    dp.shutdown.register(close_once_store)
+    dp.shutdown.register(graceful_stop)
     return dp
 
 

@@ -1,17 +1,20 @@
 """Outer middlewares on `update`, in the order `bot.build_dispatcher` registers them:
 
 1. `DedupeMiddleware`: an update_id seen twice (a webhook redelivery) is handled once
-   (Redis `SET NX EX` when configured, an in-memory TTL set otherwise).
-2. `UserMiddleware`: upserts the Telegram user (one SELECT in the common case), injects
+   (Redis `SET NX PX` when configured, an in-memory TTL set otherwise).
+2. `ThrottlingMiddleware`: a token bucket per user; floods are dropped with one hint (in the
+   language of the user's Telegram client: it runs before the database is touched), and a button
+   pressed twice on the same screen counts once.
+   (Then aiogram's FSM context, which holds the per-user events isolation lock.)
+3. `UserMiddleware`: upserts the Telegram user (one SELECT in the common case), injects
    `user: UserContext` and `lang: str`; banned users get one polite message and nothing else.
-3. `ThrottlingMiddleware`: a token bucket per user; floods are dropped with one hint, a button
-   pressed twice in a row on the same message counts once.
 
 Errors are handled by `handlers.fallback` (an `errors` handler: log with context, apologise).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -80,6 +83,32 @@ class RedisOnceStore:
         await self.redis.aclose()
 
 
+# --- 0. in flight (graceful shutdown) -----------------------------------------------------------------
+class InFlightMiddleware(BaseMiddleware):
+    """Remembers the updates being handled, so that a shutdown lets them finish first
+    (aiogram cancels unfinished handler tasks when polling stops)."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        task = asyncio.current_task()
+        if task is None:
+            return await handler(event, data)
+        self.tasks.add(task)
+        try:
+            return await handler(event, data)
+        finally:
+            self.tasks.discard(task)
+
+    async def drain(self, grace: float) -> None:
+        current = asyncio.current_task()
+        pending = [task for task in self.tasks if task is not current and not task.done()]
+        if pending:
+            log.info("waiting for %s update(s) in progress", len(pending))
+            await asyncio.wait(pending, timeout=grace)
+
+
 # --- 1. dedupe ------------------------------------------------------------------------------------------
 class DedupeMiddleware(BaseMiddleware):
     TTL = 24 * 3600.0  # Telegram gives up redelivering long before this
@@ -96,7 +125,7 @@ class DedupeMiddleware(BaseMiddleware):
         return await handler(event, data)
 
 
-# --- 2. user --------------------------------------------------------------------------------------------
+# --- 3. user --------------------------------------------------------------------------------------------
 def profile_of(user: User) -> TelegramProfile:
     return TelegramProfile(
         telegram_id=user.id,
@@ -143,7 +172,7 @@ class UserMiddleware(BaseMiddleware):
             log.info("ban notice to %s not delivered: %s", user.telegram_id, exc)
 
 
-# --- 3. throttling --------------------------------------------------------------------------------------
+# --- 2. throttling --------------------------------------------------------------------------------------
 @dataclass
 class _Bucket:
     tokens: float
@@ -206,11 +235,11 @@ class ThrottlingMiddleware(BaseMiddleware):
         if event.message is not None and event.message.media_group_id:
             return await handler(event, data)
         if bucket.tokens < 1.0:
+            warn, bucket.warned = not bucket.warned, True  # set before awaiting: updates run concurrently
             if query is not None:
                 await _silent(query.answer(t("common.throttled", lang)))
-            elif not bucket.warned and event.message is not None:
+            elif warn and event.message is not None:
                 await _silent(event.message.answer(t("common.throttled", lang)))
-            bucket.warned = True
             return None
         bucket.tokens -= 1.0
         bucket.warned = False

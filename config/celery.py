@@ -20,8 +20,10 @@ app.autodiscover_tasks()
 
 @worker_shutdown.connect
 @worker_process_shutdown.connect
-def _close_telegram_sender(**_kwargs) -> None:
-    """Close the process's Telegram session (its event loop thread) when the worker stops."""
+def _close_generation_resources(**_kwargs) -> None:
+    """Close the process's Telegram session and the poller's thread pools when the worker stops."""
+    from botapp.services.worker import close_pools
     from botapp.telegram.sender import close_sender
 
     close_sender()
+    close_pools()

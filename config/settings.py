@@ -87,6 +87,8 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery: Redis (or RabbitMQ via CELERY_BROKER_URL) in production; a folder broker by default ---
+from kombu import Queue  # noqa: E402
+
 # Without REDIS_URL / CELERY_BROKER_URL the queue is kombu's file-system transport: messages are
 # files in CELERY_BROKER_FOLDER, so `make run` needs no extra server (one machine only). Countdowns
 # and ETAs are kept by the worker, so they work on every transport. Nothing is lost if the broker
@@ -119,6 +121,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Countdowns are short (polls and delivery retries); an unacked message comes back after this.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Two queues, both consumed by every worker: the work (generations, deliveries) and the periodic
+# ticks, so that a backlog of deliveries waiting for Telegram's rate limit never delays the poller.
+CELERY_TICK_QUEUE = env_or("CELERY_TICK_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-ticks")
+CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(CELERY_TICK_QUEUE))
+CELERY_TASK_ROUTES = {
+    "botapp.tasks.poll_generations": {"queue": CELERY_TICK_QUEUE},
+    "botapp.tasks.sweep_generations": {"queue": CELERY_TICK_QUEUE},
+}
 # The periodic tasks (run `celery -A config beat`, or `worker -B` on one machine).
 GENERATION_POLL_TICK_SECONDS = env.float("GENERATION_POLL_TICK_SECONDS", default=2.0)
 GENERATION_SWEEP_SECONDS = env.float("GENERATION_SWEEP_SECONDS", default=60.0)
@@ -191,7 +201,8 @@ if AWS_STORAGE_BUCKET_NAME:
     AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
     AWS_QUERYSTRING_AUTH = True
 
-LANGUAGE_CODE = "ru"
+# The admin's language (the bot speaks each user's own language from botapp/locales).
+LANGUAGE_CODE = env_or("ADMIN_LANGUAGE", "en")
 LANGUAGES = [("ru", "Русский"), ("en", "English")]
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -241,10 +252,11 @@ DEMO_VIDEO_SECONDS = env.float("DEMO_VIDEO_SECONDS", default=8.0)  # how long a 
 # operation's age, kept between VIDEO_POLL_MIN_SECONDS and VIDEO_POLL_MAX_SECONDS.
 VIDEO_FIRST_POLL_SECONDS = env.float("VIDEO_FIRST_POLL_SECONDS", default=10.0)
 VIDEO_POLL_MIN_SECONDS = env.float("VIDEO_POLL_MIN_SECONDS", default=5.0)
-VIDEO_POLL_MAX_SECONDS = env.float("VIDEO_POLL_MAX_SECONDS", default=20.0)
-VIDEO_POLL_FRACTION = env.float("VIDEO_POLL_FRACTION", default=0.2)
+VIDEO_POLL_MAX_SECONDS = env.float("VIDEO_POLL_MAX_SECONDS", default=15.0)
+VIDEO_POLL_FRACTION = env.float("VIDEO_POLL_FRACTION", default=0.1)
 GENERATION_POLL_BATCH = env.int("GENERATION_POLL_BATCH", default=500)  # operations claimed per tick
 GENERATION_POLL_THREADS = env.int("GENERATION_POLL_THREADS", default=32)  # concurrent polls per process
+GENERATION_FINISH_THREADS = env.int("GENERATION_FINISH_THREADS", default=8)  # store + mark finished videos
 # Retries of rate limits (429) and transient errors (5xx, network): exponential backoff from BASE
 # to MAX seconds (or Google's retry delay), at most MAX_ATTEMPTS submissions, within the deadline.
 GENERATION_RETRY_BASE_SECONDS = env.float("GENERATION_RETRY_BASE_SECONDS", default=2.0)

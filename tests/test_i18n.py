@@ -11,12 +11,17 @@ import pytest
 from botapp.i18n import LANGUAGES, catalogue, placeholders, t
 from botapp.services import exceptions
 
-BOT_CODE = [Path("botapp/keyboards.py"), Path("botapp/bot.py"), Path("botapp/middlewares.py")] + sorted(
-    Path("botapp/handlers").glob("*.py")
-)
+BOT_CODE = [
+    Path("botapp/keyboards.py"),
+    Path("botapp/bot.py"),
+    Path("botapp/middlewares.py"),
+    *sorted(Path("botapp/handlers").glob("*.py")),
+]
 ALLOWED_TAGS = {"b", "i", "code", "a", "u", "s", "pre"}
-KEY_RE = re.compile(r'"((?:btn|common|gen|menu|start|balance|tx|pay|profile|history|settings|promo|referral|help|'
-                    r'commands|errors)\.[a-z_.]+)"')
+KEY_RE = re.compile(
+    r'"((?:btn|common|gen|menu|start|balance|tx|pay|profile|history|settings|promo|referral|help|'
+    r'commands|errors)\.[a-z_.]+)"'
+)
 
 
 def test_languages_have_the_same_keys():

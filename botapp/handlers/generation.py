@@ -636,6 +636,13 @@ def _schedule_album_reply(
     _album_tasks[key] = asyncio.create_task(reply_later())
 
 
+async def drain_album_replies(grace: float) -> None:
+    """At shutdown: let the pending album answers go out."""
+    pending = [task for task in _album_tasks.values() if not task.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=grace)
+
+
 @router.message(Flow.model, NOT_COMMAND)
 async def on_input_while_choosing(message: Message, lang: str) -> None:
     await message.answer(t("gen.hint.choose_model", lang))

@@ -32,14 +32,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from threading import Lock
+from threading import Barrier, BrokenBarrierError, Lock
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import close_old_connections, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -238,7 +238,7 @@ def provider_for(request: GenRequest) -> Provider:
 # Loading and small helpers
 # --------------------------------------------------------------------------------------------------
 def load(request_id: int) -> GenRequest | None:
-    return GenRequest.objects.select_related("ai_model", "user").filter(pk=request_id).first()
+    return GenRequest.objects.select_related("ai_model").filter(pk=request_id).first()
 
 
 def language_of(request: GenRequest) -> str:
@@ -318,8 +318,9 @@ def claim(request_id: int, token: datetime | None = None, lease: timedelta | Non
     return new if qs.update(next_poll_at=new) else None
 
 
-def _set_alarm(request_id: int, token: datetime, at: datetime, **changes: Any) -> bool:
-    """Release our claim: the request is next due at `at` (only if we still hold it)."""
+def _set_alarm(request_id: int, token: datetime | None, at: datetime, **changes: Any) -> bool:
+    """Release our claim: the request is next due at `at` (only if we still hold it; token None:
+    the claim of a fresh mark_running, with no lease set)."""
     return bool(
         GenRequest.objects.filter(pk=request_id, status=Status.RUNNING, next_poll_at=token).update(
             next_poll_at=at, **changes
@@ -356,18 +357,19 @@ def start(request_id: int) -> str:
     """run_generation: claim a queued request (a duplicate task gets nothing) and take its first step."""
     if not GenerationService.mark_running(request_id=request_id):
         return "not-claimed"
-    token = claim(request_id)
+    # Our claim is the fresh `started_at` with no lease (next_poll_at NULL): the poller only takes
+    # such a request once started_at is older than a lease, i.e. if this worker died.
     request = load(request_id)
-    if token is None or request is None:
+    if request is None:
         return "not-claimed"
     sender = get_sender()
-    if request.chat_id:
-        lang = language_of(request)
-        video = request.kind == AIModel.Kind.VIDEO
-        key = "generation.status.generating_video" if video else "generation.status.generating"
-        _status(request, sender, key, lang)
+    if request.chat_id and sender is not None:
+        if request.status_message_id:
+            video = request.kind == AIModel.Kind.VIDEO
+            key = "generation.status.generating_video" if video else "generation.status.generating"
+            _status(request, sender, key, language_of(request))
         _chat_action(request, sender)
-    return advance(request, token)
+    return advance(request, None)
 
 
 def resume(request_id: int, token: str | None = None) -> str:
@@ -382,7 +384,7 @@ def resume(request_id: int, token: str | None = None) -> str:
     return advance(request, lease)
 
 
-def advance(request: GenRequest, token: datetime) -> str:
+def advance(request: GenRequest, token: datetime | None) -> str:
     """The next step of a running request we hold: submit it, or poll its operation."""
     if request.provider_operation_id:
         return handle_poll(request, token, poll_once(request))
@@ -427,7 +429,7 @@ def poll_once(request: GenRequest) -> PollOutcome | ProviderError:
         return PermanentError(f"unexpected error while polling: {exc!r}", code="internal")
 
 
-def handle_poll(request: GenRequest, token: datetime, outcome: PollOutcome | ProviderError) -> str:
+def handle_poll(request: GenRequest, token: datetime | None, outcome: PollOutcome | ProviderError) -> str:
     if isinstance(outcome, ProviderError):
         return handle_error(request, token, outcome, submit=False)
     if outcome.is_done:
@@ -440,7 +442,7 @@ def handle_poll(request: GenRequest, token: datetime, outcome: PollOutcome | Pro
     return "pending"
 
 
-def handle_error(request: GenRequest, token: datetime, exc: ProviderError, *, submit: bool) -> str:
+def handle_error(request: GenRequest, token: datetime | None, exc: ProviderError, *, submit: bool) -> str:
     log.warning("generation #%s: %s %r", request.pk, "submit" if submit else "poll", exc)
     if not exc.retryable:
         reason = exc.reason if isinstance(exc, SafetyBlocked) else None
@@ -455,7 +457,7 @@ def handle_error(request: GenRequest, token: datetime, exc: ProviderError, *, su
     return retry(request, token, exc.code, exc.message, delay, submit=submit)
 
 
-def retry(request: GenRequest, token: datetime, code: str, message: str, delay: float, *, submit: bool) -> str:
+def retry(request: GenRequest, token: datetime | None, code: str, message: str, delay: float, *, submit: bool) -> str:
     at = _now() + _seconds(delay)
     if request.deadline_at and at >= request.deadline_at:
         return fail(request, code, f"{message} (the deadline passed while retrying)")
@@ -584,7 +586,7 @@ def _image_size(data: bytes) -> tuple[int | None, int | None]:
         return None, None
 
 
-def finish(request: GenRequest, token: datetime, result: ProviderResult | None, *, deliver_inline: bool) -> str:
+def finish(request: GenRequest, token: datetime | None, result: ProviderResult | None, *, deliver_inline: bool) -> str:
     if result is None:
         return fail(request, "empty_result", "no result")
     try:
@@ -630,17 +632,51 @@ def fail(request: GenRequest, code: str, message: str = "", *, reason: str | Non
 # --------------------------------------------------------------------------------------------------
 # The poller: every due operation, polled concurrently
 # --------------------------------------------------------------------------------------------------
-_executor: ThreadPoolExecutor | None = None
+_executors: dict[str, ThreadPoolExecutor] = {}
 _executor_lock = Lock()
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
+def _executor(name: str, size: int) -> ThreadPoolExecutor:
+    """A process-wide pool: "poll" threads only talk HTTP; "finish" threads own a DB connection each."""
+    found = _executors.get(name)
+    if found is None:
         with _executor_lock:
-            if _executor is None:
-                _executor = ThreadPoolExecutor(max_workers=settings.GENERATION_POLL_THREADS, thread_name_prefix="poll")
-    return _executor
+            found = _executors.get(name)
+            if found is None:
+                found = _executors[name] = ThreadPoolExecutor(max_workers=max(1, size), thread_name_prefix=name)
+    return found
+
+
+def close_pools() -> None:
+    """Stop the pools, closing the finisher threads' DB connections (worker shutdown, tests)."""
+    with _executor_lock:
+        pools = dict(_executors)
+        _executors.clear()
+    finisher = pools.get("finish")
+    if finisher is not None:
+        size = finisher._max_workers
+        barrier = Barrier(size, timeout=5)
+
+        def close() -> None:
+            connections.close_all()
+            try:
+                barrier.wait()  # one job per thread: every thread closes its own connection
+            except BrokenBarrierError:
+                pass
+
+        for _ in range(size):
+            finisher.submit(close)
+    for pool in pools.values():
+        pool.shutdown(wait=True)
+
+
+def _finish_in_thread(request: GenRequest, token: datetime, outcome: PollOutcome) -> str:
+    """Store, mark succeeded and hand over to delivery, in a finisher thread (its own DB connection)."""
+    close_old_connections()
+    try:
+        return handle_poll(request, token, outcome)
+    finally:
+        close_old_connections()
 
 
 def claim_due(limit: int) -> tuple[list[int], datetime | None]:
@@ -687,26 +723,60 @@ def poll_due(limit: int | None = None) -> PollReport:
     if not with_operation:
         return report
     sender = get_sender()
-    futures = {_pool().submit(_poll_in_thread, request, sender): request for request in with_operation}
+    polls = _executor("poll", settings.GENERATION_POLL_THREADS)
+    finishers = _executor("finish", settings.GENERATION_FINISH_THREADS)
+    futures = {polls.submit(_poll_in_thread, request, sender): request for request in with_operation}
+    finishing: dict = {}
+    alarms: dict[datetime, list[int]] = {}  # still pending: one UPDATE per distinct next poll time
     for future in as_completed(futures):
         request = futures[future]
         report.polled += 1
         try:
             outcome = future.result()
-            state = handle_poll(request, lease, outcome)
+            if isinstance(outcome, PollOutcome) and outcome.is_done:  # storing takes a while: in parallel
+                finishing[finishers.submit(_finish_in_thread, request, lease, outcome)] = request
+                continue
+            if isinstance(outcome, PollOutcome) and not _past_deadline(request):
+                alarms.setdefault(_next_alarm(request), []).append(request.pk)
+                report.pending += 1
+                continue
+            _count(report, handle_poll(request, lease, outcome))
         except Exception as exc:  # one bad request must not stop the tick
             log.exception("generation #%s: handling the poll failed", request.pk)
             report.errors.append(f"#{request.pk}: {exc!r}")
-            continue
-        if state == "pending":
-            report.pending += 1
-        elif state == "succeeded":
-            report.finished += 1
-        elif state == "failed":
-            report.failed += 1
-        elif state == "retry":
-            report.retried += 1
+    for at, pks in alarms.items():
+        GenRequest.objects.filter(pk__in=pks, status=Status.RUNNING, next_poll_at=lease).update(next_poll_at=at)
+    for future in as_completed(finishing):
+        try:
+            _count(report, future.result())
+        except Exception as exc:
+            log.exception("generation #%s: finishing failed", finishing[future].pk)
+            report.errors.append(f"#{finishing[future].pk}: {exc!r}")
     return report
+
+
+def _past_deadline(request: GenRequest) -> bool:
+    return bool(request.deadline_at and _now() >= request.deadline_at)
+
+
+def _next_alarm(request: GenRequest) -> datetime:
+    """The next poll time, rounded up to a quarter second so that requests started together share
+    one UPDATE."""
+    now = _now()
+    at = now + _seconds(next_poll_delay(request, now))
+    quarter = 250_000
+    return at.replace(microsecond=0) + timedelta(microseconds=-(-at.microsecond // quarter) * quarter)
+
+
+def _count(report: PollReport, state: str) -> None:
+    if state == "pending":
+        report.pending += 1
+    elif state == "succeeded":
+        report.finished += 1
+    elif state == "failed":
+        report.failed += 1
+    elif state == "retry":
+        report.retried += 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -944,7 +1014,9 @@ def notify_failure(request_id: int, reason: str | None = None) -> float | None:
     sender = get_sender()
     if sender is None:
         return None
-    marker = f"gen:{request_id}:failure-notified"  # a redelivered task does not tell the user twice
+    # A redelivered task does not tell the user twice (the creation time makes the key unique even
+    # if the database is recreated while the cache lives on).
+    marker = f"gen:{request_id}:{request.created_at.timestamp():.6f}:failure-notified"
     if not cache.add(marker, 1, 24 * 3600):
         return None
     lang = language_of(request)

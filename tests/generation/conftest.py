@@ -105,14 +105,15 @@ class WorkerProcess:
         log = open(self.log_path, "a")  # noqa: SIM115 - closed when the process ends
         log.write(f"\n===== start #{self.starts} =====\n")
         log.flush()
+        # The queues (work + ticks) come from CELERY_TASK_DEFAULT_QUEUE in the environment.
+        command = [
+            CELERY, "-A", "config", "worker", "-B",
+            "--pool", "threads", "--concurrency", self.env.get("CELERY_WORKER_CONCURRENCY", "8"),
+            "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "-n", f"gen-test-{self.starts}@%h", "-s", str(self.folder / f"beat-schedule-{self.starts}"),
+        ]  # fmt: skip
         self.proc = subprocess.Popen(
-            [
-                CELERY, "-A", "config", "worker", "-B",
-                "--pool", "threads", "--concurrency", self.env.get("CELERY_WORKER_CONCURRENCY", "8"),
-                "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "-Q", self.queue, "-n", f"gen-test-{self.starts}@%h",
-                "-s", str(self.folder / f"beat-schedule-{self.starts}"),
-            ],  # fmt: skip
+            command,
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -172,6 +173,27 @@ def _database_url() -> str:
     return f"postgres://{auth}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
 
 
+def point_producer_at(app, broker_url: str, transport_options: dict, queue: str) -> None:
+    """Make this process publish where the worker consumes: its broker, folder and queue names.
+
+    The app may already hold a connection pool and routing tables built from the process's own
+    settings (an earlier test published something), so those caches are dropped too.
+    """
+    from kombu import Queue
+
+    app.conf.broker_url = broker_url
+    app.conf.broker_transport_options = transport_options
+    app.conf.task_default_queue = queue
+    app.conf.task_queues = (Queue(queue), Queue(f"{queue}-ticks"))
+    app.conf.task_routes = {
+        "botapp.tasks.poll_generations": {"queue": f"{queue}-ticks"},
+        "botapp.tasks.sweep_generations": {"queue": f"{queue}-ticks"},
+    }
+    app.conf.task_always_eager = False
+    app._pool = None  # kombu keeps pools per (transport, host, options): a new folder gets a new pool
+    app.__dict__.pop("amqp", None)  # cached: queues, router, producer pool
+
+
 @pytest.fixture(scope="session")
 def celery_stack(
     django_db_setup, django_db_blocker, fake_google, emulator, tmp_path_factory
@@ -207,12 +229,12 @@ def celery_stack(
     )
     if settings.REDIS_URL:
         env["CELERY_BROKER_URL"] = settings.REDIS_URL
+        options = dict(app.conf.broker_transport_options or {})
     else:
         broker = folder / "broker"
         env["CELERY_BROKER_URL"] = "filesystem://"
         env["CELERY_BROKER_FOLDER"] = str(broker)
-        app.conf.broker_url = "filesystem://"
-        app.conf.broker_transport_options = {
+        options = {
             "data_folder_in": str(broker / "queue"),
             "data_folder_out": str(broker / "queue"),
             "control_folder": str(broker / "control"),
@@ -220,8 +242,7 @@ def celery_stack(
         }
         for sub in ("queue", "control"):
             (broker / sub).mkdir(parents=True, exist_ok=True)
-    app.conf.task_default_queue = queue
-    app.conf.task_always_eager = False
+    point_producer_at(app, env["CELERY_BROKER_URL"], options, queue)
     worker = WorkerProcess(env, folder, queue)
     worker.start()
     try:

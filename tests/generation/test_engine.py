@@ -44,6 +44,7 @@ def engine(settings, emulator, fake_google, tmp_path):
     app.conf.task_always_eager = eager
     emulator.clear_faults()
     close_sender()
+    worker.close_pools()
 
 
 def make_request(user, model, chat_id, **kw):

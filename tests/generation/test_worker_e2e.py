@@ -14,7 +14,6 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from django.core.files.storage import default_storage  # noqa: F401 - the worker's storage is checked via results
 from PIL import Image
 
 from botapp.emulator import button_texts
@@ -37,7 +36,8 @@ def create(user, model, chat_id, status_message_id=None, **kw):
 
 def status_message(emulator, chat_id: int, text: str = "⏳ queued…") -> int:
     """What the bot's handler does before creating the request: a status message to edit later."""
-    response = httpx.post(f"{emulator.base_url}/bot{emulator.token}/sendMessage", json={"chat_id": chat_id, "text": text})
+    url = f"{emulator.base_url}/bot{emulator.token}/sendMessage"
+    response = httpx.post(url, json={"chat_id": chat_id, "text": text})
     return response.json()["result"]["message_id"]
 
 
@@ -124,7 +124,8 @@ def test_edit_with_two_input_photos(stack, tg_user, nano, emulator, fake_google)
     assert done.status == "succeeded", (done.error_code, done.error_message)
     sent = fake_google.last("generateContent")
     assert len(sent.input_images) == 2  # both photos went to Google, downloaded from Telegram
-    assert [Image.open(io.BytesIO(data)).getpixel((0, 0)) for _, data in sent.input_images] == [(255, 0, 0), (0, 0, 255)]
+    colours = [Image.open(io.BytesIO(data)).getpixel((0, 0)) for _, data in sent.input_images]
+    assert colours == [(255, 0, 0), (0, 0, 255)]
     assert len(media_messages(emulator, emu_user.chat_id, "photo")) == 1
 
 
@@ -165,15 +166,17 @@ def test_flood_control_during_delivery_is_waited_out(stack, tg_user, nano, emula
 
 
 # --- failures: each ends failed, refunded exactly once, with an explanation ------------------------------
+SHORT_IMAGE = {"IMAGE_TIMEOUT_SECONDS": 2}
+SHORT_VIDEO = {"VIDEO_TIMEOUT_SECONDS": 2}
 FAILURES = [
     # (id, model fixture, prompt, expected error_code, words of the message, settings)
     ("safety-output", "nano", "a cat [[safety]]", "safety_blocked", "safety filter", {}),
     ("safety-prompt", "nano", "a cat [[blocked]]", "safety_blocked", "safety filter", {}),
     ("invalid-argument", "nano", "a cat [[error:400]]", "invalid_input", "did not accept", {}),
     ("no-image", "nano", "a cat [[no_image]]", "no_image", "returned no image", {}),
-    ("busy-429-past-deadline", "nano", "a cat [[error:429]]", "rate_limited", "overloaded", {"IMAGE_TIMEOUT_SECONDS": 2}),
-    ("5xx-storm", "nano", "a cat [[error:503]]", "provider_busy", "overloaded", {"IMAGE_TIMEOUT_SECONDS": 2}),
-    ("video-never-finishes", "veo", "sea [[never]]", "operation_timeout", "did not finish in time", {"VIDEO_TIMEOUT_SECONDS": 2}),
+    ("busy-429-past-deadline", "nano", "a cat [[error:429]]", "rate_limited", "overloaded", SHORT_IMAGE),
+    ("5xx-storm", "nano", "a cat [[error:503]]", "provider_busy", "overloaded", SHORT_IMAGE),
+    ("video-never-finishes", "veo", "sea [[never]]", "operation_timeout", "did not finish in time", SHORT_VIDEO),
     ("video-safety", "veo", "sea [[rai]]", "safety_blocked", "safety filter", {}),
     ("video-operation-error", "veo", "sea [[op_error:9]]", "operation_failed", "could not complete", {}),
     ("video-download-fails", "veo", "sea [[download_error:404]]", "download_failed", "could not be downloaded", {}),
@@ -199,7 +202,8 @@ def test_provider_failures_are_refunded_once(
     assert words in notice["text"], notice["text"]
     assert refunds(done) == 1
     assert UserBalance.objects.get(user=user).total == D(50)
-    assert not media_messages(emulator, emu_user.chat_id, "photo") and not media_messages(emulator, emu_user.chat_id, "video")
+    assert not media_messages(emulator, emu_user.chat_id, "photo")
+    assert not media_messages(emulator, emu_user.chat_id, "video")
 
 
 def test_corrupt_input_image_is_refunded(stack, tg_user, nano, emulator):
@@ -269,8 +273,10 @@ def test_worker_killed_during_a_video_is_resumed(stack, tg_user, veo, emulator, 
     emu_user, user = tg_user(balance=50)
     request = create(user, veo, emu_user.chat_id, prompt="northern lights [[seconds:3]]")
     wait_until(
-        lambda: GenRequest.objects.filter(pk=request.pk).exclude(provider_operation_id="").exists()
-        and len(fake_google.requests_for("fetchPredictOperation")) >= 2,
+        lambda: (
+            GenRequest.objects.filter(pk=request.pk).exclude(provider_operation_id="").exists()
+            and len(fake_google.requests_for("fetchPredictOperation")) >= 2
+        ),
         timeout=15,
         what="the operation to be submitted and polled",
     )

@@ -64,10 +64,7 @@ class Command(BaseCommand):
             else:
                 self.stdout.write("BOT_TOKEN is not set: the bot is not started (see .env.example).")
         if not options["no_worker"]:
-            if not os.path.exists(celery):
-                celery_command = [python, "-m", "celery"]
-            else:
-                celery_command = [celery]
+            celery_command = [celery] if os.path.exists(celery) else [python, "-m", "celery"]
             schedule = settings.CELERY_BEAT_SCHEDULE_FILENAME
             children.append(
                 Child(
