@@ -296,11 +296,20 @@ class PromocodeActivationInline(ReadOnlyInline):
 
 
 # --- the balance adjustment form -----------------------------------------------------------------
+class CommaDecimalField(forms.DecimalField):
+    """A decimal that accepts "2,50" as well as "2.50" whatever the admin's language (a comma is
+    never read as a thousands separator: "2,25" must not become 225 tokens)."""
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = value.strip().replace(" ", "").replace("\u00a0", "").replace(",", ".")
+        return super().to_python(value)
+
+
 class BalanceAdjustmentForm(forms.Form):
-    amount = forms.DecimalField(
+    amount = CommaDecimalField(
         max_digits=12,
         decimal_places=2,
-        localize=True,  # "2,50" as well as "2.50" in the Russian admin
         widget=UnfoldAdminDecimalFieldWidget,
         help_text="Positive grants, negative takes (e.g. 10 or -2.50). Applied to each selected user.",
     )

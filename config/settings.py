@@ -121,13 +121,17 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Countdowns are short (polls and delivery retries); an unacked message comes back after this.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-# Two queues, both consumed by every worker: the work (generations, deliveries) and the periodic
-# ticks, so that a backlog of deliveries waiting for Telegram's rate limit never delays the poller.
-CELERY_TICK_QUEUE = env_or("CELERY_TICK_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-ticks")
-CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(CELERY_TICK_QUEUE))
+# Three queues, all consumed by every worker (in turn): generations, the periodic ticks and sends to
+# Telegram, so that a backlog of results waiting for Telegram's rate limit delays neither the
+# poller nor new requests.
+CELERY_TICK_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-ticks"
+CELERY_SEND_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-send"
+CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(CELERY_TICK_QUEUE), Queue(CELERY_SEND_QUEUE))
 CELERY_TASK_ROUTES = {
     "botapp.tasks.poll_generations": {"queue": CELERY_TICK_QUEUE},
     "botapp.tasks.sweep_generations": {"queue": CELERY_TICK_QUEUE},
+    "botapp.tasks.deliver_generation": {"queue": CELERY_SEND_QUEUE},
+    "botapp.tasks.notify_failure": {"queue": CELERY_SEND_QUEUE},
 }
 # The periodic tasks (run `celery -A config beat`, or `worker -B` on one machine).
 GENERATION_POLL_TICK_SECONDS = env.float("GENERATION_POLL_TICK_SECONDS", default=2.0)

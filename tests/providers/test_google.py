@@ -718,9 +718,9 @@ async def test_fake_server_in_the_current_loop():
 
 
 async def test_many_concurrent_operations_are_cheap():
-    """500 operations in flight, each done after 1 s; polls are answered from tiny state."""
+    """500 operations in flight, each done at its 2nd poll; polls are answered from tiny state."""
     async with (
-        FakeGoogleServer(default=Scenario(op_seconds=1.0, op_polls=0), record=False) as srv,
+        FakeGoogleServer(default=Scenario(op_polls=2), record=False) as srv,
         aiohttp.ClientSession(srv.base_url) as client,
     ):
 
@@ -733,14 +733,11 @@ async def test_many_concurrent_operations_are_cheap():
             return await post(f"/v1beta1/{resource}:fetchPredictOperation", {"operationName": name})
 
         url = f"/v1beta1/publishers/google/models/{VEO_MODEL}:predictLongRunning"
-        started = time.monotonic()
         created = await asyncio.gather(*(post(url, {"instances": [{"prompt": "p"}]}) for _ in range(500)))
         names = [op["name"] for op in created]
         assert srv.operation_count == 500
         first = await asyncio.gather(*(fetch(n) for n in names))
-        assert time.monotonic() - started < 1.0
         assert not any(op.get("done") for op in first)
-        await asyncio.sleep(max(0.0, started + 1.05 - time.monotonic()))
         second = await asyncio.gather(*(fetch(n) for n in names))
         assert all(op.get("done") and op["response"]["videos"] for op in second)
         assert srv.requests == [] and srv.counts["fetchPredictOperation"] == 1000
