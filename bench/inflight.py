@@ -6,16 +6,16 @@ Run:
 
 What it does: starts the fake Google server (every Veo operation takes --op-seconds) and the Bot API
 emulator in this process, creates --requests users with one paid Veo request each (through
-GenerationService: charged, queued), starts ONE worker process (`celery -A config worker -B --pool
-threads`, the production command, plus `celery -A config beat` as in the Procfile), then hands all
-requests to it at once and watches until every
-request is delivered (or failed). The worker submits the operations, frees its threads, and its
-poller (a beat tick) polls all due operations at once; finished videos are stored, marked succeeded
-and sent to the emulator within Telegram's limits (TELEGRAM_GLOBAL_RATE, 25 messages/s by default).
+GenerationService: charged, queued), starts ONE worker process (`celery -A config worker --pool
+threads`, the production command) and a beat process (`celery -A config beat`, as in the Procfile),
+hands all requests to the worker at once and watches until every request is delivered (or failed).
+The worker submits the operations and frees its threads; the poller (a beat tick) polls every due
+operation at once; finished videos are stored, marked succeeded and sent to the emulator within
+Telegram's limits (TELEGRAM_GLOBAL_RATE: 25 messages/s by default, --telegram-rate to change).
 
 It prints the wall time until every video was generated and until every one was delivered, against
-the ideal (one operation time), the worker's peak memory (VmHWM of the worker and its children from
-/proc), and the polls per second the fake server received.
+the ideal (one operation time), the worker's peak memory (VmHWM of the worker process tree from
+/proc; beat's is printed apart), and the polls per second the fake server received.
 
 The baseline ("naive") is the pattern we avoid: one task per video that sleeps in its worker thread
 between polls, so a worker with C threads has at most C videos in flight. A full naive run of 1,000

@@ -77,6 +77,31 @@ def create_backends(*, redis_url: str | None = None, prefix: str | None = None) 
     return Backends(storage=MemoryStorage(), isolation=SimpleEventIsolation(), once=MemoryOnceStore())
 
 
+_pinned_response_models: list[type] = []
+
+
+def pin_response_models() -> None:
+    """Keep aiogram's `Response[<return type>]` models alive.
+
+    aiogram validates every Bot API answer with `Response[method.__returning__]`; pydantic caches
+    parametrized generics only weakly, so without a strong reference the model (with the whole
+    Update/Message schema) is rebuilt on most calls: ~1 ms of CPU per request, the largest cost of an
+    update in the benchmark. One model per distinct return type (~40) is built once here.
+    """
+    if _pinned_response_models:
+        return
+    import inspect
+
+    from aiogram import methods
+    from aiogram.methods.base import Response, TelegramMethod
+
+    returning: dict[str, Any] = {}
+    for value in vars(methods).values():
+        if inspect.isclass(value) and issubclass(value, TelegramMethod) and value is not TelegramMethod:
+            returning.setdefault(repr(value.__returning__), value.__returning__)
+    _pinned_response_models.extend(Response[kind] for kind in returning.values())
+
+
 def build_dispatcher(backends: Backends | None = None, **workflow_data: Any) -> Dispatcher:
     """The Dispatcher with every router and middleware. `workflow_data` reaches handlers as kwargs.
 
@@ -85,6 +110,7 @@ def build_dispatcher(backends: Backends | None = None, **workflow_data: Any) -> 
     never queues on it), then the FSM context with its per-user events isolation, then the user
     upsert (+ ban check, language).
     """
+    pin_response_models()
     backends = backends or create_backends()
     dp = Dispatcher(storage=backends.storage, events_isolation=backends.isolation, disable_fsm=True, **workflow_data)
     throttle_rate = float(getattr(settings, "THROTTLE_RATE", 0.5))

@@ -1,5 +1,6 @@
 """Inline keyboards. Every button packs a CallbackData factory from `botapp.callbacks`; every label
-comes from the catalogue (`btn.*` keys in bot.toml).
+comes from the catalogue (`btn.*` keys in bot.toml). Keyboards that depend only on hashable
+arguments are built once and reused (`@cache`): never mutate a returned markup.
 
 Used by other parts of the project:
 - `result_keyboard(request, lang)`: the buttons under a generation result (the workers attach it);
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
@@ -60,6 +62,7 @@ def _markup(rows: Iterable[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMar
 
 
 # --- main menu and simple screens -------------------------------------------------------------------
+@cache
 def main_menu(lang: str) -> InlineKeyboardMarkup:
     def b(key: str, action: MenuAction) -> InlineKeyboardButton:
         return _button(t(key, lang), MenuCb(action=action))
@@ -74,14 +77,17 @@ def main_menu(lang: str) -> InlineKeyboardMarkup:
     )
 
 
+@cache
 def menu_only(lang: str) -> InlineKeyboardMarkup:
     return _markup([[_menu_button(lang)]])
 
 
+@cache
 def back_to(lang: str, action: MenuAction = MenuAction.MAIN) -> InlineKeyboardMarkup:
     return _markup([[_button(t("btn.back", lang), MenuCb(action=action))]])
 
 
+@cache
 def balance_keyboard(lang: str) -> InlineKeyboardMarkup:
     return _markup(
         [
@@ -92,6 +98,7 @@ def balance_keyboard(lang: str) -> InlineKeyboardMarkup:
     )
 
 
+@cache
 def profile_keyboard(lang: str) -> InlineKeyboardMarkup:
     return _markup(
         [
@@ -126,10 +133,12 @@ def invite_keyboard(lang: str, share_url: str) -> InlineKeyboardMarkup:
     )
 
 
+@cache
 def promo_keyboard(lang: str) -> InlineKeyboardMarkup:
     return _markup([[_button(t("btn.cancel", lang), MenuCb(action=MenuAction.MAIN))]])
 
 
+@cache
 def promo_done_keyboard(lang: str, *, topup: bool) -> InlineKeyboardMarkup:
     rows = []
     if topup:
@@ -196,6 +205,7 @@ def _rows_of(count: int, width: int) -> list[int]:
     return [width] * full + ([rest] if rest else [])
 
 
+@cache
 def photos_keyboard(lang: str, photos: int) -> InlineKeyboardMarkup:
     rows = []
     if photos:
@@ -205,6 +215,7 @@ def photos_keyboard(lang: str, photos: int) -> InlineKeyboardMarkup:
     return _markup(rows)
 
 
+@cache
 def prompt_keyboard(lang: str, photos: int = 0) -> InlineKeyboardMarkup:
     rows = []
     if photos:
@@ -298,6 +309,7 @@ def result_keyboard(
 
 
 # --- settings ----------------------------------------------------------------------------------------
+@cache
 def settings_keyboard(lang: str, *, as_file: bool, notifications: bool) -> InlineKeyboardMarkup:
     def b(text: str, action: SettingsAction) -> InlineKeyboardButton:
         return _button(text, SettingsCb(action=action))
@@ -347,6 +359,7 @@ def packages_keyboard(lang: str, packages: Sequence[TopUpPackage]) -> InlineKeyb
     return _markup(rows)
 
 
+@cache
 def methods_keyboard(lang: str, package_id: int, *, card_enabled: bool) -> InlineKeyboardMarkup:
     rows = [
         [
@@ -369,6 +382,7 @@ def methods_keyboard(lang: str, package_id: int, *, card_enabled: bool) -> Inlin
     return _markup(rows)
 
 
+@cache
 def paid_keyboard(lang: str, *, resume: bool) -> InlineKeyboardMarkup:
     rows = []
     if resume:

@@ -87,7 +87,7 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery: Redis (or RabbitMQ via CELERY_BROKER_URL) in production; a folder broker by default ---
-from kombu import Queue  # noqa: E402
+from kombu import Exchange, Queue  # noqa: E402
 
 # Without REDIS_URL / CELERY_BROKER_URL the queue is kombu's file-system transport: messages are
 # files in CELERY_BROKER_FOLDER, so `make run` needs no extra server (one machine only). Countdowns
@@ -126,7 +126,11 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 # poller nor new requests.
 CELERY_TICK_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-ticks"
 CELERY_SEND_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-send"
-CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(CELERY_TICK_QUEUE), Queue(CELERY_SEND_QUEUE))
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in (CELERY_TASK_DEFAULT_QUEUE, CELERY_TICK_QUEUE, CELERY_SEND_QUEUE)
+)
+CELERY_TASK_DEFAULT_EXCHANGE = CELERY_TASK_DEFAULT_ROUTING_KEY = CELERY_TASK_DEFAULT_QUEUE
 CELERY_TASK_ROUTES = {
     "botapp.tasks.poll_generations": {"queue": CELERY_TICK_QUEUE},
     "botapp.tasks.sweep_generations": {"queue": CELERY_TICK_QUEUE},

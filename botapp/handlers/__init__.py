@@ -7,7 +7,8 @@ fallback last (unknown commands, unexpected input, outdated buttons, errors).
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import F, Router
+from aiogram.enums import ChatType
 
 from botapp.handlers import (
     balance,
@@ -44,6 +45,7 @@ def build_router() -> Router:
     re-parents them to the new root.
     """
     root = Router(name="botapp")
+    root.message.filter(F.chat.type == ChatType.PRIVATE)  # a private bot: group chatter is ignored
     for router in ROUTERS:
         router._parent_router = None  # see the docstring
     root.include_routers(*ROUTERS)

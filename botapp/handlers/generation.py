@@ -197,6 +197,7 @@ async def start_flow(
         await show(target, t("gen.no_models", lang), keyboards.menu_only(lang))
         return
     default_id = user.default_image_model_id if kind == AIModel.Kind.IMAGE else user.default_video_model_id
+    models = sorted(models, key=lambda m: m.id != default_id)  # the user's default model first
     message = await show(target, models_text(kind, models, lang), keyboards.models_keyboard(lang, models, default_id))
     await state.set_state(Flow.model)
     await state.set_data({"kind": kind, "card_id": message.message_id if message else None, "images": []})

@@ -32,7 +32,7 @@ STATUS_EMOJI = {
 
 @router.callback_query(MenuCb.filter(F.action == MenuAction.PROFILE))
 async def on_profile(query: CallbackQuery, user: UserContext, lang: str) -> None:
-    view = await bridge.profile(user.id)
+    view = await bridge.profile(user)
     progress, stats = view.progress, view.stats
     level_name = progress.name_en if lang == Language.EN else progress.name
     if progress.next_level_xp is None:

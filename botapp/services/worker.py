@@ -448,6 +448,13 @@ def handle_error(request: GenRequest, token: datetime | None, exc: ProviderError
         reason = exc.reason if isinstance(exc, SafetyBlocked) else None
         return fail(request, exc.code, exc.message, reason=reason)
     retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+    if not submit and "operation_error" in exc.details:
+        # The operation itself ended with a transient error (Google's INTERNAL, UNAVAILABLE, quota):
+        # polling it again gives the same answer, so start a new one (within attempts and deadline).
+        if request.attempts >= settings.GENERATION_MAX_ATTEMPTS:
+            return fail(request, exc.code, f"{exc.message} (after {request.attempts} attempts)")
+        delay = backoff(request.attempts, retry_after)
+        return retry(request, token, exc.code, exc.message, delay, submit=True, new_operation=True)
     if submit:
         if request.attempts >= settings.GENERATION_MAX_ATTEMPTS:
             return fail(request, exc.code, f"{exc.message} (after {request.attempts} attempts)")
@@ -457,13 +464,24 @@ def handle_error(request: GenRequest, token: datetime | None, exc: ProviderError
     return retry(request, token, exc.code, exc.message, delay, submit=submit)
 
 
-def retry(request: GenRequest, token: datetime | None, code: str, message: str, delay: float, *, submit: bool) -> str:
+def retry(
+    request: GenRequest,
+    token: datetime | None,
+    code: str,
+    message: str,
+    delay: float,
+    *,
+    submit: bool,
+    new_operation: bool = False,
+) -> str:
     at = _now() + _seconds(delay)
     if request.deadline_at and at >= request.deadline_at:
         return fail(request, code, f"{message} (the deadline passed while retrying)")
     changes: dict[str, Any] = {"error_code": code[:64], "error_message": message[:2000]}
     if submit:
         changes["attempts"] = F("attempts") + 1
+    if new_operation:
+        changes["provider_operation_id"] = ""
     _set_alarm(request.pk, token, at, **changes)
     log.info("generation #%s: %s, retrying in %.1fs", request.pk, code, delay)
     return "retry"
@@ -799,16 +817,21 @@ def _still_ours(request_id: int, token: datetime) -> bool:
     ).exists()
 
 
+CAPTION_PROMPT_CHARS = 700  # the rest of the caption stays well under Telegram's 1024 visible characters
+
+
 def caption_for(request: GenRequest, lang: str, *, is_demo: bool, new_level: int | None) -> str:
+    """HTML caption; the prompt is shortened before escaping, so no tag or entity is ever cut."""
     prompt = " ".join(request.prompt.split())
-    if len(prompt) > 700:
-        prompt = prompt[:699] + "…"
-    lines = [t("generation.caption.result", lang, label=html.escape(model_label(request)), prompt=html.escape(prompt))]
+    if len(prompt) > CAPTION_PROMPT_CHARS:
+        prompt = prompt[: CAPTION_PROMPT_CHARS - 1] + "…"
+    label = html.escape(model_label(request))
+    lines = [t("generation.caption.result", lang, label=label, prompt=html.escape(prompt))]
     if is_demo:
         lines.append(t("generation.caption.demo", lang))
     if new_level:
         lines.append(t("generation.caption.level_up", lang, level=new_level))
-    return "\n".join(lines)[:1024]
+    return "\n".join(lines)
 
 
 def public_url(path: str) -> str | None:

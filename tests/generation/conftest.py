@@ -179,15 +179,20 @@ def point_producer_at(app, broker_url: str, transport_options: dict, queue: str)
     The app may already hold a connection pool and routing tables built from the process's own
     settings (an earlier test published something), so those caches are dropped too.
     """
-    from kombu import Queue
+    from kombu import Exchange, Queue
 
     app.conf.broker_url = broker_url
     app.conf.broker_transport_options = transport_options
-    app.conf.task_default_queue = queue
-    app.conf.task_queues = (Queue(queue), Queue(f"{queue}-ticks"))
-    app.conf.task_routes = {
+    app.conf.task_default_queue = app.conf.task_default_exchange = app.conf.task_default_routing_key = queue
+    app.conf.task_queues = tuple(
+        Queue(name, Exchange(name, type="direct"), routing_key=name)
+        for name in (queue, f"{queue}-ticks", f"{queue}-send")
+    )
+    app.conf.task_routes = {  # as config/settings.py derives them from CELERY_TASK_DEFAULT_QUEUE
         "botapp.tasks.poll_generations": {"queue": f"{queue}-ticks"},
         "botapp.tasks.sweep_generations": {"queue": f"{queue}-ticks"},
+        "botapp.tasks.deliver_generation": {"queue": f"{queue}-send"},
+        "botapp.tasks.notify_failure": {"queue": f"{queue}-send"},
     }
     app.conf.task_always_eager = False
     app._pool = None  # kombu keeps pools per (transport, host, options): a new folder gets a new pool

@@ -101,6 +101,15 @@ def test_demo_is_refused_where_not_allowed(engine, settings, tg_user, nano, emul
     assert "temporarily unavailable" in emulator.last_message(emu_user.chat_id)["text"]
 
 
+def test_long_prompt_with_markup_characters_fits_the_caption(engine, tg_user, nano, emulator):
+    emu_user, user = tg_user()
+    prompt = "<b>cats & dogs</b> " * 110  # ~2000 characters that expand when escaped
+    done = run_to_end(make_request(user, nano, emu_user.chat_id, prompt=prompt[:2000]).pk)
+    assert done.status == "succeeded" and done.delivered_at
+    caption = emulator.last_message(emu_user.chat_id)["caption"]
+    assert caption.count("<b>cats & dogs</b>") >= 30 and len(caption) <= 1024
+
+
 # --- videos over the upload limit ---------------------------------------------------------------------
 def succeeded_video(user, veo, chat_id, data: bytes) -> GenRequest:
     """A video request that finished: stored, marked succeeded, not yet delivered."""
@@ -249,3 +258,12 @@ def test_poll_pacing_and_backoff(settings):
     assert 1.6 <= worker.backoff(1) <= 2.4
     assert worker.backoff(10) <= 72
     assert worker.backoff(1, retry_after=30) >= 30
+
+
+def test_each_queue_gets_its_own_messages(settings):
+    """Work, ticks and sends are separate queues with their own routing keys (a message lands in one)."""
+    queues = settings.CELERY_TASK_QUEUES
+    assert len({q.name for q in queues}) == len({q.routing_key for q in queues}) == 3
+    names = {q.name for q in queues}
+    assert {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} <= names
+    assert settings.CELERY_TASK_DEFAULT_QUEUE in names

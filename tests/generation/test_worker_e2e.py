@@ -206,6 +206,17 @@ def test_provider_failures_are_refunded_once(
     assert not media_messages(emulator, emu_user.chat_id, "video")
 
 
+def test_failed_operation_is_started_again_then_refunded(stack, tg_user, veo, emulator, fake_google, settings):
+    settings.VIDEO_TIMEOUT_SECONDS = 3
+    emu_user, user = tg_user(balance=50)
+    created = create(user, veo, emu_user.chat_id, prompt="storm [[op_error:13]]")  # Google's INTERNAL, every time
+    done = wait_finished(created.pk, timeout=30)
+    assert done.status == "failed" and done.error_code == "operation_failed_transient"
+    assert len(fake_google.requests_for("predictLongRunning")) >= 2  # a new operation, not the same poll
+    emulator.wait_for_message(emu_user.chat_id, lambda m: "overloaded" in m.get("text", ""), since=0)
+    assert refunds(done) == 1
+
+
 def test_corrupt_input_image_is_refunded(stack, tg_user, nano, emulator):
     emu_user, user = tg_user()
     document = emulator.store_user_file("document", b"this is not an image at all", "photo.jpg", "image/jpeg")
