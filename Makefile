@@ -12,7 +12,6 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=23"
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -36,10 +35,12 @@ bench: install
 	$(PY) bench/updates.py
 	$(PY) bench/inflight.py
 
-## lock: re-pin requirements.lock from pyproject.toml (run after changing dependencies)
+## lock: re-pin requirements.lock from pyproject.toml's dependencies (run after changing them)
 lock: install
-	$(PY) -m pip install --quiet -e ".[dev]"
-	$(PY) -m pip freeze --exclude-editable | grep -v '^genstudio-bot' > requirements.lock
+	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	  print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' > .lock-input.txt
+	$(PY) -m pip install --quiet -r .lock-input.txt && rm .lock-input.txt
+	$(PY) -m pip freeze > requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles

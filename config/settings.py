@@ -117,7 +117,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False  # no broadcast mailbox on the folder broker
     for _folder in ("queue", "control"):
-        (CELERY_BROKER_FOLDER / _folder).mkdir(parents=True, exist_ok=True)
+        try:
+            (CELERY_BROKER_FOLDER / _folder).mkdir(parents=True, exist_ok=True)
+        except OSError:  # a read-only checkout: the worker reports the broker error when it starts
+            pass
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Countdowns are short (polls and delivery retries); an unacked message comes back after this.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}

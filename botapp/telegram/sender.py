@@ -13,10 +13,10 @@ set, so all processes share one budget):
 - best-effort calls (chat actions, status-message edits, deletes): the chat's bucket and a separate
   "aux" budget, only when a slot is free right now; otherwise they are skipped (never delay results).
 
-Errors: a 429 pushes the buckets back by `retry_after` and is retried after it (or `RetryLater` if it
-is longer than the wait budget); a 403 marks the user `bot_blocked` and raises `BotBlocked`; a 400
-(Telegram refused the file or the message) raises `SendRejected`; network errors and 5xx are retried
-twice, then `TelegramUnavailable` (a `RetryLater`).
+Errors: a 429 pushes the chat's bucket back by `retry_after` (the global one by at most a second) and
+the call is retried after it (or `RetryLater` if it is longer than the wait budget); a 403 marks the
+user `bot_blocked` and raises `BotBlocked`; a 400 (Telegram refused the file or the message) raises
+`SendRejected`; network errors and 5xx are retried twice, then `TelegramUnavailable` (a `RetryLater`).
 """
 
 from __future__ import annotations
@@ -212,8 +212,10 @@ class TelegramSender:
             except TelegramRetryAfter as exc:
                 retry_after = float(exc.retry_after or 1)
                 log.warning("telegram 429 on %s in chat %s: retry after %ss", what, chat_id, retry_after)
+                # Most floods are one chat's; the whole bot only slows down for a moment (if the
+                # flood was global, the next 429s keep pushing it back).
                 self.limiter.penalize(chat, retry_after)
-                self.limiter.penalize(self.global_bucket, retry_after)
+                self.limiter.penalize(self.global_bucket, min(retry_after, 1.0))
                 failures += 1
                 if best_effort:
                     return None
