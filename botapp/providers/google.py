@@ -18,7 +18,6 @@ returned as `MediaItem(uri=..., data=None)` because the SDK cannot download from
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import threading
@@ -48,6 +47,7 @@ from .base import (
     Submission,
     Transient,
 )
+from .media import image_size
 
 logger = logging.getLogger(__name__)
 
@@ -417,16 +417,6 @@ def _checked_images(images: list[InputImage]) -> list[InputImage]:
     return checked
 
 
-def _image_size(data: bytes) -> tuple[int | None, int | None]:
-    try:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as im:
-            return im.size
-    except Exception:
-        return None, None
-
-
 def _dump(model: Any) -> Any:
     if model is None:
         return None
@@ -568,7 +558,7 @@ class NanoBananaProvider(_GoogleProvider):
                     continue  # interim "thinking" images of the Pro models
                 blob = part.inline_data
                 if blob is not None and blob.data and (blob.mime_type or "image/").startswith("image/"):
-                    width, height = _image_size(blob.data)
+                    width, height = image_size(blob.data)
                     media.append(
                         MediaItem(mime_type=blob.mime_type or "image/png", data=blob.data, width=width, height=height)
                     )
@@ -632,7 +622,7 @@ class ImagenProvider(_GoogleProvider):
         for generated in response.generated_images or []:
             image = generated.image
             if image is not None and image.image_bytes:
-                width, height = _image_size(image.image_bytes)
+                width, height = image_size(image.image_bytes)
                 media.append(
                     MediaItem(
                         mime_type=image.mime_type or "image/png", data=image.image_bytes, width=width, height=height

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass
 
@@ -74,3 +75,14 @@ def probe_mp4(data: bytes) -> Mp4Info | None:
         return None
     faststart = b"moov" in order and (b"mdat" not in order or order.index(b"moov") < order.index(b"mdat"))
     return Mp4Info(duration=duration, width=width, height=height, faststart=faststart, brand=brand)
+
+
+def image_size(data: bytes) -> tuple[int | None, int | None]:
+    """(width, height) of an image, or (None, None) when Pillow cannot read it."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except Exception:
+        return None, None

@@ -59,7 +59,7 @@ from botapp.providers import (
     get_provider,
 )
 from botapp.providers.demo import OPERATION_PREFIX as DEMO_OPERATION_PREFIX
-from botapp.providers.media import probe_mp4
+from botapp.providers.media import image_size, probe_mp4
 from botapp.services import levels
 from botapp.services.generation import GenerationService
 from botapp.telegram.media import DOCUMENT, choose_method, extension_for, shrink_video
@@ -571,7 +571,7 @@ def store_media(request: GenRequest, result: ProviderResult) -> tuple[list[dict]
         kind = "video" if item.mime_type.startswith("video/") else "image"
         width, height, duration = item.width, item.height, item.duration
         if kind == "image" and not (width and height):
-            width, height = _image_size(item.data)
+            width, height = image_size(item.data)
         if kind == "video" and not (width and height and duration):
             info = probe_mp4(item.data)
             if info is not None:
@@ -592,16 +592,6 @@ def store_media(request: GenRequest, result: ProviderResult) -> tuple[list[dict]
             }
         )
     return results, cache
-
-
-def _image_size(data: bytes) -> tuple[int | None, int | None]:
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.size
-    except Exception:
-        return None, None
 
 
 def finish(request: GenRequest, token: datetime | None, result: ProviderResult | None, *, deliver_inline: bool) -> str:
