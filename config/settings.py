@@ -229,7 +229,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "aiogram.event": {"level": "WARNING"}},
+    "loggers": {
+        name: {"level": "WARNING"}
+        # Quiet per-message chatter: every 2 s poller tick would otherwise log three lines.
+        for name in ("httpx", "aiogram.event", "celery.app.trace", "celery.worker.strategy", "celery.beat")
+    },
 }
 
 UNFOLD = {
