@@ -15,7 +15,8 @@ texts), as the baseline.
 
 It prints, for both bots: updates/s over the run, the handling latency of an update (the time inside
 `Dispatcher.feed_update`: middlewares, handler and its Bot API calls) p50/p95/max, and for our bot
-the SQL queries of each update (counted on the bot's database connection), by screen. With
+the SQL queries of each update (counted on the bot's database connection), by screen; and the part
+of the latency that is not waiting for the Bot API (the emulator's answers). With
 --think 0 the users click as fast as the bot answers: that measures the throughput ceiling (and
 latency then includes queueing).
 
@@ -120,7 +121,12 @@ def users_side(conn: Connection, name: str, script: str, users: int, rounds: int
 class Sample:
     kind: str
     seconds: float = 0.0
+    api_seconds: float = 0.0  # of `seconds`, waiting for Bot API answers (the emulator's share)
     queries: int = 0
+
+    @property
+    def own_seconds(self) -> float:
+        return self.seconds - self.api_seconds
 
 
 @dataclass
@@ -150,6 +156,17 @@ def timed(dp: Any, stats: Stats, classify: Callable[[Any], str]) -> None:
             stats.samples.append(sample)
 
     dp.feed_update = feed_update
+
+
+async def time_api_calls(make_request: Any, bot: Any, method: Any) -> Any:
+    """A Bot API request middleware: the time an update spends waiting for the Bot API."""
+    sample = current_update.get()
+    started = time.perf_counter()
+    try:
+        return await make_request(bot, method)
+    finally:
+        if sample is not None:
+            sample.api_seconds += time.perf_counter() - started
 
 
 def count_queries(execute, sql, params, many, context):
@@ -213,6 +230,7 @@ async def run_bot(name: str, dp: Any, script: str, classify: Callable[[Any], str
     loop = asyncio.get_running_loop()
     base_url, token = await loop.run_in_executor(None, parent.recv)
     bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(base_url)))
+    bot.session.middleware(time_api_calls)
     timed(dp, stats, classify)
     polling = asyncio.create_task(
         dp.start_polling(bot, handle_signals=False, allowed_updates=dp.resolve_used_update_types())

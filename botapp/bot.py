@@ -73,7 +73,9 @@ def create_backends(*, redis_url: str | None = None, prefix: str | None = None) 
         key_builder = DefaultKeyBuilder(prefix=f"{prefix}:fsm", with_bot_id=True)
         storage = RedisStorage(redis, key_builder=key_builder, state_ttl=FSM_STATE_TTL, data_ttl=FSM_STATE_TTL)
         isolation = RedisEventIsolation(redis, key_builder=key_builder, lock_kwargs={"timeout": 60, "sleep": 0.02})
-        return Backends(storage=storage, isolation=isolation, once=RedisOnceStore(redis, prefix=f"{prefix}:once"))
+        return Backends(
+            storage=storage, isolation=isolation, once=RedisOnceStore(redis, prefix=f"{prefix}:once", owns_client=False)
+        )
     return Backends(storage=MemoryStorage(), isolation=SimpleEventIsolation(), once=MemoryOnceStore())
 
 
@@ -130,6 +132,8 @@ def build_dispatcher(backends: Backends | None = None, **workflow_data: Any) -> 
         await backends.once.close()
 
     dp.shutdown.register(graceful_stop)
+    # First of the shutdown handlers: aiogram's own (closing the FSM storage) must wait for the drain.
+    dp.shutdown.handlers.insert(0, dp.shutdown.handlers.pop())
     return dp
 
 
@@ -158,24 +162,25 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
-_runtime_lock: asyncio.Lock | None = None
+_runtime_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
 
 async def get_runtime() -> Runtime:
     """The process-wide bot and dispatcher for the webhook, built on first use in the running loop
     (aiohttp sessions belong to one loop: a new loop, as in tests, gets a new runtime)."""
-    global _runtime, _runtime_lock
+    global _runtime
     loop = asyncio.get_running_loop()
     if _runtime is not None and _runtime.loop is loop:
         return _runtime
-    if _runtime_lock is None or getattr(_runtime_lock, "_loop", loop) is not loop:
-        _runtime_lock = asyncio.Lock()
-    async with _runtime_lock:
+    lock = _runtime_locks.setdefault(loop, asyncio.Lock())
+    async with lock:
         if _runtime is None or _runtime.loop is not loop:
             bot = create_bot()
             dp = build_dispatcher()
             await dp.emit_startup(bot=bot)
             _runtime = Runtime(bot=bot, dispatcher=dp, loop=loop)
+    for other in [known for known in _runtime_locks if known is not loop and known.is_closed()]:
+        del _runtime_locks[other]
     return _runtime
 
 

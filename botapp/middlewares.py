@@ -72,15 +72,17 @@ class MemoryOnceStore:
 class RedisOnceStore:
     """Shared by every web/bot process: a webhook redelivery may reach another process."""
 
-    def __init__(self, redis: Any, prefix: str) -> None:
+    def __init__(self, redis: Any, prefix: str, *, owns_client: bool = True) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.owns_client = owns_client  # False when the FSM storage shares (and closes) the client
 
     async def first_time(self, key: str, ttl: float) -> bool:
         return bool(await self.redis.set(f"{self.prefix}:{key}", b"1", nx=True, px=max(1, int(ttl * 1000))))
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        if self.owns_client:
+            await self.redis.aclose()
 
 
 # --- 0. in flight (graceful shutdown) -----------------------------------------------------------------
