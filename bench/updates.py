@@ -1,24 +1,23 @@
 """Benchmark: the bot's update handling under a few hundred users clicking through the menu.
 
 Run:
-    .venv/bin/python bench/updates.py [--users 300] [--rounds 1] [--think 0.5]
+    .venv/bin/python bench/updates.py [--users 300] [--rounds 1] [--think 2.0]
 
 What it does: a child process runs the Bot API emulator and --users emulated users; this process
 runs the real dispatcher of `botapp.bot` polling the emulator over HTTP (what `manage.py runbot`
-runs), so the users' load does not share the bot's event loop or CPU. Every user sends /start and
-clicks through the main menu (balance, profile, settings, invite, help, create image -> back, ...),
+runs), so the users' load does not share the bot's event loop. Every user sends /start and clicks
+through the main menu (balance, profile, settings, invite, help, create image -> back, ...),
 waiting for the bot's answer before the next click plus a random pause of 0..2x --think seconds
-(users also arrive spread over that time).
-Then the same users and clicks against a bare aiogram echo bot (answers a message; answers a
-callback and edits its message: the same Bot API calls without our middlewares, FSM, database or
-texts), as the baseline.
+(users also arrive spread over that time). Then the same users and clicks against a bare aiogram
+echo bot (answers a message; answers a callback and edits its message: the same Bot API calls
+without our middlewares, FSM, database or texts), as the baseline.
 
-It prints, for both bots: updates/s over the run, the handling latency of an update (the time inside
-`Dispatcher.feed_update`: middlewares, handler and its Bot API calls) p50/p95/max, and for our bot
-the SQL queries of each update (counted on the bot's database connection), by screen; and the part
-of the latency that is not waiting for the Bot API (the emulator's answers). With
---think 0 the users click as fast as the bot answers: that measures the throughput ceiling (and
-latency then includes queueing).
+It prints, for both bots: updates/s over the run; the handling latency of an update (the time
+inside `Dispatcher.feed_update`: middlewares, handler and its Bot API calls) p50/p95/max, and the
+part of it not spent waiting for the Bot API (the emulator's answers); for our bot, the SQL queries
+of each update (counted on the bot's database connection) and the time spent executing them, by
+screen. With --think 0 the users click as fast as the bot answers: that measures the throughput
+ceiling (latency then includes queueing).
 
 Database: a fresh test database created for the run and dropped afterwards (SQLite in a temporary
 file by default; PostgreSQL when DATABASE_URL points to one). FSM and dedupe: Redis when REDIS_URL is
@@ -123,6 +122,7 @@ class Sample:
     seconds: float = 0.0
     api_seconds: float = 0.0  # of `seconds`, waiting for Bot API answers (the emulator's share)
     queries: int = 0
+    sql_seconds: float = 0.0  # executing those queries (in the bot's database thread)
 
     @property
     def own_seconds(self) -> float:
@@ -171,9 +171,14 @@ async def time_api_calls(make_request: Any, bot: Any, method: Any) -> Any:
 
 def count_queries(execute, sql, params, many, context):
     sample = current_update.get()
-    if sample is not None:
+    if sample is None:
+        return execute(sql, params, many, context)
+    started = time.perf_counter()
+    try:
+        return execute(sql, params, many, context)
+    finally:
         sample.queries += 1
-    return execute(sql, params, many, context)
+        sample.sql_seconds += time.perf_counter() - started
 
 
 def classify_ours(update: Any) -> str:
@@ -258,9 +263,11 @@ def report(title: str, stats: Stats, *, queries: bool) -> None:
     ms = [s.seconds * 1000 for s in stats.samples]
     print(f"\n{title}")
     print(f"  {len(stats.samples)} updates in {stats.wall:.2f} s: {len(stats.samples) / stats.wall:,.0f} updates/s")
+    own = [s.own_seconds * 1000 for s in stats.samples]
     print(
         f"  handling latency: p50 {pct(ms, 0.5):.1f} ms · p95 {pct(ms, 0.95):.1f} ms · max {max(ms, default=0):.1f} ms"
     )
+    print(f"  of it not waiting for the Bot API: p50 {pct(own, 0.5):.1f} ms · p95 {pct(own, 0.95):.1f} ms")
     if not queries:
         return
     clicks = [s.queries for s in stats.samples if s.kind.startswith("click")]
@@ -269,12 +276,13 @@ def report(title: str, stats: Stats, *, queries: bool) -> None:
     by_kind: dict[str, list[Sample]] = defaultdict(list)
     for sample in stats.samples:
         by_kind[sample.kind].append(sample)
-    print(f"  {'update':<20}{'count':>7}{'p50 ms':>9}{'p95 ms':>9}{'SQL avg':>9}{'max':>5}")
+    print(f"  {'update':<20}{'count':>7}{'p50 ms':>9}{'p95 ms':>9}{'SQL avg':>9}{'max':>5}{'SQL ms':>8}")
     for kind, samples in sorted(by_kind.items(), key=lambda item: (-len(item[1]), item[0])):
         lat = [s.seconds * 1000 for s in samples]
         qs = [s.queries for s in samples]
         row = f"  {kind:<20}{len(samples):>7}{pct(lat, 0.5):>9.1f}{pct(lat, 0.95):>9.1f}"
-        print(f"{row}{statistics.mean(qs):>9.2f}{max(qs):>5}")
+        sql_ms = statistics.mean(s.sql_seconds * 1000 for s in samples)
+        print(f"{row}{statistics.mean(qs):>9.2f}{max(qs):>5}{sql_ms:>8.2f}")
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -1,13 +1,14 @@
 """The one async bridge between the bot (asyncio) and Django (sync ORM, services).
 
 Handlers never touch the ORM: they await the functions below, each a thin `sync_to_async` wrapper
-(thread-sensitive, so all database work of the bot runs in one thread with one connection) around a
-service call or a small read. What crosses the bridge is either a frozen snapshot (`UserContext`,
-`ModelInfo`, `BalanceView`, ...) or a model instance whose needed relations are already loaded, so
-no lazy query can fire inside the event loop.
+(thread-sensitive: when polling, all database work of the bot runs in one thread with one
+connection; in the webhook view, in Django's thread for the request) around a service call or a
+small read. What crosses the bridge is either a frozen snapshot (`UserContext`, `ModelInfo`,
+`BalanceView`, ...) or a model instance whose needed relations are already loaded, so no lazy query
+can fire inside the event loop. No DJANGO_ALLOW_ASYNC_UNSAFE anywhere.
 
 The active model catalogue is cached for a few seconds (`CATALOGUE_TTL`): a menu click costs the
-user-upsert SELECT and nothing else.
+user-upsert SELECT plus what its screen shows (at most 4 queries in all; see bench/updates.py).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from botapp.models import (
     GenRequest,
     Language,
     Payment,
-    Promocode,
     TgUser,
     TopUpPackage,
     Transaction,
@@ -528,10 +528,6 @@ def result_actions(request: GenRequest) -> tuple[bool, bool]:
 
 
 get_result_actions = bridged(result_actions)
-
-
-def promo_is_topup(kind: str) -> bool:
-    return kind in (Promocode.Kind.TOPUP_DISCOUNT, Promocode.Kind.TOPUP_BONUS)
 
 
 @bridged
