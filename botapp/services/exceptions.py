@@ -39,7 +39,7 @@ class InsufficientFunds(DomainError):
         self.required = required
         self.available = available
         self.shortfall = required - available
-        super().__init__(required=required, available=available)
+        super().__init__(required=required, available=available, shortfall=self.shortfall)
 
 
 class DuplicateOperation(DomainError):
