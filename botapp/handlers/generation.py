@@ -182,6 +182,21 @@ async def _card_query(query: CallbackQuery, state: FSMContext, lang: str) -> dic
     return data
 
 
+async def _card_and_model(
+    query: CallbackQuery, state: FSMContext, lang: str
+) -> tuple[dict[str, Any], ModelInfo] | None:
+    """The flow data and its model for a button on the current card; None when the card is outdated
+    or the model was deactivated meanwhile (both already answered)."""
+    data = await _card_query(query, state, lang)
+    if data is None:
+        return None
+    _, model = await _flow(state)
+    if model is None:
+        await _model_gone(query, state, lang)
+        return None
+    return data, model
+
+
 def _chat_id(query: CallbackQuery) -> int:
     return query.message.chat.id if query.message else query.from_user.id
 
@@ -241,13 +256,10 @@ async def _show_options(query: CallbackQuery, state: FSMContext, model: ModelInf
     Flow.options, GenCb.filter(F.action.in_({GenAction.RATIO, GenAction.DURATION, GenAction.RESOLUTION}))
 )
 async def on_option(query: CallbackQuery, callback_data: GenCb, state: FSMContext, lang: str) -> None:
-    data = await _card_query(query, state, lang)
-    if data is None:
+    found = await _card_and_model(query, state, lang)
+    if found is None:
         return
-    _, model = await _flow(state)
-    if model is None:
-        await _model_gone(query, state, lang)
-        return
+    data, model = found
     params = dict(data["params"])
     value = callback_data.value
     if callback_data.action == GenAction.RATIO and unpack_ratio(value) in model.aspect_ratios:
@@ -266,13 +278,10 @@ async def on_option(query: CallbackQuery, callback_data: GenCb, state: FSMContex
 
 @router.callback_query(Flow.options, GenCb.filter(F.action == GenAction.PHOTOS))
 async def on_photos_step(query: CallbackQuery, state: FSMContext, lang: str) -> None:
-    data = await _card_query(query, state, lang)
-    if data is None:
+    found = await _card_and_model(query, state, lang)
+    if found is None:
         return
-    _, model = await _flow(state)
-    if model is None:
-        await _model_gone(query, state, lang)
-        return
+    data, model = found
     if not model.max_input_images:
         await outdated(query, lang)
         return
@@ -283,13 +292,10 @@ async def on_photos_step(query: CallbackQuery, state: FSMContext, lang: str) -> 
 
 @router.callback_query(StateFilter(Flow.options, Flow.photos), GenCb.filter(F.action == GenAction.NEXT))
 async def on_next(query: CallbackQuery, state: FSMContext, user: UserContext, lang: str) -> None:
-    data = await _card_query(query, state, lang)
-    if data is None:
+    found = await _card_and_model(query, state, lang)
+    if found is None:
         return
-    _, model = await _flow(state)
-    if model is None:
-        await _model_gone(query, state, lang)
-        return
+    data, model = found
     if data.get("prompt"):
         await _show_confirm(query, state, user, model, lang)
     else:
@@ -394,13 +400,10 @@ async def on_cancel(query: CallbackQuery, state: FSMContext, user: UserContext, 
 
 @router.callback_query(Flow.confirm, GenCb.filter(F.action.in_({GenAction.EDIT_PROMPT, GenAction.OPTIONS})))
 async def on_confirm_edit(query: CallbackQuery, callback_data: GenCb, state: FSMContext, lang: str) -> None:
-    data = await _card_query(query, state, lang)
-    if data is None:
+    found = await _card_and_model(query, state, lang)
+    if found is None:
         return
-    _, model = await _flow(state)
-    if model is None:
-        await _model_gone(query, state, lang)
-        return
+    _, model = found
     if callback_data.action == GenAction.OPTIONS:
         await _show_options(query, state, model, lang)
     else:
@@ -410,13 +413,10 @@ async def on_confirm_edit(query: CallbackQuery, callback_data: GenCb, state: FSM
 
 @router.callback_query(StateFilter(Flow.photos, Flow.prompt), GenCb.filter(F.action == GenAction.CLEAR_PHOTOS))
 async def on_clear_photos(query: CallbackQuery, state: FSMContext, lang: str) -> None:
-    data = await _card_query(query, state, lang)
-    if data is None:
+    found = await _card_and_model(query, state, lang)
+    if found is None:
         return
-    _, model = await _flow(state)
-    if model is None:
-        await _model_gone(query, state, lang)
-        return
+    data, model = found
     await state.update_data(images=[])
     data = await state.get_data()
     if await state.get_state() == Flow.photos.state:
