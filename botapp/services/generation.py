@@ -235,13 +235,14 @@ class GenerationService:
         error_code: str,
         error_message: str = "",
         from_statuses: tuple[str, ...] = GenRequest.IN_FLIGHT,
+        only_if: Q | None = None,
     ) -> bool:
         """Move the request to FAILED and refund it, exactly once. A delivered request never fails."""
         with transaction.atomic():
             moved = bool(
-                GenRequest.objects.filter(
-                    pk=request_id, status__in=from_statuses, delivered_at__isnull=True
-                ).update(
+                GenRequest.objects.filter(pk=request_id, status__in=from_statuses, delivered_at__isnull=True)
+                .filter(only_if or Q())
+                .update(
                     status=Status.FAILED,
                     error_code=error_code[:64],
                     error_message=error_message[:2000],
@@ -301,7 +302,17 @@ class GenerationService:
         elif request.status == Status.SUCCEEDED:
             if request.delivered_at is not None:
                 raise InvalidTransition("A delivered generation cannot be refunded.")
-            cls.fail_undelivered(request_id=request_id, error_code="admin", error_message=reason)
+            # A worker sending the result holds a delivery claim (a future next_poll_at): refusing
+            # then is what keeps "refunded" and "delivered" exclusive.
+            not_being_sent = Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=timezone.now())
+            if not cls.fail(
+                request_id=request_id,
+                error_code="admin",
+                error_message=reason,
+                from_statuses=(Status.SUCCEEDED,),
+                only_if=not_being_sent,
+            ):
+                raise InvalidTransition("The result is being sent right now; try again in a minute.")
         return cls.refund(request_id=request_id)
 
     # --- queries ---------------------------------------------------------------------------------

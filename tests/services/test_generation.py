@@ -216,3 +216,22 @@ def test_stats(make_user, nano, veo):
     assert glob.requests_by_status == {"succeeded": 1, "failed": 1}
     assert glob.tokens_spent == D("20.50") and glob.tokens_refunded == D(19)
     assert glob.failure_rate == 0.5
+
+
+def test_admin_refund_waits_while_the_result_is_being_sent(make_user, nano):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    user = make_user(balance=10)
+    req = create(user, nano)
+    GenerationService.mark_running(request_id=req.pk)
+    GenerationService.mark_succeeded(request_id=req.pk, results=[])
+    # A worker's delivery claim: the result may be on its way to Telegram right now.
+    GenRequest.objects.filter(pk=req.pk).update(next_poll_at=timezone.now() + timedelta(minutes=1))
+    with pytest.raises(InvalidTransition):
+        GenerationService.admin_refund(request_id=req.pk)
+    assert UserBalance.objects.get(user=user).balance == D("8.50")
+    GenRequest.objects.filter(pk=req.pk).update(next_poll_at=None)  # the claim lapsed, nothing was sent
+    assert GenerationService.admin_refund(request_id=req.pk).amount == D("1.50")
+    assert UserBalance.objects.get(user=user).balance == D(10)
