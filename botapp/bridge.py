@@ -25,7 +25,6 @@ from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, close_old_connections, connections
-from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from botapp.models import (
@@ -381,27 +380,9 @@ def _model_label(request: GenRequest | None) -> str:
 
 @bridged
 def profile(user: UserContext) -> ProfileView:
-    """Level progress and statistics in 3 queries (the levels, the requests, the money+referrals).
-
-    Reads what `GenerationService.user_stats` reads, folded into fewer queries for a menu click."""
+    """Level progress and statistics in 3 queries (the levels, the requests, the money+referrals)."""
     progress = levels.progress(user=TgUser(pk=user.id, xp=user.xp, level=user.level))
-    agg = GenRequest.objects.filter(user_id=user.id).aggregate(
-        total=Count("id"),
-        succeeded=Count("id", filter=Q(status=GenRequest.Status.SUCCEEDED)),
-        failed=Count("id", filter=Q(status=GenRequest.Status.FAILED)),
-        in_flight=Count("id", filter=Q(status__in=GenRequest.IN_FLIGHT)),
-        images=Count("id", filter=Q(kind=AIModel.Kind.IMAGE, status=GenRequest.Status.SUCCEEDED)),
-        videos=Count("id", filter=Q(kind=AIModel.Kind.VIDEO, status=GenRequest.Status.SUCCEEDED)),
-    )
-    referrals = TgUser.objects.filter(referred_by_id=OuterRef("user_id")).values("referred_by_id")
-    money = (
-        UserBalance.objects.filter(user_id=user.id)
-        .annotate(referrals=Subquery(referrals.annotate(n=Count("id")).values("n")[:1]))
-        .values_list("total_spent", "total_refunded", "referrals")
-        .first()
-    )
-    spent, refunded, invited = money or (ZERO, ZERO, 0)
-    stats = UserStats(tokens_spent=spent - refunded, referrals=invited or 0, **agg)
+    stats = GenerationService.user_stats(user_id=user.id)
     return ProfileView(progress=progress, stats=stats, created_at=user.created_at or timezone.now())
 
 
