@@ -211,9 +211,13 @@ def test_failed_operation_is_started_again_then_refunded(stack, tg_user, veo, em
     emu_user, user = tg_user(balance=50)
     created = create(user, veo, emu_user.chat_id, prompt="storm [[op_error:13]]")  # Google's INTERNAL, every time
     done = wait_finished(created.pk, timeout=30)
-    assert done.status == "failed" and done.error_code == "operation_failed_transient"
+    # Which of the two ends the request depends on timing: the last operation failing again after
+    # the deadline passed ("busy"), or the deadline passing while it was still running ("timeout").
+    assert done.status == "failed"
+    assert done.error_code in ("operation_failed_transient", "operation_timeout")
     assert len(fake_google.requests_for("predictLongRunning")) >= 2  # a new operation, not the same poll
-    emulator.wait_for_message(emu_user.chat_id, lambda m: "overloaded" in m.get("text", ""), since=0)
+    told = ("overloaded", "did not finish in time")
+    emulator.wait_for_message(emu_user.chat_id, lambda m: any(w in m.get("text", "") for w in told), since=0)
     assert refunds(done) == 1
 
 
