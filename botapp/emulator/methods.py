@@ -831,29 +831,22 @@ class BotMethods:
             sent.append(self.bot_send(chat, content, reply=reply if index == 0 else None, p=p))
         return sent
 
-    async def m_copyMessage(self, p: Params) -> JSON:
-        chat = self.target_for(p)
+    def _source_content(self, p: Params, verb: str, *, drop: tuple[str, ...]) -> tuple[JSON, JSON]:
+        """A deep copy of the message named by from_chat_id/message_id, and its content without the
+        fields a copied or forwarded message gets anew (plus `drop`)."""
         source_chat = self.chat_for(p, "from_chat_id")
         mid = p.get_int("message_id", required=True)
         with self.state.lock:
             source = source_chat.messages.get(mid or 0)
             if source is None or source.deleted:
-                raise bad_request("message to copy not found")
-            content = {
-                k: copy.deepcopy(v)
-                for k, v in source.data.items()
-                if k
-                not in (
-                    "message_id",
-                    "from",
-                    "chat",
-                    "date",
-                    "edit_date",
-                    "reply_markup",
-                    "reply_to_message",
-                    "media_group_id",
-                )
-            }
+                raise bad_request(f"message to {verb} not found")
+            data = copy.deepcopy(source.data)
+        renewed = ("message_id", "from", "chat", "date", "edit_date", "reply_markup", "reply_to_message", *drop)
+        return data, {k: v for k, v in data.items() if k not in renewed}
+
+    async def m_copyMessage(self, p: Params) -> JSON:
+        chat = self.target_for(p)
+        _, content = self._source_content(p, "copy", drop=("media_group_id",))
         if p.has("caption"):
             caption, entities = self.formatted(p, "caption", "caption_entities", caption=True)
             content["caption"] = caption
@@ -866,32 +859,8 @@ class BotMethods:
 
     async def m_forwardMessage(self, p: Params) -> JSON:
         chat = self.target_for(p)
-        source_chat = self.chat_for(p, "from_chat_id")
-        mid = p.get_int("message_id", required=True)
-        with self.state.lock:
-            source = source_chat.messages.get(mid or 0)
-            if source is None or source.deleted:
-                raise bad_request("message to forward not found")
-            content = {
-                k: copy.deepcopy(v)
-                for k, v in source.data.items()
-                if k
-                not in (
-                    "message_id",
-                    "from",
-                    "chat",
-                    "date",
-                    "edit_date",
-                    "reply_markup",
-                    "reply_to_message",
-                    "forward_origin",
-                )
-            }
-            content["forward_origin"] = {
-                "type": "user",
-                "sender_user": copy.deepcopy(source.data["from"]),
-                "date": source.data["date"],
-            }
+        source, content = self._source_content(p, "forward", drop=("forward_origin",))
+        content["forward_origin"] = {"type": "user", "sender_user": source["from"], "date": source["date"]}
         return self.bot_send(chat, content, p=p)
 
     async def m_getFile(self, p: Params) -> JSON:

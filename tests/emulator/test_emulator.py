@@ -179,6 +179,10 @@ async def test_send_edit_delete(emu: BotAPIEmulator, bot: Bot, user: EmulatedUse
         await bot.send_message(user.id, "x", reply_parameters=ReplyParameters(message_id=999))
     copied = await bot.copy_message(user.id, user.id, question["message_id"])
     assert emu.message(user.id, copied.message_id)["text"] == "question"
+    forwarded = await bot.forward_message(user.id, user.id, question["message_id"])
+    assert forwarded.text == "question" and forwarded.forward_origin.sender_user.id == user.id
+    with pytest.raises(TelegramBadRequest, match="message to forward not found"):
+        await bot.forward_message(user.id, user.id, 999)
 
 
 async def test_limits_and_parse_errors(bot: Bot, user: EmulatedUser) -> None:
