@@ -35,6 +35,32 @@ def ensure_seed_data() -> None:
     importlib.import_module("botapp.migrations.0003_add_initial_ai_models").forward(apps, None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_lifts_the_ledger_guard():
+    """Transactional tests end with a flush of every table: a TRUNCATE (PostgreSQL) or a DELETE
+    (SQLite) that the ledger's append-only triggers refuse (botapp/ledger_guard.py). Only for that
+    flush, and only in tests, the triggers are dropped and re-created around it."""
+    from django.db import connection
+
+    from botapp import ledger_guard
+
+    ops = type(connection.ops)
+    original = ops.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        if not ledger_guard.installed(self.connection):
+            return original(self, sql_list)
+        ledger_guard.uninstall(self.connection)
+        try:
+            return original(self, sql_list)
+        finally:
+            ledger_guard.install(self.connection)
+
+    ops.execute_sql_flush = execute_sql_flush
+    yield
+    ops.execute_sql_flush = original
+
+
 @pytest.fixture(autouse=True)
 def _seed_catalogue(request):
     if request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames):

@@ -17,15 +17,21 @@ def test_migrate_zero_and_back():
 @pytest.mark.django_db(transaction=True)
 def test_data_migration_is_reversible():
     executor = MigrationExecutor(connection)
-    executor.migrate([("botapp", "0002_aimodel_promocode_transaction_userbalance_and_more")])
-    assert "botapp_aimodel" in connection.introspection.table_names()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM botapp_aimodel")
-        assert cursor.fetchone()[0] == 0
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([("botapp", "0003_add_initial_ai_models")])
-    assert AIModel.objects.count() == 4
+    latest = executor.loader.graph.leaf_nodes("botapp")
+    try:
+        executor.migrate([("botapp", "0002_aimodel_promocode_transaction_userbalance_and_more")])
+        assert "botapp_aimodel" in connection.introspection.table_names()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM botapp_aimodel")
+            assert cursor.fetchone()[0] == 0
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate([("botapp", "0003_add_initial_ai_models")])
+        assert AIModel.objects.count() == 4
+    finally:  # the later migrations too, for the tests that run after this one
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(latest)
 
 
 @pytest.mark.django_db
