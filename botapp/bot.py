@@ -31,6 +31,7 @@ from botapp.middlewares import (
     MemoryOnceStore,
     OnceStore,
     RedisOnceStore,
+    TextGuardMiddleware,
     ThrottlingMiddleware,
     UserMiddleware,
 )
@@ -109,8 +110,9 @@ def build_dispatcher(backends: Backends | None = None, **workflow_data: Any) -> 
 
     Outer middlewares on `update`, in order: aiogram's errors and user context, the in-flight
     tracker (graceful stop), dedupe and throttling (before the FSM lock, so a flood or a redelivery
-    never queues on it), then the FSM context with its per-user events isolation, then the user
-    upsert (+ ban check, language).
+    never queues on it), the text guard (text the database cannot store is refused before anything
+    is written), then the FSM context with its per-user events isolation, then the user upsert (+ ban
+    check, language).
     """
     pin_response_models()
     backends = backends or create_backends()
@@ -120,6 +122,7 @@ def build_dispatcher(backends: Backends | None = None, **workflow_data: Any) -> 
     dp.update.outer_middleware(in_flight)
     dp.update.outer_middleware(DedupeMiddleware(backends.once))
     dp.update.outer_middleware(ThrottlingMiddleware(rate=throttle_rate))
+    dp.update.outer_middleware(TextGuardMiddleware())
     dp.update.outer_middleware(dp.fsm)  # registered here instead of by aiogram, to come after the two above
     dp.update.outer_middleware(UserMiddleware(backends.once))
     dp.include_router(build_router())

@@ -292,6 +292,17 @@ def upsert_user(profile: users.TelegramProfile) -> UserContext:
 
 
 @bridged
+def known_user(telegram_id: int) -> tuple[str, bool] | None:
+    """(language, is_banned) of a registered user, or None; a read without the upsert, for an update
+    refused before the user middleware (the text guard)."""
+    row = TgUser.objects.filter(telegram_id=telegram_id).values_list("settings__language", "is_banned").first()
+    if row is None:
+        return None
+    language, is_banned = row
+    return language or users.language_from_code(None), bool(is_banned)
+
+
+@bridged
 def mark_bot_blocked(telegram_id: int) -> None:
     users.mark_bot_blocked(telegram_id=telegram_id)
 

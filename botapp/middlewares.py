@@ -5,9 +5,12 @@
 2. `ThrottlingMiddleware`: a token bucket per user; floods are dropped with one hint (in the
    language of the user's Telegram client: it runs before the database is touched), and a button
    pressed twice on the same screen counts once.
+3. `TextGuardMiddleware`: an update carrying text the database cannot store (NUL, lone
+   surrogates) is refused politely before anything touches the database (see its docstring).
    (Then aiogram's FSM context, which holds the per-user events isolation lock.)
-3. `UserMiddleware`: upserts the Telegram user (one SELECT in the common case), injects
+4. `UserMiddleware`: upserts the Telegram user (one SELECT in the common case), injects
    `user: UserContext` and `lang: str`; banned users get one polite message and nothing else.
+   The profile's names are cleaned of what the database cannot store.
 
 Errors are handled by `handlers.fallback` (an `errors` handler: log with context, apologise).
 """
@@ -15,6 +18,7 @@ Errors are handled by `handlers.fallback` (an `errors` handler: log with context
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import time
 from collections import OrderedDict
@@ -24,10 +28,23 @@ from typing import Any, Protocol
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import TelegramObject, Update, User
+from aiogram.types import (
+    CallbackQuery,
+    Chat,
+    ExternalReplyInfo,
+    InaccessibleMessage,
+    Message,
+    PreCheckoutQuery,
+    TelegramObject,
+    TextQuote,
+    Update,
+    User,
+)
+from pydantic import BaseModel
 
 from botapp import bridge
 from botapp.i18n import t
+from botapp.services.text import is_storable, storable
 from botapp.services.users import TelegramProfile, language_from_code
 
 log = logging.getLogger(__name__)
@@ -127,14 +144,117 @@ class DedupeMiddleware(BaseMiddleware):
         return await handler(event, data)
 
 
-# --- 3. user --------------------------------------------------------------------------------------------
+# --- 3. text the database cannot store -----------------------------------------------------------------
+# Not the user's input in this update: profiles (cleaned where they are stored, see `profile_of`) and
+# other messages (the one replied to, quoted or pinned; the bot's own message under a button).
+_NOT_INPUT = (User, Chat, Message, InaccessibleMessage, TextQuote, ExternalReplyInfo)
+
+
+def has_unstorable_text(event: TelegramObject) -> bool:
+    """True when a string of `event` (its text, caption, callback data, payload, file names, extra
+    fields, ...) holds a NUL or a lone surrogate; profiles and other messages are not looked at.
+    Iterative: a deeply nested extra field cannot exhaust the stack."""
+    stack: list[Any] = [event]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if not is_storable(text=value):
+                return True
+        elif isinstance(value, BaseModel):
+            if value is not event and isinstance(value, _NOT_INPUT):
+                continue
+            stack.extend(item for item in value.__dict__.values() if item is not None)
+            if value.__pydantic_extra__:
+                stack.extend(value.__pydantic_extra__.values())
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+    return False
+
+
+class TextGuardMiddleware(BaseMiddleware):
+    """Refuses, at the boundary, an update whose free text the database cannot store.
+
+    PostgreSQL refuses NUL in text (and `\\u0000` in jsonb), and a lone UTF-16 surrogate cannot be
+    encoded for any database; either used to crash the handler (the user saw the generic apology).
+    Per field:
+
+    - refused: everything the user sends in this update: message text and captions (prompts,
+      typed promocodes, `/start ref_...` and `promo_...` deep-link payloads), callback data,
+      pre-checkout payloads, file names, contacts, inline queries, unknown extra fields. A message
+      gets a reply asking to send the text again without those characters (in the user's
+      language), a callback query an alert, a pre-checkout query `ok=False` with an explanation;
+      updates nobody answers (inline queries, channel posts, ...) are dropped. Cleaning these
+      silently would change what the user asked for (a prompt, a code, a payment) behind their back.
+    - cleaned: the sender's profile (first/last name, username), which the user does not type
+      here and cannot quickly change: `profile_of` strips the characters before the upsert.
+    - not looked at: other messages inside the update (replied to, quoted, pinned, the message
+      under a button): the bot neither stores nor reads them.
+
+    It runs before the user middleware, so a refused update writes nothing (a refused
+    `/start ref_...` still leaves the user new for the corrected link); the language comes from
+    one read of the user row, or from the Telegram client for a stranger. A banned user's update
+    goes on to the user middleware (registered after this one), which refuses it as it refuses
+    every update of a banned user: the handlers never see it, the profile stored is cleaned.
+    A successful payment with such a payload cannot pass the pre-checkout; should one still arrive,
+    it is logged as an error with its charge id for an operator and the user is told so.
+    """
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not isinstance(event, Update):
+            return await handler(event, data)
+        try:
+            inner = event.event
+        except Exception:  # an update type aiogram does not know: only extra fields, nothing to refuse
+            return await handler(event, data)
+        if not has_unstorable_text(inner):
+            return await handler(event, data)
+        tg_user: User | None = data.get("event_from_user")
+        known = await bridge.known_user(tg_user.id) if tg_user is not None and not tg_user.is_bot else None
+        if known is not None and known[1]:
+            return await handler(event, data)  # banned: the user middleware refuses it (see above)
+        log.info(
+            "update %s (%s) from %s refused: text the database cannot store",
+            event.update_id,
+            event.event_type,
+            tg_user.id if tg_user else None,
+        )
+        if tg_user is None or tg_user.is_bot:
+            return None
+        lang = known[0] if known is not None else language_from_code(tg_user.language_code)
+        await self._refuse(inner, tg_user, lang)
+        return None
+
+    async def _refuse(self, inner: TelegramObject, tg_user: User, lang: str) -> None:
+        try:
+            if isinstance(inner, PreCheckoutQuery):
+                await inner.answer(ok=False, error_message=t("common.unstorable_payment", lang))
+            elif isinstance(inner, CallbackQuery):
+                await inner.answer(t("common.unstorable_button", lang), show_alert=True)
+            elif isinstance(inner, Message):
+                paid = inner.successful_payment
+                if paid is not None:
+                    charge_id = storable(text=paid.telegram_payment_charge_id)
+                    # The money was taken: this must reach an operator (the charge id lets them act).
+                    log.error("successful payment not credited: unstorable payload, charge=%s", charge_id)
+                    await inner.answer(t("pay.not_credited", lang, charge_id=html.escape(charge_id)))
+                else:
+                    await inner.answer(t("common.unstorable_text", lang))
+        except TelegramAPIError as exc:  # blocked the bot, an old query: nothing more to do
+            log.info("refusal to %s not delivered: %s", tg_user.id, exc)
+
+
+# --- 4. user --------------------------------------------------------------------------------------------
 def profile_of(user: User) -> TelegramProfile:
+    """The profile to store; text the database cannot store is removed from it (see TextGuardMiddleware)."""
     return TelegramProfile(
         telegram_id=user.id,
-        username=user.username or "",
-        first_name=user.first_name or "",
-        last_name=user.last_name or "",
-        language_code=user.language_code or "",
+        username=storable(text=user.username or ""),
+        first_name=storable(text=user.first_name or ""),
+        last_name=storable(text=user.last_name or ""),
+        language_code=storable(text=user.language_code or ""),
         is_premium=bool(user.is_premium),
     )
 
