@@ -66,7 +66,7 @@ TOKEN = "7200000002:AAbench-inflight-token"
 def naive_video(request_id: int) -> str:
     """What we avoid: submit, then sleep in the worker thread between polls until the video is ready."""
     from botapp.models import GenRequest
-    from botapp.services import worker
+    from botapp.services import delivery, worker
     from botapp.services.generation import GenerationService
 
     if not GenerationService.mark_running(request_id=request_id):
@@ -88,7 +88,7 @@ def naive_video(request_id: int) -> str:
     results, cache = worker.store_media(request, outcome.result)
     GenerationService.mark_succeeded(request_id=request_id, results=results)
     GenRequest.objects.filter(pk=request_id).update(next_poll_at=None)
-    worker.deliver(request_id, cache=cache)
+    delivery.deliver(request_id, cache=cache)
     return "done"
 
 

@@ -39,7 +39,7 @@ from botapp.models import (
     UserBalance,
     UserSettings,
 )
-from botapp.services import levels, users
+from botapp.services import delivery, levels, users
 from botapp.services.generation import GenerationService, UserStats
 from botapp.services.payments import PaymentOutcome, PaymentService, TopUpQuote
 from botapp.services.promo import PromoService, RedeemResult
@@ -390,6 +390,18 @@ def _model_label(request: GenRequest | None) -> str:
 
 
 @bridged
+def stored_result(path: str) -> bytes:
+    return delivery.stored_result(path=path)
+
+
+@bridged
+def record_resent(request_id: int, index: int, file_id: str, file_unique_id: str | None, sent_as: str) -> bool:
+    return delivery.record_resent(
+        request_id=request_id, index=index, file_id=file_id, file_unique_id=file_unique_id, sent_as=sent_as
+    )
+
+
+@bridged
 def profile(user: UserContext) -> ProfileView:
     """Level progress and statistics in 3 queries (the levels, the requests, the money+referrals)."""
     progress = levels.progress(user=TgUser(pk=user.id, xp=user.xp, level=user.level))
@@ -526,3 +538,12 @@ get_result_actions = bridged(result_actions)
 def close_db() -> None:
     """Close the bot thread's database connections (at shutdown; tests before dropping the DB)."""
     connections.close_all()
+
+
+@sync_to_async(thread_sensitive=False)
+def alert_operators(*, key: str, **params: Any) -> bool:
+    """Queue an operator alert (botapp.services.alerts; never raises). Not on the bot's database
+    thread: it only touches the cache and the task queue."""
+    from botapp.services import alerts
+
+    return alerts.alert_operators(key=key, **params)

@@ -124,6 +124,15 @@ def history_keyboard(lang: str, resendable: Sequence[int]) -> InlineKeyboardMark
     return builder.as_markup()
 
 
+def result_ready_keyboard(lang: str, request_id: int) -> InlineKeyboardMarkup:
+    """Under the "your result #N is ready" notice (an upload whose answer was lost): get it on request."""
+    get = _button(
+        t("generation.get_result", lang, id=request_id),
+        HistoryCb(action=HistoryAction.RESEND, request_id=request_id),
+    )
+    return _markup([[get], [_menu_button(lang)]])
+
+
 def invite_keyboard(lang: str, share_url: str) -> InlineKeyboardMarkup:
     return _markup(
         [

@@ -20,7 +20,7 @@ import logging
 
 from celery import shared_task
 
-from botapp.services import worker
+from botapp.services import delivery, worker
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,14 @@ def poll_generations() -> dict:
 
 @shared_task(name="botapp.tasks.deliver_generation", acks_late=True, ignore_result=True)
 def deliver_generation(request_id: int, new_level: int | None = None) -> None:
-    retry_in = worker.deliver(request_id, new_level=new_level)
+    retry_in = delivery.deliver(request_id, new_level=new_level)
     if retry_in:
         deliver_generation.apply_async((request_id, new_level), countdown=retry_in + 0.5)
 
 
 @shared_task(name="botapp.tasks.notify_failure", bind=True, acks_late=True, ignore_result=True, max_retries=8)
 def notify_failure(self, request_id: int, reason: str | None = None) -> None:
-    retry_in = worker.notify_failure(request_id, reason)
+    retry_in = delivery.notify_failure(request_id, reason)
     if retry_in:
         raise self.retry(countdown=retry_in + 0.5)
 
@@ -74,3 +74,21 @@ def notify_failure(self, request_id: int, reason: str | None = None) -> None:
 @shared_task(name="botapp.tasks.sweep_generations", acks_late=True, ignore_result=True)
 def sweep_generations() -> dict:
     return worker.sweep()
+
+
+@shared_task(name="botapp.tasks.check_failure_rate", ignore_result=True)
+def check_failure_rate() -> bool:
+    """Beat, every ALERT_FAILURE_CHECK_SECONDS: alert the operators on a spike of failed generations."""
+    from botapp.services import alerts
+
+    return alerts.check_failure_rate()
+
+
+@shared_task(name="botapp.tasks.send_operator_alert", bind=True, ignore_result=True, max_retries=8)
+def send_operator_alert(self, chat_id: int, key: str, params: dict) -> None:
+    """One operator's alert (queued by botapp.services.alerts.alert_operators)."""
+    from botapp.services import alerts
+
+    retry_in = alerts.send_alert(chat_id=chat_id, key=key, params=params)
+    if retry_in:
+        raise self.retry(countdown=retry_in + 0.5)

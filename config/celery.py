@@ -9,7 +9,7 @@ every GENERATION_POLL_TICK_SECONDS and the recovery sweep every GENERATION_SWEEP
 import os
 
 from celery import Celery
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_shutdown, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -27,3 +27,12 @@ def _close_generation_resources(**_kwargs) -> None:
 
     close_sender()
     close_pools()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _redact_celery_logs(**_kwargs) -> None:
+    """Celery's own log handlers redact secrets too (see botapp.redaction)."""
+    from botapp.redaction import install_log_redaction
+
+    install_log_redaction()

@@ -77,6 +77,10 @@ class WaitTimeout(AssertionError):
     """A wait helper timed out (an AssertionError so pytest reports it as a failed expectation)."""
 
 
+class ConnectionDropped(Exception):
+    """A scripted fault: the method ran, and the connection is dropped instead of answering."""
+
+
 class BotAPIEmulator:
     """A Telegram Bot API emulator: HTTP server + state + fault injection + test inspection helpers."""
 
@@ -255,6 +259,10 @@ class BotAPIEmulator:
         try:
             params = await parse_request(request, self.max_upload_bytes)
             result = await self.execute(request.match_info["method"], params)
+        except ConnectionDropped:
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError from None
         except ApiError as exc:
             return web.json_response(exc.to_json(), status=exc.error_code)
         except Exception:
@@ -267,6 +275,9 @@ class BotAPIEmulator:
     async def _handle_file(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
             return web.json_response(unauthorized().to_json(), status=401)
+        fault = self._take_fault("file", None)
+        if fault is not None and fault.error_code is not None:  # e.g. 404 or 502 from the file server
+            return web.json_response({"ok": False, "error_code": fault.error_code}, status=fault.error_code)
         with self.state.lock:
             stored = self.state.files_by_path.get(request.match_info["path"])
         if stored is None:
@@ -286,6 +297,14 @@ class BotAPIEmulator:
             if self.methods.canonical(method) is None:
                 raise not_found()
             fault = self._take_fault(canonical, chat_id)
+            if fault is not None and fault.after:
+                result = await self.methods.call(method, params)  # it happened...
+                with self.state.lock:
+                    call.ok, call.result = True, copy.deepcopy(result)
+                if fault.after == "reset":  # ...but the answer is lost
+                    raise ConnectionDropped(canonical)
+                await asyncio.sleep(fault.delay)
+                return result
             if fault is not None:
                 if fault.delay:
                     await asyncio.sleep(fault.delay)
@@ -470,6 +489,19 @@ class BotAPIEmulator:
     def delay_next(self, method: str, seconds: float, *, times: int = 1, chat_id: int | None = None) -> FaultRule:
         """Make the next ``times`` calls of ``method`` slow (to exercise client timeouts)."""
         rule = FaultRule(method.lower(), None, times=times, chat_id=chat_id, delay=seconds)
+        with self.state.lock:
+            self.state.faults.append(rule)
+        return rule
+
+    def lose_answer_next(
+        self, method: str, *, mode: str = "hang", seconds: float = 30.0, times: int = 1, chat_id: int | None = None
+    ) -> FaultRule:
+        """The next ``times`` calls of ``method`` take effect (the message is sent), but the answer never
+        arrives: ``mode="hang"`` holds it for ``seconds`` (the client times out), ``"reset"`` drops the
+        connection. File downloads fail with ``fail_next("file", 404)``."""
+        if mode not in ("hang", "reset"):
+            raise ValueError(f"unknown mode {mode!r}")
+        rule = FaultRule(method.lower(), None, times=times, chat_id=chat_id, delay=seconds, after=mode)
         with self.state.lock:
             self.state.faults.append(rule)
         return rule

@@ -287,6 +287,9 @@ class FaultRule:
     times: int = 1
     chat_id: int | None = None
     delay: float = 0.0
+    # "hang": run the method, then hold the answer for ``delay`` s (the client times out);
+    # "reset": run the method, then drop the connection without answering.
+    after: str | None = None
 
     def matches(self, method: str, chat_id: int | str | None) -> bool:
         """Whether this rule applies to a call."""

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
+from django.conf import settings
 
 from botapp import bridge, keyboards
 from botapp.bridge import UserContext
@@ -61,8 +62,19 @@ async def on_profile(query: CallbackQuery, user: UserContext, lang: str) -> None
     await answer(query)
 
 
+def _in_storage(result: dict[str, Any]) -> bool:
+    """A stored result that can be uploaded again (not one that only went out as a download link)."""
+    return bool(
+        result.get("path")
+        and result.get("sent_as") != "link"
+        and int(result.get("size") or 0) <= settings.TELEGRAM_UPLOAD_LIMIT_BYTES
+    )
+
+
 def _resendable(request: GenRequest) -> bool:
-    return request.status == GenRequest.Status.SUCCEEDED and any(r.get("tg_file_id") for r in request.results)
+    return request.status == GenRequest.Status.SUCCEEDED and any(
+        r.get("tg_file_id") or _in_storage(r) for r in request.results
+    )
 
 
 @router.callback_query(MenuCb.filter(F.action == MenuAction.HISTORY))
@@ -97,6 +109,8 @@ async def on_history(query: CallbackQuery, user: UserContext, lang: str) -> None
 
 @router.callback_query(HistoryCb.filter(F.action == HistoryAction.RESEND))
 async def on_resend(query: CallbackQuery, callback_data: HistoryCb, user: UserContext, lang: str, bot: Bot) -> None:
+    """Send a finished result again: by its file_id, or uploaded from storage when it has none (an
+    upload whose answer was lost: the "your result #N is ready" notice leads here)."""
     request = await bridge.get_request(user.id, callback_data.request_id)
     if request is None or not _resendable(request):
         await answer(query, t("history.not_available", lang), alert=True)
@@ -106,28 +120,39 @@ async def on_resend(query: CallbackQuery, callback_data: HistoryCb, user: UserCo
     model = str(request.ai_model) if request.ai_model else request.model
     caption = t("history.caption", lang, id=request.pk, model=esc(model), prompt=esc(excerpt(request.prompt, 700)))
     for index, result in enumerate(request.results):
-        if not result.get("tg_file_id"):
-            continue
         markup = keyboards.result_keyboard(request, lang, index=index, can_edit=can_edit, can_animate=can_animate)
-        await send_result_file(bot, user.telegram_id, result, caption=caption, markup=markup)
+        if result.get("tg_file_id"):
+            await send_result_file(bot, user.telegram_id, result, result["tg_file_id"], caption=caption, markup=markup)
+        elif _in_storage(result):
+            data = await bridge.stored_result(result["path"])
+            upload = BufferedInputFile(data, filename=result["path"].rsplit("/", 1)[-1])
+            sent = await send_result_file(bot, user.telegram_id, result, upload, caption=caption, markup=markup)
+            media = sent.photo[-1] if sent.photo else (sent.video or sent.document)
+            if media is not None:
+                method = "photo" if sent.photo else ("video" if sent.video else "document")
+                await bridge.record_resent(request.pk, index, media.file_id, media.file_unique_id, method)
 
 
 async def send_result_file(
-    bot: Bot, chat_id: int, result: dict[str, Any], *, caption: str, markup: InlineKeyboardMarkup
-) -> None:
-    """Re-send a delivered result by its Telegram file_id, with the method it was sent with
-    (`sent_as`, else guessed from the kind); a file_id of another type falls back to a document."""
-    file_id = result["tg_file_id"]
+    bot: Bot,
+    chat_id: int,
+    result: dict[str, Any],
+    file: str | BufferedInputFile,
+    *,
+    caption: str,
+    markup: InlineKeyboardMarkup,
+) -> Message:
+    """Send a result by its Telegram file_id or as an upload, with the method it was sent with
+    (`sent_as`, else guessed from the kind); a refused photo or video falls back to a document."""
     sent_as = result.get("sent_as") or ("video" if result.get("kind") == "video" else "photo")
     try:
         if sent_as == "video":
-            await bot.send_video(chat_id, file_id, caption=caption, reply_markup=markup)
-        elif sent_as == "photo":
-            await bot.send_photo(chat_id, file_id, caption=caption, reply_markup=markup)
-        else:
-            await bot.send_document(chat_id, file_id, caption=caption, reply_markup=markup)
+            return await bot.send_video(chat_id, file, caption=caption, reply_markup=markup)
+        if sent_as == "photo":
+            return await bot.send_photo(chat_id, file, caption=caption, reply_markup=markup)
+        return await bot.send_document(chat_id, file, caption=caption, reply_markup=markup)
     except TelegramBadRequest as exc:
         if sent_as == "document":
             raise
         log.info("re-send as %s failed (%s); sending as a document", sent_as, exc.message)
-        await bot.send_document(chat_id, file_id, caption=caption, reply_markup=markup)
+        return await bot.send_document(chat_id, file, caption=caption, reply_markup=markup)

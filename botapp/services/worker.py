@@ -7,9 +7,11 @@ tasks, retries, the poller and the sweep never act twice):
                                \\--submit--> (video) operation id, next_poll_at         |
                                  poll_due() every tick: due operations polled at once  |
                                  in a thread pool; done -> result ---------------------+
-    result: media stored (default_storage) -> mark_succeeded (XP) -> deliver():
-            claim the delivery -> send photo/video/document -> mark_delivered (file_id kept)
+    result: media stored (default_storage) -> mark_succeeded (XP) -> delivery.deliver():
+            claim the delivery -> send photo/video/document -> mark_delivered (file_id kept);
+            an upload whose answer is lost is never repeated (see botapp/services/delivery.py)
     any failure: fail() refunds exactly once; the user is told why in their language.
+    Stored error texts go through botapp.redaction (no token or key ever reaches the database).
 
 `GenRequest.next_poll_at` is the request's lease and alarm clock:
 - running: when the request is next due (a video poll, a retry after 429/5xx) or, while a worker is
@@ -24,27 +26,23 @@ the request's deadline (`deadline_at`): then the request fails with the last err
 
 from __future__ import annotations
 
-import html
 import io
 import logging
 import random
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from threading import Barrier, BrokenBarrierError, Lock
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import close_old_connections, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from botapp.i18n import normalize_language, t
-from botapp.models import AIModel, GenRequest, UserSettings
+from botapp.models import AIModel, GenRequest
 from botapp.providers import (
     GoogleConfig,
     InputImage,
@@ -60,11 +58,21 @@ from botapp.providers import (
 )
 from botapp.providers.demo import OPERATION_PREFIX as DEMO_OPERATION_PREFIX
 from botapp.providers.media import image_size, probe_mp4
+from botapp.redaction import error_text, redact
 from botapp.services import levels
+from botapp.services.delivery import (
+    chat_action,
+    claim_delivery,
+    deliver,
+    language_of,
+    load,
+    show_status,
+    tasks_module,
+    undeliverable,
+)
 from botapp.services.generation import GenerationService
-from botapp.telegram.media import DOCUMENT, choose_method, extension_for, shrink_video
+from botapp.telegram.media import extension_for
 from botapp.telegram.sender import (
-    BotBlocked,
     FileTooLarge,
     RetryLater,
     SendRejected,
@@ -75,59 +83,6 @@ from botapp.telegram.sender import (
 log = logging.getLogger(__name__)
 Status = GenRequest.Status
 
-# --------------------------------------------------------------------------------------------------
-# Error codes (GenRequest.error_code) -> the text the user gets (generation.errors.<key>)
-# --------------------------------------------------------------------------------------------------
-ERROR_TEXT_KEYS = {
-    "safety_blocked": "safety",
-    "invalid_input": "invalid_input",
-    "unsupported_aspect_ratio": "invalid_input",
-    "wrong_kind": "invalid_input",
-    "input_not_supported": "invalid_input",
-    "bad_image": "bad_image",
-    "input_image_invalid": "bad_image",
-    "input_image_too_large": "image_too_large",
-    "input_image_unavailable": "image_unavailable",
-    "rate_limited": "busy",
-    "provider_busy": "busy",
-    "transient": "busy",
-    "timeout": "busy",
-    "network": "busy",
-    "operation_failed_transient": "busy",
-    "operation_timeout": "timeout",
-    "deadline": "timeout",
-    "download_failed": "download_failed",
-    "no_image": "no_result",
-    "empty_result": "no_result",
-    "operation_failed": "failed",
-    "not_configured": "unavailable",
-    "auth": "unavailable",
-    "backend_unsupported": "unavailable",
-    "model_not_found": "unavailable",
-    "failed_precondition": "unavailable",
-    "unknown_provider": "unavailable",
-    "model_missing": "unavailable",
-    "telegram_refused": "send_failed",
-    "result_too_large": "too_large",
-    "delivery_failed": "send_failed",
-    "telegram_unavailable": "send_failed",
-}
-SAFETY_REASON_KEYS = {
-    "IMAGE_SAFETY": "output",
-    "IMAGE_PROHIBITED_CONTENT": "prohibited",
-    "PROHIBITED_CONTENT": "prohibited",
-    "SAFETY": "prompt",
-    "BLOCKLIST": "prompt",
-    "RECITATION": "recitation",
-    "IMAGE_RECITATION": "recitation",
-    "IMAGE_OTHER": "other",
-    "SPII": "personal",
-    "RAI_PROMPT_BLOCKED": "prompt",
-    "RAI_FILTERED": "output",
-    "RAI_MEDIA_FILTERED": "output",
-    "RAI_OPERATION_BLOCKED": "prompt",
-    "OTHER": "other",
-}
 INPUT_IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MAX_INPUT_PIXELS = 40_000_000
 
@@ -170,10 +125,6 @@ def work_lease() -> timedelta:
     if explicit > 0:
         return _seconds(explicit)
     return _seconds(settings.GOOGLE_HTTP_TIMEOUT_SECONDS + settings.TELEGRAM_REQUEST_TIMEOUT_SECONDS + 30)
-
-
-def delivery_lease() -> timedelta:
-    return _seconds(settings.TELEGRAM_UPLOAD_TIMEOUT_SECONDS + 3 * settings.TELEGRAM_MAX_WAIT_SECONDS + 30)
 
 
 def google_config() -> GoogleConfig:
@@ -232,70 +183,6 @@ def provider_for(request: GenRequest) -> Provider:
     if uses_demo(ai_model):
         return demo_provider()
     return get_provider(ai_model.provider, config=google_config())
-
-
-# --------------------------------------------------------------------------------------------------
-# Loading and small helpers
-# --------------------------------------------------------------------------------------------------
-def load(request_id: int) -> GenRequest | None:
-    return GenRequest.objects.select_related("ai_model").filter(pk=request_id).first()
-
-
-def language_of(request: GenRequest) -> str:
-    lang = UserSettings.objects.filter(user_id=request.user_id).values_list("language", flat=True).first()
-    return normalize_language(lang)
-
-
-def send_as_file(request: GenRequest) -> bool:
-    return bool(UserSettings.objects.filter(user_id=request.user_id).values_list("send_as_file", flat=True).first())
-
-
-def fmt_tokens(value: Decimal) -> str:
-    text = f"{Decimal(value).quantize(Decimal('0.01')):f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def model_label(request: GenRequest) -> str:
-    ai_model = request.ai_model
-    if ai_model is None:
-        return request.model
-    return f"{ai_model.emoji} {ai_model.name}".strip()
-
-
-def _tasks():
-    from botapp import tasks
-
-    return tasks
-
-
-def _result_keyboard(request: GenRequest, lang: str, index: int) -> Any:
-    """The buttons under a result (regenerate / edit / animate / menu) from the bot's keyboards."""
-    try:
-        from botapp.keyboards import result_keyboard
-    except ImportError:  # pragma: no cover - the bot package is always there
-        return None
-    try:
-        return result_keyboard(request, lang, index=index)
-    except Exception:
-        log.exception("result keyboard for #%s failed; sending without buttons", request.pk)
-        return None
-
-
-def _status(request: GenRequest, sender: TelegramSender | None, key: str, lang: str, **params: Any) -> None:
-    """Best effort: edit the status message (queued -> generating -> sending)."""
-    if sender is None or not request.chat_id or not request.status_message_id:
-        return
-    text = t(key, lang, label=html.escape(model_label(request)), **params)
-    sender.edit_text(request.chat_id, request.status_message_id, text)
-
-
-def _chat_action(request: GenRequest, sender: TelegramSender | None, uploading: bool = False) -> None:
-    if sender is None or not request.chat_id:
-        return
-    action = "upload_photo"
-    if request.kind == AIModel.Kind.VIDEO:
-        action = "upload_video" if uploading else "record_video"
-    sender.chat_action(request.chat_id, action)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -367,8 +254,8 @@ def start(request_id: int) -> str:
         if request.status_message_id:
             video = request.kind == AIModel.Kind.VIDEO
             key = "generation.status.generating_video" if video else "generation.status.generating"
-            _status(request, sender, key, language_of(request))
-        _chat_action(request, sender)
+            show_status(request, sender, key, language_of(request))
+        chat_action(request, sender)
     return advance(request, None)
 
 
@@ -398,12 +285,15 @@ def advance(request: GenRequest, token: datetime | None) -> str:
     except InputImageError as exc:
         return fail(request, exc.code, exc.message)
     except RetryLater as exc:  # Telegram (downloading the input photos) is unavailable for now
-        return retry(request, token, "telegram_unavailable", str(exc), exc.retry_in, submit=True)
+        if request.attempts >= settings.GENERATION_MAX_ATTEMPTS:
+            return fail(request, "input_image_unavailable", f"{error_text(exc)} (after {request.attempts} attempts)")
+        delay = max(exc.retry_in, backoff(request.attempts))
+        return retry(request, token, "input_image_unavailable", error_text(exc), delay, submit=True)
     except ProviderError as exc:
         return handle_error(request, token, exc, submit=True)
     except Exception as exc:
         log.exception("generation #%s: unexpected error while submitting", request.pk)
-        return fail(request, "internal", repr(exc))
+        return fail(request, "internal", error_text(exc))
     if submission.is_pending:
         first = _now() + _seconds(settings.VIDEO_FIRST_POLL_SECONDS)
         stored = _set_alarm(
@@ -426,7 +316,7 @@ def poll_once(request: GenRequest) -> PollOutcome | ProviderError:
         return exc
     except Exception as exc:
         log.exception("generation #%s: unexpected error while polling", request.pk)
-        return PermanentError(f"unexpected error while polling: {exc!r}", code="internal")
+        return PermanentError(f"unexpected error while polling: {error_text(exc)}", code="internal")
 
 
 def handle_poll(request: GenRequest, token: datetime | None, outcome: PollOutcome | ProviderError) -> str:
@@ -477,7 +367,7 @@ def retry(
     at = _now() + _seconds(delay)
     if request.deadline_at and at >= request.deadline_at:
         return fail(request, code, f"{message} (the deadline passed while retrying)")
-    changes: dict[str, Any] = {"error_code": code[:64], "error_message": message[:2000]}
+    changes: dict[str, Any] = {"error_code": code[:64], "error_message": redact(message)[:2000]}
     if submit:
         changes["attempts"] = F("attempts") + 1
     if new_operation:
@@ -515,7 +405,7 @@ def fetch_input_image(meta: dict) -> InputImage:
             with default_storage.open(meta["path"], "rb") as fh:
                 data = fh.read(limit + 1)
         except OSError as exc:
-            raise InputImageError("input_image_unavailable", f"stored image {meta['path']}: {exc!r}") from exc
+            raise InputImageError("input_image_unavailable", f"stored image {meta['path']}: {error_text(exc)}") from exc
     else:
         sender = get_sender()
         if sender is None or not meta.get("file_id"):
@@ -523,9 +413,9 @@ def fetch_input_image(meta: dict) -> InputImage:
         try:
             data = sender.download(meta["file_id"], max_bytes=min(limit, settings.TELEGRAM_DOWNLOAD_LIMIT_BYTES))
         except FileTooLarge as exc:
-            raise InputImageError("input_image_too_large", str(exc)) from exc
-        except SendRejected as exc:
-            raise InputImageError("input_image_unavailable", f"getFile refused: {exc}") from exc
+            raise InputImageError("input_image_too_large", error_text(exc)) from exc
+        except SendRejected as exc:  # an unknown file_id, or the file server's 4xx
+            raise InputImageError("input_image_unavailable", f"download refused: {error_text(exc)}") from exc
     if len(data) > limit:
         raise InputImageError("input_image_too_large", f"input photo over {limit} bytes")
     return InputImage(data=data, mime_type=check_image(data))
@@ -549,7 +439,7 @@ def check_image(data: bytes) -> str:
     except Image.DecompressionBombError as exc:
         raise InputImageError("input_image_too_large", str(exc)) from exc
     except Exception as exc:
-        raise InputImageError("input_image_invalid", f"unreadable input photo: {exc!r}") from exc
+        raise InputImageError("input_image_invalid", f"unreadable input photo: {error_text(exc)}") from exc
     if fmt not in INPUT_IMAGE_FORMATS:
         raise InputImageError("input_image_invalid", f"unsupported input photo format {fmt}")
     return INPUT_IMAGE_FORMATS[fmt]
@@ -603,7 +493,7 @@ def finish(request: GenRequest, token: datetime | None, result: ProviderResult |
         return fail(request, exc.code, exc.message)
     except Exception as exc:
         log.exception("generation #%s: storing the result failed", request.pk)
-        return retry(request, token, "storage", repr(exc), backoff(1), submit=False)
+        return retry(request, token, "storage", error_text(exc), backoff(1), submit=False)
     outcome = GenerationService.mark_succeeded(request_id=request.pk, results=results)
     if outcome is False:
         log.info("generation #%s: finished elsewhere; this result is dropped", request.pk)
@@ -619,21 +509,21 @@ def finish(request: GenRequest, token: datetime | None, result: ProviderResult |
     if deliver_inline:
         retry_in = deliver(request.pk, new_level=new_level, cache=cache)
         if retry_in:
-            _tasks().deliver_generation.apply_async((request.pk, new_level), countdown=retry_in)
+            tasks_module().deliver_generation.apply_async((request.pk, new_level), countdown=retry_in)
     else:
-        _tasks().deliver_generation.delay(request.pk, new_level)
+        tasks_module().deliver_generation.delay(request.pk, new_level)
     return "succeeded"
 
 
 def fail(request: GenRequest, code: str, message: str = "", *, reason: str | None = None) -> str:
     """Fail and refund (exactly once: GenerationService.fail is a conditional UPDATE), then tell the user."""
     code = code or "failed"
-    moved = GenerationService.fail(request_id=request.pk, error_code=code, error_message=message)
+    moved = GenerationService.fail(request_id=request.pk, error_code=code, error_message=redact(message))
     if not moved:
         return "not-failed"
     log.info("generation #%s failed: %s %s", request.pk, code, message[:300])
     if request.chat_id:
-        _tasks().notify_failure.delay(request.pk, reason)
+        tasks_module().notify_failure.delay(request.pk, reason)
     return "failed"
 
 
@@ -708,7 +598,7 @@ def _poll_in_thread(request: GenRequest, sender: TelegramSender | None) -> PollO
     outcome = poll_once(request)
     if isinstance(outcome, PollOutcome) and outcome.is_pending and sender is not None and request.chat_id:
         try:
-            _chat_action(request, sender)
+            chat_action(request, sender)
         except Exception:  # best effort
             log.debug("chat action failed", exc_info=True)
     return outcome
@@ -726,7 +616,7 @@ def poll_due(limit: int | None = None) -> PollReport:
     with_operation = [r for r in requests if r.provider_operation_id]
     for request in requests:
         if not request.provider_operation_id:  # a retry, or a step abandoned by a dead worker
-            _tasks().advance_generation.delay(request.pk, lease.isoformat())
+            tasks_module().advance_generation.delay(request.pk, lease.isoformat())
             report.dispatched += 1
     if not with_operation:
         return report
@@ -751,7 +641,7 @@ def poll_due(limit: int | None = None) -> PollReport:
             _count(report, handle_poll(request, lease, outcome))
         except Exception as exc:  # one bad request must not stop the tick
             log.exception("generation #%s: handling the poll failed", request.pk)
-            report.errors.append(f"#{request.pk}: {exc!r}")
+            report.errors.append(f"#{request.pk}: {error_text(exc)}")
     for at, pks in alarms.items():
         GenRequest.objects.filter(pk__in=pks, status=Status.RUNNING, next_poll_at=lease).update(next_poll_at=at)
     for future in as_completed(finishing):
@@ -759,7 +649,7 @@ def poll_due(limit: int | None = None) -> PollReport:
             _count(report, future.result())
         except Exception as exc:
             log.exception("generation #%s: finishing failed", finishing[future].pk)
-            report.errors.append(f"#{finishing[future].pk}: {exc!r}")
+            report.errors.append(f"#{finishing[future].pk}: {error_text(exc)}")
     return report
 
 
@@ -788,273 +678,6 @@ def _count(report: PollReport, state: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Delivery
-# --------------------------------------------------------------------------------------------------
-def claim_delivery(request_id: int) -> datetime | None:
-    now = _now()
-    lease = now + delivery_lease()
-    moved = (
-        GenRequest.objects.filter(pk=request_id, status=Status.SUCCEEDED, delivered_at__isnull=True)
-        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
-        .update(next_poll_at=lease)
-    )
-    return lease if moved else None
-
-
-def _still_ours(request_id: int, token: datetime) -> bool:
-    return GenRequest.objects.filter(
-        pk=request_id, status=Status.SUCCEEDED, delivered_at__isnull=True, next_poll_at=token
-    ).exists()
-
-
-CAPTION_PROMPT_CHARS = 700  # the rest of the caption stays well under Telegram's 1024 visible characters
-
-
-def caption_for(request: GenRequest, lang: str, *, is_demo: bool, new_level: int | None) -> str:
-    """HTML caption; the prompt is shortened before escaping, so no tag or entity is ever cut."""
-    prompt = " ".join(request.prompt.split())
-    if len(prompt) > CAPTION_PROMPT_CHARS:
-        prompt = prompt[: CAPTION_PROMPT_CHARS - 1] + "…"
-    label = html.escape(model_label(request))
-    lines = [t("generation.caption.result", lang, label=label, prompt=html.escape(prompt))]
-    if is_demo:
-        lines.append(t("generation.caption.demo", lang))
-    if new_level:
-        lines.append(t("generation.caption.level_up", lang, level=new_level))
-    return "\n".join(lines)
-
-
-def public_url(path: str) -> str | None:
-    """A URL the user can open (remote storage only; a local MEDIA_ROOT is not reachable)."""
-    try:
-        try:
-            url = default_storage.url(path, expire=settings.GENERATION_LINK_TTL_SECONDS)
-        except TypeError:
-            url = default_storage.url(path)
-    except Exception:
-        return None
-    return url if url and url.startswith(("https://", "http://")) else None
-
-
-def deliver(request_id: int, *, new_level: int | None = None, cache: dict[str, bytes] | None = None) -> float | None:
-    """deliver_generation: send the stored result once. Returns seconds to retry after, or None."""
-    token = claim_delivery(request_id)
-    if token is None:
-        return None
-    request = load(request_id)
-    if request is None or not request.chat_id:
-        return None
-    sender = get_sender()
-    if sender is None:
-        log.warning("generation #%s: no BOT_TOKEN, cannot deliver; the sweep will retry", request_id)
-        GenRequest.objects.filter(pk=request_id, next_poll_at=token).update(
-            next_poll_at=_now() + _seconds(settings.GENERATION_REDISPATCH_AFTER_SECONDS)
-        )
-        return None
-    lang = language_of(request)
-    try:
-        return _deliver(request, token, sender, lang, new_level, cache or {})
-    except BotBlocked as exc:
-        _undeliverable(request, token, "bot_blocked", str(exc), notify=False)
-    except SendRejected as exc:
-        code = "result_too_large" if isinstance(exc, _TooLargeToSend) else "telegram_refused"
-        _undeliverable(request, token, code, str(exc), notify=True)
-    except RetryLater as exc:
-        return _delivery_retry(request, token, exc.retry_in, str(exc))
-    except Exception as exc:
-        log.exception("generation #%s: delivery failed", request_id)
-        return _delivery_retry(request, token, 30.0, repr(exc))
-    return None
-
-
-class _TooLargeToSend(SendRejected):
-    pass
-
-
-def _deliver(
-    request: GenRequest,
-    token: datetime,
-    sender: TelegramSender,
-    lang: str,
-    new_level: int | None,
-    cache: dict[str, bytes],
-) -> None:
-    results = [dict(item) for item in request.results]
-    as_file = send_as_file(request)
-    _status(request, sender, "generation.status.sending", lang)
-    _chat_action(request, sender, uploading=True)
-    is_demo = any(item.get("is_demo") for item in results)
-    for index, item in enumerate(results):
-        if item.get("tg_file_id") or item.get("sent_as") == "link":
-            continue  # sent by an earlier attempt
-        caption = caption_for(request, lang, is_demo=is_demo, new_level=new_level) if index == 0 else None
-        keyboard = _result_keyboard(request, lang, index)
-        data = cache.get(item["path"])
-        if data is None:
-            with default_storage.open(item["path"], "rb") as fh:
-                data = fh.read()
-        kind = item.get("kind", "image")
-        method = choose_method(
-            kind=kind,
-            mime_type=item.get("mime_type", ""),
-            size=len(data),
-            width=item.get("width"),
-            height=item.get("height"),
-            send_as_file=as_file,
-            photo_limit=settings.TELEGRAM_PHOTO_LIMIT_BYTES,
-        )
-        limit = settings.TELEGRAM_UPLOAD_LIMIT_BYTES
-        if len(data) > limit:
-            smaller = shrink_video(data, limit) if kind == "video" else None
-            if smaller is not None:
-                data = smaller
-                item["sent_variant"] = "compressed"
-            else:
-                url = public_url(item["path"])
-                if url is None:
-                    raise _TooLargeToSend(f"result of {len(data)} bytes is over the {limit}-byte upload limit")
-                if not _still_ours(request.pk, token):
-                    return
-                text = caption_or_blank(caption) + t(
-                    "generation.result_link",
-                    lang,
-                    size=round(len(data) / 1024 / 1024),
-                    url=html.escape(url),
-                    days=max(1, settings.GENERATION_LINK_TTL_SECONDS // 86400),
-                )
-                sent_link = sender.send_message(request.chat_id, text, reply_markup=keyboard)
-                item.update(sent_as="link", tg_message_id=sent_link.message_id if sent_link else None)
-                _save_progress(request.pk, token, results)
-                continue
-        if not _still_ours(request.pk, token):  # failed or delivered by someone else meanwhile
-            log.warning("generation #%s: lost the delivery claim; not sending", request.pk)
-            return
-        filename = f"{request.model or 'result'}-{request.pk}-{index + 1}.{extension_for(item.get('mime_type', ''))}"
-        try:
-            sent = sender.send_file(
-                request.chat_id,
-                method,
-                data,
-                filename=filename,
-                caption=caption,
-                reply_markup=keyboard,
-                width=item.get("width"),
-                height=item.get("height"),
-                duration=item.get("duration"),
-            )
-        except SendRejected as exc:
-            if method == DOCUMENT:
-                raise
-            log.info("generation #%s: Telegram refused the %s (%s); sending as a document", request.pk, method, exc)
-            sent = sender.send_file(
-                request.chat_id, DOCUMENT, data, filename=filename, caption=caption, reply_markup=keyboard
-            )
-        item.update(
-            tg_file_id=sent.file_id,
-            tg_file_unique_id=sent.file_unique_id,
-            tg_message_id=sent.message_id,
-            sent_as=sent.method,
-        )
-        _save_progress(request.pk, token, results)
-    if GenerationService.mark_delivered(request_id=request.pk, results=results):
-        GenRequest.objects.filter(pk=request.pk).update(next_poll_at=None)
-        log.info("generation #%s delivered", request.pk)
-        if request.status_message_id:
-            sender.delete_message(request.chat_id, request.status_message_id)
-    else:
-        log.error("generation #%s: sent, but mark_delivered refused (status changed meanwhile)", request.pk)
-
-
-def caption_or_blank(caption: str | None) -> str:
-    return f"{caption}\n\n" if caption else ""
-
-
-def _save_progress(request_id: int, token: datetime, results: list[dict]) -> None:
-    GenRequest.objects.filter(pk=request_id, status=Status.SUCCEEDED, next_poll_at=token).update(results=results)
-
-
-def _delivery_deadline(request: GenRequest) -> datetime:
-    base = request.finished_at or request.deadline_at or _now()
-    return base + _seconds(settings.GENERATION_DELIVERY_GRACE_SECONDS)
-
-
-def _delivery_retry(request: GenRequest, token: datetime, retry_in: float, message: str) -> float | None:
-    retry_in = max(1.0, float(retry_in))
-    if _now() + _seconds(retry_in) >= _delivery_deadline(request):
-        _undeliverable(request, token, "delivery_failed", message, notify=True)
-        return None
-    GenRequest.objects.filter(pk=request.pk, status=Status.SUCCEEDED, next_poll_at=token).update(
-        next_poll_at=_now() + _seconds(retry_in)
-    )
-    log.info("generation #%s: delivery postponed by %.0fs (%s)", request.pk, retry_in, message)
-    return retry_in
-
-
-def _undeliverable(request: GenRequest, token: datetime, code: str, message: str, *, notify: bool) -> None:
-    """The result cannot reach the user: refund (only while we hold the delivery claim)."""
-    if not _still_ours(request.pk, token):
-        return
-    if GenerationService.fail_undelivered(request_id=request.pk, error_code=code, error_message=message):
-        log.info("generation #%s: undeliverable (%s), refunded", request.pk, code)
-        if notify:
-            _tasks().notify_failure.delay(request.pk, None)
-
-
-# --------------------------------------------------------------------------------------------------
-# Telling the user about a failure
-# --------------------------------------------------------------------------------------------------
-def failure_text(request: GenRequest, lang: str, reason: str | None = None) -> str:
-    key = ERROR_TEXT_KEYS.get(request.error_code, "generic")
-    params: dict[str, Any] = {"label": html.escape(model_label(request))}
-    text = t(f"generation.errors.{key}", lang, **params)
-    if key == "safety":
-        reason_key = SAFETY_REASON_KEYS.get((reason or "").upper(), "generic")
-        text += "\n" + t(f"generation.safety_reasons.{reason_key}", lang)
-    if request.error_code == "rate_limited" or key == "busy":
-        text += "\n" + t("generation.hints.busy", lang)
-    if request.refunded_at and request.price:
-        text += "\n\n" + t("generation.refunded", lang, amount=fmt_tokens(request.price))
-    return text
-
-
-def notify_failure(request_id: int, reason: str | None = None) -> float | None:
-    """notify_failure: send the failure explanation (and the refund notice). Returns a retry delay."""
-    request = load(request_id)
-    if request is None or request.status != Status.FAILED or not request.chat_id:
-        return None
-    if request.error_code == "bot_blocked" or request.user.bot_blocked:
-        return None
-    sender = get_sender()
-    if sender is None:
-        return None
-    # A redelivered task does not tell the user twice (the creation time makes the key unique even
-    # if the database is recreated while the cache lives on).
-    marker = f"gen:{request_id}:{request.created_at.timestamp():.6f}:failure-notified"
-    if not cache.add(marker, 1, 24 * 3600):
-        return None
-    lang = language_of(request)
-    text = "⚠️ " + failure_text(request, lang, reason)
-    markup = None
-    try:
-        from botapp.keyboards import menu_only
-
-        markup = menu_only(lang)
-    except Exception:  # pragma: no cover
-        log.debug("no menu keyboard", exc_info=True)
-    try:
-        sender.send_message(request.chat_id, text, reply_markup=markup)
-    except RetryLater as exc:
-        cache.delete(marker)
-        return exc.retry_in
-    except (BotBlocked, SendRejected) as exc:
-        log.info("generation #%s: could not tell the user about the failure: %s", request_id, exc)
-        return None
-    if request.status_message_id:
-        sender.delete_message(request.chat_id, request.status_message_id)
-    return None
-
-
-# --------------------------------------------------------------------------------------------------
 # The recovery sweep
 # --------------------------------------------------------------------------------------------------
 def sweep() -> dict[str, int]:
@@ -1072,7 +695,7 @@ def sweep() -> dict[str, int]:
     now = _now()
     stats = {"queued": 0, "redispatched": 0, "resumed": 0, "redelivered": 0, "failed": 0}
     stale = now - _seconds(settings.GENERATION_REDISPATCH_AFTER_SECONDS)
-    tasks = _tasks()
+    tasks = tasks_module()
 
     for pk in GenRequest.objects.filter(status=Status.CREATED, created_at__lte=now - timedelta(seconds=30)).values_list(
         "pk", flat=True
@@ -1104,7 +727,7 @@ def sweep() -> dict[str, int]:
         if request.finished_at and request.finished_at + grace <= now:
             token = claim_delivery(request.pk)
             if token is not None:
-                _undeliverable(request, token, "delivery_failed", "not delivered within the grace period", notify=True)
+                undeliverable(request, token, "delivery_failed", "not delivered within the grace period", notify=True)
                 stats["failed"] += 1
         else:
             tasks.deliver_generation.delay(request.pk, None)

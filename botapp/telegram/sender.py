@@ -16,7 +16,11 @@ set, so all processes share one budget):
 Errors: a 429 pushes the chat's bucket back by `retry_after` (the global one by at most a second) and
 the call is retried after it (or `RetryLater` if it is longer than the wait budget); a 403 marks the
 user `bot_blocked` and raises `BotBlocked`; a 400 (Telegram refused the file or the message) raises
-`SendRejected`; network errors and 5xx are retried twice, then `TelegramUnavailable` (a `RetryLater`).
+`SendRejected`; network errors and 5xx are retried twice, then `TelegramUnavailable` (a `RetryLater`),
+except for sends (messages and files), which are never repeated once the request may have reached
+Telegram: a timeout, a reset after the connection was made or a 5xx raise `OutcomeUnknown`, and only a
+failure to connect at all is retried. Error texts are redacted (`botapp.redaction`): a file URL holds
+the bot token.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from botapp.redaction import error_text
 
 from .media import DOCUMENT, PHOTO, VIDEO
 from .ratelimit import Bucket, MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -59,6 +65,19 @@ class RetryLater(TelegramError):
 
 class TelegramUnavailable(RetryLater):
     """Network errors or 5xx from the Bot API server, after retries."""
+
+
+class OutcomeUnknown(TelegramError):
+    """A send may have reached Telegram, but its answer never arrived (a timeout, a connection reset
+    after the request went out, a 5xx). Sending it again could send it twice, so the sender does not
+    retry it: the caller decides (a paid result is never re-sent blindly; see services/delivery.py)."""
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when a network error happened before the request could reach the server (no connection)."""
+    from aiohttp import ClientConnectorError
+
+    return isinstance(exc.__cause__, ClientConnectorError)
 
 
 @dataclass(frozen=True)
@@ -180,10 +199,13 @@ class TelegramSender:
         make: Callable[[Any], Awaitable[Any]],
         *,
         best_effort: bool = False,
+        repeatable: bool = True,
         timeout: float | None = None,
         what: str = "call",
     ) -> Any:
-        """Run `make(bot)` within the limits; see the module docstring for the error policy."""
+        """Run `make(bot, request_timeout)` within the limits; see the module docstring for the error
+        policy. A call that is not `repeatable` (a send) is never repeated after an unknown outcome:
+        `OutcomeUnknown` is raised instead."""
         from aiogram.exceptions import (
             TelegramBadRequest,
             TelegramEntityTooLarge,
@@ -208,7 +230,7 @@ class TelegramSender:
             if wait > 0:
                 time.sleep(wait)
             try:
-                return loop.run(make(bot), timeout + 5)
+                return loop.run(make(bot, int(timeout)), timeout + 5)
             except TelegramRetryAfter as exc:
                 retry_after = float(exc.retry_after or 1)
                 log.warning("telegram 429 on %s in chat %s: retry after %ss", what, chat_id, retry_after)
@@ -238,21 +260,33 @@ class TelegramSender:
                 raise SendRejected(exc.message) from exc
             except (TelegramNetworkError, TelegramServerError, concurrent.futures.TimeoutError, TimeoutError) as exc:
                 failures += 1
-                log.warning("telegram %s in chat %s failed (%d): %r", what, chat_id, failures, exc)
+                log.warning("telegram %s in chat %s failed (%d): %s", what, chat_id, failures, error_text(exc))
                 if best_effort:
                     return None
+                if not repeatable and not _never_sent(exc):
+                    raise OutcomeUnknown(f"{what}: {error_text(exc)}") from exc
                 if failures >= 3:
-                    raise TelegramUnavailable(f"{what}: {exc!r}", 5.0 * failures) from exc
+                    raise TelegramUnavailable(f"{what}: {error_text(exc)}", 5.0 * failures) from exc
                 time.sleep(0.5 * 2**failures)
 
     # --- messages ---------------------------------------------------------------------------------
     def send_message(
-        self, chat_id: int, text: str, *, reply_markup: Any = None, best_effort: bool = False
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        reply_markup: Any = None,
+        best_effort: bool = False,
+        repeatable: bool = False,
     ) -> SentMessage | None:
+        """Send a text. Not `repeatable` (the default): an unknown outcome raises `OutcomeUnknown`
+        rather than risking the same message twice; `repeatable=True` for short notices where a
+        duplicate is better than none."""
         message = self._call(
             chat_id,
-            lambda bot: bot.send_message(chat_id=chat_id, text=text, reply_markup=reply_markup),
+            lambda bot, rt: bot.send_message(chat_id=chat_id, text=text, reply_markup=reply_markup, request_timeout=rt),
             best_effort=best_effort,
+            repeatable=repeatable,
             what="sendMessage",
         )
         return SentMessage(chat_id, message.message_id) if message is not None else None
@@ -261,8 +295,8 @@ class TelegramSender:
         """Best effort (status messages): False when skipped or refused."""
         result = self._call(
             chat_id,
-            lambda bot: bot.edit_message_text(
-                chat_id=chat_id, message_id=message_id, text=text, reply_markup=reply_markup
+            lambda bot, rt: bot.edit_message_text(
+                chat_id=chat_id, message_id=message_id, text=text, reply_markup=reply_markup, request_timeout=rt
             ),
             best_effort=True,
             what="editMessageText",
@@ -272,7 +306,7 @@ class TelegramSender:
     def delete_message(self, chat_id: int, message_id: int) -> bool:
         result = self._call(
             chat_id,
-            lambda bot: bot.delete_message(chat_id=chat_id, message_id=message_id),
+            lambda bot, rt: bot.delete_message(chat_id=chat_id, message_id=message_id, request_timeout=rt),
             best_effort=True,
             what="deleteMessage",
         )
@@ -281,7 +315,7 @@ class TelegramSender:
     def chat_action(self, chat_id: int, action: str) -> bool:
         result = self._call(
             chat_id,
-            lambda bot: bot.send_chat_action(chat_id=chat_id, action=action),
+            lambda bot, rt: bot.send_chat_action(chat_id=chat_id, action=action, request_timeout=rt),
             best_effort=True,
             what="sendChatAction",
         )
@@ -300,15 +334,16 @@ class TelegramSender:
         height: int | None = None,
         duration: float | None = None,
     ) -> SentMessage:
-        """Send a photo / video / document from bytes (uploaded) or a Telegram file_id (re-sent)."""
+        """Send a photo / video / document from bytes (uploaded) or a Telegram file_id (re-sent).
+        Never repeated after an unknown outcome: that raises `OutcomeUnknown`."""
         from aiogram.types import BufferedInputFile
 
         payload: Any = BufferedInputFile(file, filename=filename) if isinstance(file, bytes) else file
         common = {"chat_id": chat_id, "caption": caption, "reply_markup": reply_markup}
         if method == PHOTO:
 
-            def make(bot):
-                return bot.send_photo(photo=payload, **common)
+            def make(bot, rt):
+                return bot.send_photo(photo=payload, **common, request_timeout=rt)
         elif method == VIDEO:
             extra = {
                 "width": width or None,
@@ -317,23 +352,24 @@ class TelegramSender:
                 "supports_streaming": True,
             }
 
-            def make(bot):
-                return bot.send_video(video=payload, **extra, **common)
+            def make(bot, rt):
+                return bot.send_video(video=payload, **extra, **common, request_timeout=rt)
         elif method == DOCUMENT:
 
-            def make(bot):
-                return bot.send_document(document=payload, **common)
+            def make(bot, rt):
+                return bot.send_document(document=payload, **common, request_timeout=rt)
         else:
             raise ValueError(f"unknown send method {method!r}")
         uploading = isinstance(file, bytes)
         timeout = self.limits.upload_timeout if uploading else self.limits.request_timeout
-        message = self._call(chat_id, make, timeout=timeout, what=f"send_{method}")
+        message = self._call(chat_id, make, timeout=timeout, repeatable=False, what=f"send_{method}")
         return _sent(message, method)
 
     # --- files ------------------------------------------------------------------------------------
     def download(self, file_id: str, *, max_bytes: int) -> bytes:
         """A file a user sent (getFile + download). Raises SendRejected if unknown or over `max_bytes`."""
         from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError, TelegramNotFound
+        from aiohttp import ClientError, ClientResponseError
 
         loop, bot = self._ensure()
 
@@ -356,9 +392,18 @@ class TelegramSender:
                 raise FileTooLarge(exc.size) from exc
             except (TelegramBadRequest, TelegramNotFound) as exc:
                 raise SendRejected(exc.message) from exc
-            except (TelegramNetworkError, concurrent.futures.TimeoutError, TimeoutError) as exc:
+            except ClientResponseError as exc:
+                # The file server answered an error. Its message holds the file URL, and the URL holds
+                # the bot token: only the status is kept (from None: not even in a traceback).
+                if exc.status < 500 and exc.status != 429:
+                    raise SendRejected(f"file download: HTTP {exc.status}") from None
                 if attempt == 2:
-                    raise TelegramUnavailable(f"download: {exc!r}", 5.0) from exc
+                    raise TelegramUnavailable(f"file download: HTTP {exc.status}", 5.0) from None
+                time.sleep(0.5 * 2**attempt)
+                continue
+            except (TelegramNetworkError, ClientError, concurrent.futures.TimeoutError, TimeoutError) as exc:
+                if attempt == 2:
+                    raise TelegramUnavailable(f"download: {error_text(exc)}", 5.0) from None
                 time.sleep(0.5 * 2**attempt)
                 continue
             if len(data) > max_bytes:

@@ -281,3 +281,56 @@ def tg_user(emulator, make_user) -> Callable[..., tuple[Any, Any]]:
         return emu_user, user
 
     return factory
+
+
+# --- in-process engine runs (tasks eager) ---------------------------------------------------------------
+@pytest.fixture
+def engine(settings, emulator, fake_google, tmp_path):
+    """Workers' settings for an in-process run; Celery tasks run eagerly (inline)."""
+    from config.celery import app
+
+    settings.BOT_TOKEN = emulator.token
+    settings.TELEGRAM_API_URL = emulator.base_url
+    settings.GOOGLE_GEMINI_BASE_URL = settings.GOOGLE_VERTEX_BASE_URL = fake_google.base_url
+    settings.GOOGLE_API_KEY = settings.GOOGLE_VERTEX_API_KEY = "test-key"
+    settings.GENERATION_PROVIDER_MODE = "google"
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.TELEGRAM_GLOBAL_RATE = settings.TELEGRAM_CHAT_RATE = settings.TELEGRAM_AUX_RATE = 1000
+    settings.VIDEO_FIRST_POLL_SECONDS = 0
+    settings.DEMO_VIDEO_SECONDS = 0
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    fake_google.reset()
+    emulator.clear_faults()
+    yield
+    app.conf.task_always_eager = eager
+    emulator.clear_faults()
+    from botapp.services import worker
+    from botapp.telegram.sender import close_sender
+
+    close_sender()
+    worker.close_pools()
+
+
+def make_request(user, model, chat_id, **kw):
+    from botapp.services.generation import GenerationService
+
+    kw.setdefault("prompt", "a small house by the lake")
+    return GenerationService.create_request(user_id=user.pk, ai_model_id=model.pk, chat_id=chat_id, **kw)
+
+
+def run_to_end(request_id: int, rounds: int = 50) -> Any:
+    """start(), then poll until finished (what the worker's tasks do, inline)."""
+    from django.utils import timezone
+
+    from botapp.models import GenRequest
+    from botapp.services import worker
+
+    worker.start(request_id)
+    for _ in range(rounds):
+        request = GenRequest.objects.get(pk=request_id)
+        if request.status != "running":
+            return request
+        GenRequest.objects.filter(pk=request_id).update(next_poll_at=timezone.now())
+        worker.poll_due()
+    return GenRequest.objects.get(pk=request_id)

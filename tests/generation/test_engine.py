@@ -14,54 +14,13 @@ from PIL import Image
 
 from botapp.models import GenRequest, Transaction, UserBalance
 from botapp.providers.demo import render_video
-from botapp.services import worker
+from botapp.services import delivery, worker
 from botapp.services.generation import GenerationService
-from botapp.telegram.sender import close_sender
+
+from .conftest import make_request, run_to_end
 
 pytestmark = pytest.mark.django_db(transaction=True)
 D = Decimal
-
-
-@pytest.fixture
-def engine(settings, emulator, fake_google, tmp_path):
-    """Workers' settings for an in-process run; Celery tasks run eagerly (inline)."""
-    from config.celery import app
-
-    settings.BOT_TOKEN = emulator.token
-    settings.TELEGRAM_API_URL = emulator.base_url
-    settings.GOOGLE_GEMINI_BASE_URL = settings.GOOGLE_VERTEX_BASE_URL = fake_google.base_url
-    settings.GOOGLE_API_KEY = settings.GOOGLE_VERTEX_API_KEY = "test-key"
-    settings.GENERATION_PROVIDER_MODE = "google"
-    settings.MEDIA_ROOT = str(tmp_path)
-    settings.TELEGRAM_GLOBAL_RATE = settings.TELEGRAM_CHAT_RATE = settings.TELEGRAM_AUX_RATE = 1000
-    settings.VIDEO_FIRST_POLL_SECONDS = 0
-    settings.DEMO_VIDEO_SECONDS = 0
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    fake_google.reset()
-    emulator.clear_faults()
-    yield
-    app.conf.task_always_eager = eager
-    emulator.clear_faults()
-    close_sender()
-    worker.close_pools()
-
-
-def make_request(user, model, chat_id, **kw):
-    kw.setdefault("prompt", "a small house by the lake")
-    return GenerationService.create_request(user_id=user.pk, ai_model_id=model.pk, chat_id=chat_id, **kw)
-
-
-def run_to_end(request_id: int, rounds: int = 50) -> GenRequest:
-    """start(), then poll until finished (what the worker's tasks do, inline)."""
-    worker.start(request_id)
-    for _ in range(rounds):
-        request = GenRequest.objects.get(pk=request_id)
-        if request.status != "running":
-            return request
-        GenRequest.objects.filter(pk=request_id).update(next_poll_at=timezone.now())
-        worker.poll_due()
-    return GenRequest.objects.get(pk=request_id)
 
 
 def refunds(request) -> int:
@@ -132,7 +91,7 @@ def test_video_over_the_limit_is_recompressed(engine, settings, tg_user, veo, em
     settings.TELEGRAM_UPLOAD_LIMIT_BYTES = len(demo_mp4) // 2
     emu_user, user = tg_user(balance=50)
     request = succeeded_video(user, veo, emu_user.chat_id, demo_mp4)
-    assert worker.deliver(request.pk) is None
+    assert delivery.deliver(request.pk) is None
     done = GenRequest.objects.get(pk=request.pk)
     assert done.delivered_at and done.results[0]["sent_variant"] == "compressed"
     sent = emulator.file_bytes(emulator.last_message(emu_user.chat_id))
@@ -143,11 +102,11 @@ def test_video_that_cannot_fit_goes_as_a_link_from_remote_storage(
     engine, settings, tg_user, veo, emulator, demo_mp4, monkeypatch
 ):
     settings.TELEGRAM_UPLOAD_LIMIT_BYTES = 1000
-    monkeypatch.setattr(worker, "shrink_video", lambda data, limit: None)
-    monkeypatch.setattr(worker, "public_url", lambda path: "https://bucket.example.com/v.mp4?sig=1")
+    monkeypatch.setattr(delivery, "shrink_video", lambda data, limit: None)
+    monkeypatch.setattr(delivery, "public_url", lambda path: "https://bucket.example.com/v.mp4?sig=1")
     emu_user, user = tg_user(balance=50)
     request = succeeded_video(user, veo, emu_user.chat_id, demo_mp4)
-    worker.deliver(request.pk)
+    delivery.deliver(request.pk)
     done = GenRequest.objects.get(pk=request.pk)
     assert done.delivered_at and done.results[0]["sent_as"] == "link"
     assert "https://bucket.example.com/v.mp4" in emulator.last_message(emu_user.chat_id)["text"]
@@ -158,10 +117,10 @@ def test_video_that_cannot_fit_on_local_storage_is_refunded(
     engine, settings, tg_user, veo, emulator, demo_mp4, monkeypatch
 ):
     settings.TELEGRAM_UPLOAD_LIMIT_BYTES = 1000
-    monkeypatch.setattr(worker, "shrink_video", lambda data, limit: None)
+    monkeypatch.setattr(delivery, "shrink_video", lambda data, limit: None)
     emu_user, user = tg_user(balance=50)
     request = succeeded_video(user, veo, emu_user.chat_id, demo_mp4)
-    worker.deliver(request.pk)
+    delivery.deliver(request.pk)
     done = GenRequest.objects.get(pk=request.pk)
     assert done.status == "failed" and done.error_code == "result_too_large" and done.delivered_at is None
     assert refunds(done) == 1 and UserBalance.objects.get(user=user).balance == D(50)
@@ -172,7 +131,7 @@ def test_delivery_never_follows_a_refund(engine, tg_user, veo, emulator, demo_mp
     emu_user, user = tg_user(balance=50)
     request = succeeded_video(user, veo, emu_user.chat_id, demo_mp4)
     GenerationService.fail_undelivered(request_id=request.pk, error_code="admin")
-    assert worker.deliver(request.pk) is None
+    assert delivery.deliver(request.pk) is None
     assert emulator.call_count("sendVideo", emu_user.chat_id) == 0
 
 

@@ -1,0 +1,138 @@
+"""Secrets never reach the database, a log or the admin: the one place that removes them from text.
+
+Exception texts are the usual leak: aiohttp puts the URL it failed on into the message, and the Bot
+API's file URLs are ``{server}/file/bot<TOKEN>/<path>``; a Google error can echo ``?key=<API key>``;
+a database or broker error can print its URL with the password. So:
+
+- `redact(text)` replaces every secret this process knows (the bot token, Google API keys, the webhook
+  secret, Django's SECRET_KEY, the admin password, the database, Redis and broker passwords, the S3
+  keys, and their URL-encoded forms) and anything shaped like a bot token or a Google API key with
+  ``[redacted]``;
+- `error_text(exc)` is how an exception becomes stored or displayed text (``GenRequest.error_message``,
+  the admin, operator alerts): the exception's type and message, redacted and cut to a length;
+- `RedactSecretsFilter` is on every logging handler (``LOGGING`` in config/settings.py, and
+  `install_log_redaction()` adds it to handlers that others configured, such as uvicorn's and
+  Celery's): it redacts the message, its arguments and the formatted traceback of every record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from functools import lru_cache
+from urllib.parse import quote, unquote, urlsplit
+
+MASK = "[redacted]"
+MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words; no real secret is that short
+
+# Shapes of secrets, whatever the configuration: a bot token (in a Bot API URL or alone) and a
+# Google API key.
+PATTERNS = (
+    re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}"),  # Telegram bot token
+    re.compile(r"(?<=/bot)\d+:[^/\s'\"]+"),  # .../bot<token>/... in any Bot API URL (test tokens too)
+    re.compile(r"AIza[0-9A-Za-z_-]{30,}"),  # Google API key
+)
+
+SECRET_SETTINGS = (
+    "BOT_TOKEN",
+    "WEBHOOK_SECRET",
+    "GOOGLE_API_KEY",
+    "GOOGLE_VERTEX_API_KEY",
+    "SECRET_KEY",
+    "ADMIN_PASSWORD",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "YOOKASSA_SECRET_KEY",
+)
+URL_SETTINGS = ("REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL")
+
+
+def _password_of(url: str) -> str:
+    try:
+        return unquote(urlsplit(url).password or "")
+    except ValueError:
+        return ""
+
+
+def _settings_secrets() -> tuple[str, ...]:
+    from django.conf import settings
+
+    if not settings.configured:
+        return ()
+    found: list[str] = [str(getattr(settings, name, "") or "") for name in SECRET_SETTINGS]
+    found += [_password_of(str(getattr(settings, name, "") or "")) for name in URL_SETTINGS]
+    for database in getattr(settings, "DATABASES", {}).values():
+        found.append(str(database.get("PASSWORD") or ""))
+    # Credentials that only the libraries read from the environment (boto3, google-auth).
+    found += [os.environ.get(name, "") for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
+    return tuple(found)
+
+
+@lru_cache(maxsize=8)
+def _compile(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    variants: set[str] = set()
+    for secret in secrets:
+        if len(secret) < MIN_SECRET_LENGTH:
+            continue
+        variants.update({secret, quote(secret, safe=""), quote(secret)})
+        if ":" in secret:  # a bot token's secret half can travel alone
+            tail = secret.split(":", 1)[1]
+            if len(tail) >= 8:
+                variants.add(tail)
+    if not variants:
+        return None
+    # Longest first, so that a secret containing another is masked whole.
+    return re.compile("|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True)))
+
+
+def redact(text: str, *, extra: tuple[str, ...] = ()) -> str:
+    """`text` with every known secret (and `extra` values) replaced by ``[redacted]``."""
+    if not text:
+        return text
+    text = str(text)
+    pattern = _compile(tuple(sorted(set(_settings_secrets() + tuple(extra)))))
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    for shape in PATTERNS:
+        text = shape.sub(MASK, text)
+    return text
+
+
+def error_text(exc: BaseException, *, limit: int = 2000) -> str:
+    """How an exception is stored or shown: ``Type: message``, redacted, at most `limit` characters."""
+    message = str(exc)
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return redact(text)[:limit]
+
+
+# --- logging ------------------------------------------------------------------------------------------
+class RedactSecretsFilter(logging.Filter):
+    """Redacts a record in place (message, arguments, traceback); never drops one."""
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep the raw parts, redacted
+            message = f"{record.msg} {record.args}"
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def install_log_redaction() -> None:
+    """Put the filter on every handler configured so far (root, named loggers: uvicorn, Celery)."""
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.root.manager.loggerDict.values() if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(f, RedactSecretsFilter) for f in handler.filters):
+                handler.addFilter(RedactSecretsFilter())
