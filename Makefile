@@ -16,8 +16,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-## run: migrate, load the initial data, create the admin login, start web (+ bot and worker)
+## run: a SECRET_KEY in .env (generated once), migrate, load the initial data, create the admin login,
+## start web (+ bot and worker). PORT=8001 make run picks another web port.
 run: install
+	$(PY) -m config.secret_key .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py collectstatic --noinput -v0
@@ -31,6 +33,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 bench: install
+	$(PY) -m config.secret_key .env
 	$(PY) bench/ledger.py
 	$(PY) bench/updates.py
 	$(PY) bench/inflight.py

@@ -8,6 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from config.secret_key import DEV_SECRET_KEY, is_public
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -21,7 +24,18 @@ def env_or(name: str, default: str) -> str:
 
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env_or("SECRET_KEY", "insecure-dev-key-change-me")
+# With DEBUG off a public key (unset, empty, a placeholder) refuses to start: every entry point loads
+# these settings. `make run` writes a random key into .env for a newcomer (config/secret_key.py).
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if is_public(SECRET_KEY):
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set (or is a public placeholder) and DEBUG is off: refusing to start, "
+            "since anyone could forge sessions and admin logins with a public key. Set SECRET_KEY in the "
+            "environment or .env (python -c 'import secrets; print(secrets.token_urlsafe(50))'); "
+            "`make run` writes one into .env for you; for local development only, DEBUG=true also works."
+        )
+    SECRET_KEY = SECRET_KEY or DEV_SECRET_KEY
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -39,7 +53,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # WhiteNoise, streaming files asynchronously under ASGI (config/static_middleware.py).
+    "config.static_middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -49,6 +64,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# Logging in at /admin/login/ lands on the admin (Django's default is /accounts/profile/, a 404 here).
+LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "admin:index"
 ASGI_APPLICATION = "config.asgi.application"
 WSGI_APPLICATION = "config.wsgi.application"
 
@@ -93,7 +111,10 @@ from kombu import Exchange, Queue  # noqa: E402
 # files in CELERY_BROKER_FOLDER, so `make run` needs no extra server (one machine only). Countdowns
 # and ETAs are kept by the worker, so they work on every transport. Nothing is lost if the broker
 # drops a message: the database is the source of truth and the recovery sweep re-dispatches.
-CELERY_BROKER_URL = env_or("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+CELERY_BROKER_URL = env_or("CELERY_BROKER_URL", REDIS_URL or "filesystem://localhost/")
+if CELERY_BROKER_URL.rstrip("/") == "filesystem:":
+    # The host means nothing to this transport, but without one kombu warns "No hostname was supplied".
+    CELERY_BROKER_URL = "filesystem://localhost/"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = False  # per task: only the idempotent generation tasks ack late
@@ -139,10 +160,22 @@ CELERY_TASK_ROUTES = {
     "botapp.tasks.sweep_generations": {"queue": CELERY_TICK_QUEUE},
     "botapp.tasks.deliver_generation": {"queue": CELERY_SEND_QUEUE},
     "botapp.tasks.notify_failure": {"queue": CELERY_SEND_QUEUE},
+    "botapp.tasks.check_failure_rate": {"queue": CELERY_TICK_QUEUE},
+    "botapp.tasks.send_operator_alert": {"queue": CELERY_SEND_QUEUE},
 }
 # The periodic tasks (run `celery -A config beat`, or `worker -B` on one machine).
 GENERATION_POLL_TICK_SECONDS = env.float("GENERATION_POLL_TICK_SECONDS", default=2.0)
 GENERATION_SWEEP_SECONDS = env.float("GENERATION_SWEEP_SECONDS", default=60.0)
+# Operator alerts (botapp.services.alerts) to ADMIN_IDS: the generation failure rate is checked every
+# ALERT_FAILURE_CHECK_SECONDS over the last ALERT_FAILURE_WINDOW_SECONDS; at ALERT_FAILURE_PERCENT
+# failed of the finished (succeeded + failed) requests, with at least ALERT_FAILURE_MIN_REQUESTS of
+# them, the operators are alerted, at most once per window. The same alert is not repeated within
+# ALERT_COOLDOWN_SECONDS (shared through the cache: Redis with REDIS_URL).
+ALERT_FAILURE_CHECK_SECONDS = env.float("ALERT_FAILURE_CHECK_SECONDS", default=300.0)
+ALERT_FAILURE_WINDOW_SECONDS = env.float("ALERT_FAILURE_WINDOW_SECONDS", default=900.0)
+ALERT_FAILURE_PERCENT = env.float("ALERT_FAILURE_PERCENT", default=30.0)
+ALERT_FAILURE_MIN_REQUESTS = env.int("ALERT_FAILURE_MIN_REQUESTS", default=10)
+ALERT_COOLDOWN_SECONDS = env.float("ALERT_COOLDOWN_SECONDS", default=900.0)
 CELERY_BEAT_SCHEDULE = {
     "generation-poll": {
         "task": "botapp.tasks.poll_generations",
@@ -154,6 +187,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": GENERATION_SWEEP_SECONDS,
         "options": {"expires": max(5.0, GENERATION_SWEEP_SECONDS)},
     },
+    "generation-failure-rate": {
+        "task": "botapp.tasks.check_failure_rate",
+        "schedule": ALERT_FAILURE_CHECK_SECONDS,
+        "options": {"expires": max(5.0, ALERT_FAILURE_CHECK_SECONDS)},
+    },
 }
 
 # --- Telegram ---------------------------------------------------------------------------------------
@@ -162,7 +200,14 @@ TELEGRAM_API_URL = env_or("TELEGRAM_API_URL", "https://api.telegram.org")
 BOT_USERNAME = env.str("BOT_USERNAME", default="")
 WEBHOOK_URL = env.str("WEBHOOK_URL", default="")
 WEBHOOK_SECRET = env.str("WEBHOOK_SECRET", default="")
-ADMIN_IDS = env.list("ADMIN_IDS", cast=int, default=[])
+ADMIN_IDS = env.list("ADMIN_IDS", cast=int, default=[])  # operators' Telegram ids: they get the alerts
+# The @username users are pointed to in /help for support (empty: no support line).
+SUPPORT_USERNAME = env.str("SUPPORT_USERNAME", default="").lstrip("@")
+# Shows the "card" payment button. The card provider (YooKassa) arrives with the payments issue; until
+# then the button only answers that card payments are unavailable, so leave it off.
+PAYMENT_CARD_ENABLED = env.bool("PAYMENT_CARD_ENABLED", default=False)
+# Key prefix of the bot's Redis data (FSM storage, update dedupe), so that two bots can share a Redis.
+BOT_REDIS_PREFIX = env_or("BOT_REDIS_PREFIX", "bot")
 THROTTLE_RATE = env.float("THROTTLE_RATE", default=0.5)  # seconds between two updates of one user
 
 # --- Google (google-genai) ---------------------------------------------------------------------------
@@ -173,6 +218,9 @@ GOOGLE_CLOUD_LOCATION = env_or("GOOGLE_CLOUD_LOCATION", "us-central1")
 GOOGLE_VERTEX_API_KEY = env.str("GOOGLE_VERTEX_API_KEY", default="")
 GOOGLE_GEMINI_BASE_URL = env.str("GOOGLE_GEMINI_BASE_URL", default="")
 GOOGLE_VERTEX_BASE_URL = env.str("GOOGLE_VERTEX_BASE_URL", default="")
+# The service-account JSON for Vertex AI: google-auth reads it from the environment (a value in .env
+# is exported there by read_env above); kept here so the configuration lists it.
+GOOGLE_APPLICATION_CREDENTIALS = env.str("GOOGLE_APPLICATION_CREDENTIALS", default="")
 # "demo" draws results locally; "auto" uses Google when credentials exist and the demo otherwise.
 GENERATION_PROVIDER_MODE = env_or("GENERATION_PROVIDER_MODE", "auto")
 
@@ -184,6 +232,9 @@ XP_PER_TOKEN = env.int("XP_PER_TOKEN", default=10)
 REFERRAL_FIRST_TOPUP_BONUS = Decimal(env.str("REFERRAL_FIRST_TOPUP_BONUS", default="10"))
 REFERRAL_PERCENT = Decimal(env.str("REFERRAL_PERCENT", default="5"))
 MAX_INPUT_IMAGE_BYTES = env.int("MAX_INPUT_IMAGE_BYTES", default=10 * 1024 * 1024)
+
+# --- The web process (`make run` / `manage.py runstack`; the Procfile passes $PORT to uvicorn) -----------
+PORT = env.int("PORT", default=8000)
 
 # --- Admin login created by `make run` ---------------------------------------------------------------
 ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="")

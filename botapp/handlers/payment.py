@@ -157,6 +157,15 @@ async def on_successful_payment(message: Message, state: FSMContext, lang: str) 
             paid.telegram_payment_charge_id,
             exc.message,
         )
+        await bridge.alert_operators(
+            key="payment_not_credited",
+            telegram_id=message.from_user.id if message.from_user else message.chat.id,
+            amount=paid.total_amount,
+            currency=paid.currency,
+            charge_id=paid.telegram_payment_charge_id,
+            payload=paid.invoice_payload,
+            reason=exc.message,
+        )
         await message.answer(t("pay.not_credited", lang, charge_id=esc(paid.telegram_payment_charge_id)))
         return
     if not outcome.credited:

@@ -1,0 +1,167 @@
+"""Configuration that must do something: every variable in .env.example changes a setting, every
+`getattr(settings, ...)` in the code names a defined setting, SECRET_KEY is required with DEBUG off
+(and `make run` generates one for a newcomer), and logging in at /admin/login/ lands on the admin."""
+
+from __future__ import annotations
+
+import os
+import re
+import runpy
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from unittest import mock
+
+import environ
+import pytest
+
+from config.secret_key import ensure_secret_key, is_public
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS_FILE = ROOT / "config" / "settings.py"
+ENV_EXAMPLE = ROOT / ".env.example"
+ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=", re.MULTILINE)
+PROBE_KEY = "probe-secret-key-not-public-0123456789"
+PG_URL = "postgres://probe:secret@db.example:5432/probe"
+# A few settings only matter together with another one (as in production); probed with it set.
+PREREQUISITES = {
+    "DB_CONN_MAX_AGE": {"DATABASE_URL": PG_URL},
+    "AWS_S3_ENDPOINT_URL": {"AWS_STORAGE_BUCKET_NAME": "probe-bucket"},
+    "AWS_S3_REGION_NAME": {"AWS_STORAGE_BUCKET_NAME": "probe-bucket"},
+}
+
+
+def env_example_names() -> list[str]:
+    return sorted(set(ENV_LINE.findall(ENV_EXAMPLE.read_text())))
+
+
+def load_settings(env: dict[str, str]) -> dict[str, str]:
+    """config/settings.py executed afresh with exactly `env` (no .env file): its settings, as repr."""
+    with (
+        mock.patch.dict(os.environ, env, clear=True),
+        mock.patch.object(environ.Env, "read_env"),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("error", UserWarning)  # e.g. "Engine not recognized": not a valid value
+        namespace = runpy.run_path(str(SETTINGS_FILE), run_name="settings_probe")
+    return {name: repr(value) for name, value in namespace.items() if name.isupper()}
+
+
+def test_env_example_is_parsed():
+    names = env_example_names()
+    assert {"SECRET_KEY", "BOT_TOKEN", "ADMIN_IDS", "GENERATION_SWEEP_SECONDS", "PORT"} <= set(names)
+    assert len(names) > 60
+
+
+def test_every_env_example_variable_changes_a_setting(tmp_path):
+    """Each variable, set alone to a distinctive value, changes at least one setting (a variable the
+    settings do not read, or read but ignore, fails here)."""
+    candidates = ["true", "false", "7", "0.25", "ru", "x9-probe", PG_URL, "redis://probe.example:6379/3",
+                  str(tmp_path / "probe")]  # fmt: skip
+    without_effect = []
+    for name in env_example_names():
+        base_env = {"SECRET_KEY": PROBE_KEY, **PREREQUISITES.get(name, {})}
+        baseline = load_settings(base_env)
+        for value in candidates:
+            try:
+                probed = load_settings({**base_env, name: value})
+            except Exception:  # not a valid value for this variable: try the next one
+                continue
+            if probed != baseline:
+                break
+        else:
+            without_effect.append(name)
+    assert without_effect == [], f"in .env.example but no effect on the settings: {without_effect}"
+
+
+def test_every_getattr_of_settings_is_a_defined_setting():
+    """`getattr(settings, "X", default)` hides a missing setting behind its default: each X must be
+    defined in config/settings.py (and so be configurable)."""
+    pattern = re.compile(r"getattr\(\s*settings\s*,\s*[\"']([A-Z][A-Z0-9_]*)[\"']")
+    used: dict[str, list[str]] = {}
+    for path in sorted([*ROOT.glob("botapp/**/*.py"), *ROOT.glob("config/**/*.py")]):
+        for name in pattern.findall(path.read_text()):
+            used.setdefault(name, []).append(str(path.relative_to(ROOT)))
+    assert used, "the pattern finds the getattr calls"
+    defined = set(load_settings({"SECRET_KEY": PROBE_KEY}))
+    missing = {name: paths for name, paths in used.items() if name not in defined}
+    assert missing == {}, f"read with getattr but not defined in config/settings.py: {missing}"
+
+
+def test_support_username_and_card_payments_are_settings():
+    probed = load_settings({"SECRET_KEY": PROBE_KEY, "SUPPORT_USERNAME": "@help_desk", "PAYMENT_CARD_ENABLED": "true"})
+    assert probed["SUPPORT_USERNAME"] == repr("help_desk")
+    assert probed["PAYMENT_CARD_ENABLED"] == "True"
+
+
+# --- SECRET_KEY ------------------------------------------------------------------------------------------
+def manage_check(**env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    # Explicit values win over a developer's .env (read without overwriting the environment).
+    environment.update({"DJANGO_SETTINGS_MODULE": "config.settings", **env})
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["", "change-me", "insecure-dev-key-change-me"])
+def test_debug_off_refuses_a_missing_or_public_secret_key(key):
+    result = manage_check(DEBUG="false", SECRET_KEY=key)
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set (or is a public placeholder) and DEBUG is off" in result.stderr
+
+
+@pytest.mark.slow
+def test_debug_off_starts_with_a_real_secret_key():
+    result = manage_check(DEBUG="false", SECRET_KEY="a-real-random-key-9f8e7d6c5b4a3f2e1d0c")
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.slow
+def test_debug_on_runs_without_a_secret_key():
+    result = manage_check(DEBUG="true", SECRET_KEY="")
+    assert result.returncode == 0, result.stderr
+
+
+def test_newcomer_gets_a_random_key_written_into_env(tmp_path):
+    env_file = tmp_path / ".env"
+    key = ensure_secret_key(env_file, environ={})
+    assert key and not is_public(key) and len(key) >= 50
+    assert f"SECRET_KEY={key}" in env_file.read_text().splitlines()
+    assert env_file.stat().st_mode & 0o077 == 0  # a new .env is private
+    # The next run keeps it (sessions stay valid across restarts).
+    assert ensure_secret_key(env_file, environ={}) is None
+    assert env_file.read_text().count("SECRET_KEY=") == 1
+
+
+def test_a_placeholder_line_from_env_example_is_replaced_in_place(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("DEBUG=false\nSECRET_KEY=change-me\nBOT_TOKEN=\n")
+    key = ensure_secret_key(env_file, environ={})
+    assert env_file.read_text().splitlines() == ["DEBUG=false", f"SECRET_KEY={key}", "BOT_TOKEN="]
+
+
+def test_an_existing_key_is_never_replaced(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("SECRET_KEY='my-own-production-key-abcdef'\n")
+    assert ensure_secret_key(env_file, environ={}) is None
+    assert ensure_secret_key(tmp_path / "other.env", environ={"SECRET_KEY": "from-the-environment-123"}) is None
+    assert not (tmp_path / "other.env").exists()
+
+
+def test_make_run_generates_the_key_before_anything_loads_the_settings():
+    lines = [line.strip() for line in (ROOT / "Makefile").read_text().split("\nrun:", 1)[1].splitlines()]
+    steps = [line for line in lines[1:6] if line.startswith("$(PY)")]
+    assert steps[0] == "$(PY) -m config.secret_key .env"
+
+
+# --- the admin login --------------------------------------------------------------------------------------
+def test_admin_login_without_next_lands_on_the_admin(client, django_user_model):
+    django_user_model.objects.create_superuser("operator", "op@example.com", "a-long-password-1")
+    response = client.post("/admin/login/", {"username": "operator", "password": "a-long-password-1"})
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+    assert client.get(response["Location"]).status_code == 200
