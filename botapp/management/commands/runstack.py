@@ -3,7 +3,8 @@
 Child processes, each the same command a production Procfile runs:
 
 - web:    uvicorn config.asgi:application on 127.0.0.1:$PORT (default 8000): the admin, the webhook,
-          the health check;
+          the health check. If the port is taken, nothing starts: the command says so and how to
+          pick another one (`PORT=8001 make run`) and exits with code 2;
 - bot:    `manage.py runbot` (long polling), when BOT_TOKEN is set;
 - worker: `celery -A config worker -B --pool threads`: the generation workers with the embedded beat
           (the video poller and the recovery sweep). Without REDIS_URL the broker is a folder on disk
@@ -15,17 +16,52 @@ from the database at the next start). If one of them exits on its own, the other
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 STOP_TIMEOUT = 20.0
+PORT_IN_USE_EXIT_CODE = 2
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether a server could not listen on host:port now (as uvicorn binds: with SO_REUSEADDR, so
+    a port in TIME_WAIT counts as free and a listening one as taken)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse to start on a port that is taken, saying how to choose another (CommandError, code 2)."""
+    try:
+        if not port_in_use(host, port):
+            return
+    except OSError as exc:
+        message = f"Cannot listen on {host}:{port}: {exc.strerror}. Choose another port: PORT=8001 make run"
+        raise CommandError(message) from exc
+    free = next((p for p in range(port + 1, min(port + 50, 65536)) if not port_in_use(host, p)), port + 1)
+    raise CommandError(
+        f"Port {port} on {host} is already in use (another `make run`, or another server), so the web "
+        f"process cannot start there. Stop whatever uses it, or choose another port: PORT={free} make run "
+        f"(or PORT={free} in .env, or `manage.py runstack --port {free}`).",
+        returncode=PORT_IN_USE_EXIT_CODE,
+    )
 
 
 @dataclass
@@ -40,7 +76,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--port", type=int, default=settings.PORT, help="the web port (default: $PORT or 8000)")
         parser.add_argument("--concurrency", type=int, default=settings.CELERY_WORKER_CONCURRENCY)
         parser.add_argument("--no-web", action="store_true", help="do not start the web process")
         parser.add_argument("--no-bot", action="store_true", help="do not start the bot")
@@ -51,11 +87,13 @@ class Command(BaseCommand):
         celery = os.path.join(os.path.dirname(python), "celery")
         children: list[Child] = []
         if not options["no_web"]:
+            # Before printing the URL or starting anything: a taken port would kill the stack anyway.
+            check_port(options["host"], options["port"])
             children.append(
                 Child(
                     "web",
                     [python, "-m", "uvicorn", "config.asgi:application", "--host", options["host"],
-                     "--port", str(options["port"]), "--no-access-log"],
+                     "--port", str(options["port"]), "--no-access-log", "--lifespan", "off"],
                 )
             )  # fmt: skip
         if not options["no_bot"]:
