@@ -82,6 +82,9 @@ def test_a_spike_alerts_every_operator_once_per_window(make_user, nano, queued, 
     assert [(chat_id, key) for chat_id, key, _ in queued] == [(501, "failure_rate"), (502, "failure_rate")]
     params = queued[0][2]
     assert (params["failed"], params["finished"], params["percent"], params["minutes"]) == ("4", "10", "40", "15")
+    for lang in ("ru", "en"):  # the parameters fill the text in both languages
+        text = alerts.render(key="failure_rate", params=params, lang=lang)
+        assert "4" in text and "10" in text and "40%" in text and "{" not in text
     with django_capture_on_commit_callbacks(execute=True):
         assert alerts.check_failure_rate() is False  # the same window: not again
     assert len(queued) == 2
