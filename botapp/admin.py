@@ -52,6 +52,7 @@ from botapp.models import (
     UserBalance,
     UserSettings,
 )
+from botapp.redaction import redact
 from botapp.services.balance import BalanceService
 from botapp.services.exceptions import DomainError
 from botapp.services.generation import GenerationService
@@ -938,7 +939,7 @@ class GenRequestAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     fieldsets = (
         (None, {"fields": ("user", "ai_model", "model", "kind", "status", "price", "attempts")}),
         ("Request", {"fields": ("prompt", "negative_prompt", "params", "input_images", "idempotency_key")}),
-        ("Result", {"fields": ("results", "error_code", "error_message", "provider_operation_id")}),
+        ("Result", {"fields": ("results", "error_code", "error_text", "provider_operation_id")}),
         ("Telegram", {"fields": ("chat_id", "status_message_id")}),
         (
             "Timeline",
@@ -978,6 +979,11 @@ class GenRequestAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     @display(description="Refunded", boolean=True, ordering="refunded_at")
     def refunded(self, obj: GenRequest) -> bool:
         return obj.refunded_at is not None
+
+    @display(description="Error message")
+    def error_text(self, obj: GenRequest) -> str:
+        """Redacted again on display: a row stored before redaction existed may hold a secret."""
+        return redact(obj.error_message) or "-"
 
     @action(description="Refund selected generations", permissions=["refund"], icon="undo")
     def refund(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -82,3 +82,13 @@ def test_stored_error_texts_are_redacted_whatever_raised_them(engine, settings, 
     assert "[redacted]" in stored and "photos/a.jpg" in stored
     assert_no_token(stored)
     assert settings.GOOGLE_API_KEY not in stored and settings.WEBHOOK_SECRET not in stored
+
+
+def test_admin_page_redacts_an_error_stored_before_redaction_existed(engine, tg_user, nano, admin_client):
+    emu_user, user = tg_user(balance=10)
+    request = make_request(user, nano, emu_user.chat_id)
+    old_row_text = f"ClientResponseError: 404, url='http://127.0.0.1:8081/file/bot{TOKEN}/photos/file_3.jpg'"
+    GenRequest.objects.filter(pk=request.pk).update(error_message=old_row_text)
+    page = admin_client.get(reverse("admin:botapp_genrequest_change", args=[request.pk])).content.decode()
+    assert "photos/file_3.jpg" in page and "[redacted]" in page
+    assert_no_token(page)
