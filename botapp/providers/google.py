@@ -30,6 +30,8 @@ import httpx
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from botapp.redaction import error_text, redact
+
 from .base import (
     InputImage,
     InvalidInput,
@@ -255,7 +257,7 @@ def map_api_error(exc: genai_errors.APIError) -> ProviderError:
     """Map an SDK `APIError` (ClientError / ServerError) to a typed provider error."""
     code = int(exc.code or 0)
     status = (exc.status or "").upper()
-    message = exc.message or str(exc)
+    message = redact(exc.message or str(exc))
     text = f"{code} {status}: {message}"
     details = {"http_status": code, "status": status}
     if code == 429 or status == "RESOURCE_EXHAUSTED":
@@ -306,22 +308,22 @@ def map_exception(exc: BaseException, *, context: str = "") -> ProviderError:
     if isinstance(exc, genai_errors.APIError):
         return map_api_error(exc)
     if isinstance(exc, _TIMEOUT_ERRORS):
-        return Transient(f"timeout: {exc!r}", code="timeout")
+        return Transient(f"timeout: {error_text(exc)}", code="timeout")
     if isinstance(exc, _TRANSPORT_ERRORS):
-        return Transient(f"network error: {exc!r}", code="network")
+        return Transient(f"network error: {error_text(exc)}", code="network")
     if isinstance(exc, _HTTP_ERRORS):
-        return Transient(f"http error: {exc!r}", code="network")
+        return Transient(f"http error: {error_text(exc)}", code="network")
     try:
         from google.auth import exceptions as auth_exceptions
     except ImportError:  # pragma: no cover
         auth_exceptions = None  # type: ignore[assignment]
     if auth_exceptions is not None:
         if isinstance(exc, auth_exceptions.TransportError):
-            return Transient(f"auth transport error: {exc}", code="network")
+            return Transient(f"auth transport error: {error_text(exc)}", code="network")
         if isinstance(exc, auth_exceptions.GoogleAuthError):
-            return PermanentError(f"Google credentials problem: {exc}", code="auth")
+            return PermanentError(f"Google credentials problem: {error_text(exc)}", code="auth")
     if isinstance(exc, ValueError):
-        msg = str(exc)
+        msg = redact(str(exc))
         if "only supported in" in msg and ("Agent Platform" in msg or "Vertex" in msg):
             return PermanentError(
                 f"{context or 'this method'} needs Vertex AI: set backend=vertex ({msg})",
@@ -331,8 +333,8 @@ def map_exception(exc: BaseException, *, context: str = "") -> ProviderError:
             return PermanentError(f"{context}: {msg}", code="backend_unsupported")
         return InvalidInput(f"invalid request: {msg}")
     if isinstance(exc, (ConnectionError, TimeoutError)):
-        return Transient(f"network error: {exc!r}", code="network")
-    return PermanentError(f"unexpected error: {exc!r}", code="unexpected")
+        return Transient(f"network error: {error_text(exc)}", code="network")
+    return PermanentError(f"unexpected error: {error_text(exc)}", code="unexpected")
 
 
 def map_operation_error(error: dict[str, Any]) -> ProviderError:
