@@ -238,9 +238,20 @@ class PromocodeActivation(models.Model):
         "Payment", null=True, blank=True, on_delete=models.SET_NULL, related_name="promo_activations"
     )
     consumed_at = models.DateTimeField(null=True, blank=True)
+    # For top-up codes: the one pending payment whose invoice carries the code now (see
+    # botapp.services.payments). One column, so one payment at a time; set by a locked UPDATE.
+    reserved_by = models.OneToOneField(
+        "Payment", null=True, blank=True, on_delete=models.SET_NULL, related_name="promo_reservation"
+    )
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["promocode", "user"], name="promo_activation_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["promocode", "user"], name="promo_activation_once"),
+            models.CheckConstraint(
+                condition=Q(reserved_by__isnull=True) | Q(consumed_at__isnull=True),
+                name="promo_activation_reserved_only_unconsumed",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.promocode} by {self.user_id}"

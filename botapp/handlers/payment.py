@@ -175,5 +175,7 @@ async def on_successful_payment(message: Message, state: FSMContext, lang: str) 
     text = t("pay.success", lang, tokens=fmt_tokens(payment.tokens), balance=fmt_tokens(balance.total))
     if payment.bonus_tokens:
         text += "\n" + t("pay.success_bonus", lang, bonus=fmt_tokens(payment.bonus_tokens))
+    if outcome.promocode_not_applied:
+        text += "\n" + t("pay.promo_not_applied", lang, code=esc(outcome.promocode_not_applied))
     resume = await state.get_state() == GenerationFlow.confirm.state
     await message.answer(text, reply_markup=keyboards.paid_keyboard(lang, resume=resume))

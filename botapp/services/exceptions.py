@@ -138,3 +138,16 @@ class PaymentError(DomainError):
 class PackageUnavailable(PaymentError):
     code = "package_unavailable"
     default_message = "This package is not available any more."
+
+
+class InvoiceReplaced(PaymentError):
+    code = "invoice_replaced"
+    default_message = (
+        "This invoice is no longer valid: its promocode moved to a newer invoice or was used on another "
+        "payment. Pay the newest invoice or open the top-up menu again."
+    )
+
+
+class InvoiceExpired(PaymentError):
+    code = "invoice_expired"
+    default_message = "This invoice has expired. Open the top-up menu again for a new one."
