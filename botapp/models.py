@@ -341,6 +341,9 @@ class GenRequest(models.Model):
     next_poll_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
+    xp_awarded = models.PositiveIntegerField(
+        default=0, help_text="XP this request gave when it succeeded; taken back (once) if it is refunded."
+    )
 
     class Meta:
         indexes = [

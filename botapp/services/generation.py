@@ -201,6 +201,9 @@ class GenerationService:
         """RUNNING -> SUCCEEDED with the stored results; awards XP. Returns False if not the claimant,
         a LevelUp when the user reached a new level, True otherwise."""
         with transaction.atomic():
+            request = GenRequest.objects.only("user_id", "price").filter(pk=request_id).first()
+            if request is None:
+                return False
             moved = cls._move(
                 request_id,
                 (Status.RUNNING,),
@@ -209,10 +212,10 @@ class GenerationService:
                 finished_at=timezone.now(),
                 error_code="",
                 error_message="",
+                xp_awarded=levels.xp_for_tokens(request.price),  # what a refund takes back
             )
             if not moved:
                 return False
-            request = GenRequest.objects.only("user_id", "price").get(pk=request_id)
             level_up = levels.award_xp(user_id=request.user_id, tokens=request.price)
         return level_up or True
 
@@ -277,11 +280,17 @@ class GenerationService:
 
     @classmethod
     def refund(cls, *, request_id: int) -> LedgerResult | None:
-        """Refund a failed or cancelled request (idempotent). Never for a succeeded one."""
+        """Refund a failed or cancelled request (idempotent). Never for a succeeded one.
+
+        A request that had succeeded (its result then undelivered, or refunded by an operator) gave
+        XP: it is taken back here, in the refund's transaction, exactly once (`xp_awarded` is zeroed
+        under the request's row lock)."""
         with transaction.atomic():
             request = GenRequest.objects.select_for_update().get(pk=request_id)
             if request.status not in (Status.FAILED, Status.CANCELLED):
                 raise InvalidTransition()
+            if request.xp_awarded and GenRequest.objects.filter(pk=request_id, xp_awarded__gt=0).update(xp_awarded=0):
+                levels.revoke_xp(user_id=request.user_id, xp=request.xp_awarded)
             if not Transaction.objects.filter(operation_key=request.charge_key).exists():
                 return None  # nothing was charged (a free request)
             result = BalanceService.refund(

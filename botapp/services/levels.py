@@ -1,4 +1,10 @@
-"""Levels and XP: users gain XP from the tokens their generations spend; levels are rows of `Level`."""
+"""Levels and XP: users gain XP from the tokens their generations spend; levels are rows of `Level`.
+
+XP is given when a generation succeeds (`award_xp`) and taken back when that generation is refunded
+after all (`revoke_xp`, called by GenerationService.refund in the refund's transaction, once per
+request: `GenRequest.xp_awarded` is zeroed by a conditional UPDATE). Top-up perks follow the XP, so a
+refunded generation must not leave any behind.
+"""
 
 from __future__ import annotations
 
@@ -87,3 +93,17 @@ def award_xp(*, user_id: int, tokens: Decimal) -> LevelUp | None:
         old = user.level
         TgUser.objects.filter(pk=user_id).update(level=level.number)
         return LevelUp(user_id=user_id, old_level=old, new_level=level.number, xp=user.xp)
+
+
+def revoke_xp(*, user_id: int, xp: int) -> int:
+    """Take back `xp` (a refunded generation's), never below zero, and lower the level to the one the
+    remaining XP reaches (a level is never raised here). Returns the user's level afterwards."""
+    with transaction.atomic():
+        user = TgUser.objects.select_for_update().only("pk", "xp", "level").get(pk=user_id)
+        if xp <= 0:
+            return user.level
+        remaining = max(0, user.xp - xp)
+        reached = level_for_xp(remaining)
+        new_level = min(user.level, reached.number) if reached is not None else user.level
+        TgUser.objects.filter(pk=user_id).update(xp=remaining, level=new_level)
+        return new_level
