@@ -9,6 +9,7 @@
     sweep_generations (beat, every GENERATION_SWEEP_SECONDS): re-queues, resumes, re-delivers or
         refunds whatever is stuck
     notify_failure(id, reason): tells the user why it failed and that the tokens are back
+    notify_refund(id): tells the user an operator refunded their generation (botapp.services.notices)
 
 Every task is idempotent (each step is a conditional UPDATE), so they ack late: a worker killed
 mid-task gets the message redelivered, and the duplicate finds nothing to do or resumes cleanly.
@@ -90,5 +91,15 @@ def send_operator_alert(self, chat_id: int, key: str, params: dict) -> None:
     from botapp.services import alerts
 
     retry_in = alerts.send_alert(chat_id=chat_id, key=key, params=params)
+    if retry_in:
+        raise self.retry(countdown=retry_in + 0.5)
+
+
+@shared_task(name="botapp.tasks.notify_refund", bind=True, acks_late=True, ignore_result=True, max_retries=8)
+def notify_refund(self, request_id: int) -> None:
+    """Tell the user an operator refunded their generation (queued on commit of the refund)."""
+    from botapp.services import notices
+
+    retry_in = notices.send_refund_notice(request_id=request_id)
     if retry_in:
         raise self.retry(countdown=retry_in + 0.5)

@@ -303,26 +303,37 @@ class GenerationService:
         return result
 
     @classmethod
-    def admin_refund(cls, *, request_id: int, reason: str = "refunded by an operator") -> LedgerResult | None:
-        """The operator's refund: fails an in-flight request first; refuses a delivered one."""
-        request = GenRequest.objects.get(pk=request_id)
-        if request.status in GenRequest.IN_FLIGHT:
-            cls.fail(request_id=request_id, error_code="admin", error_message=reason)
-        elif request.status == Status.SUCCEEDED:
-            if request.delivered_at is not None:
-                raise InvalidTransition("A delivered generation cannot be refunded.")
-            # A worker sending the result holds a delivery claim (a future next_poll_at): refusing
-            # then is what keeps "refunded" and "delivered" exclusive.
-            not_being_sent = Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=timezone.now())
-            if not cls.fail(
-                request_id=request_id,
-                error_code="admin",
-                error_message=reason,
-                from_statuses=(Status.SUCCEEDED,),
-                only_if=not_being_sent,
-            ):
-                raise InvalidTransition("The result is being sent right now; try again in a minute.")
-        return cls.refund(request_id=request_id)
+    def admin_refund(
+        cls, *, request_id: int, reason: str = "refunded by an operator", notify: bool = True
+    ) -> LedgerResult | None:
+        """The operator's refund: fails an in-flight request first; refuses a delivered one.
+
+        The call that actually refunds (not a replay) tells the user, after commit, through the
+        `notify_refund` task (`notify=False`: say nothing)."""
+        with transaction.atomic():
+            request = GenRequest.objects.select_for_update().get(pk=request_id)
+            moved = False
+            if request.status in GenRequest.IN_FLIGHT:
+                moved = cls.fail(request_id=request_id, error_code="admin", error_message=reason)
+            elif request.status == Status.SUCCEEDED:
+                if request.delivered_at is not None:
+                    raise InvalidTransition("A delivered generation cannot be refunded.")
+                # A worker sending the result holds a delivery claim (a future next_poll_at): refusing
+                # then is what keeps "refunded" and "delivered" exclusive.
+                not_being_sent = Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=timezone.now())
+                moved = cls.fail(
+                    request_id=request_id,
+                    error_code="admin",
+                    error_message=reason,
+                    from_statuses=(Status.SUCCEEDED,),
+                    only_if=not_being_sent,
+                )
+                if not moved:
+                    raise InvalidTransition("The result is being sent right now; try again in a minute.")
+            result = cls.refund(request_id=request_id)
+            if notify and result is not None and (moved or not result.replayed):
+                transaction.on_commit(lambda: _notify_refund(request_id))
+        return result
 
     # --- queries ---------------------------------------------------------------------------------
     @staticmethod
@@ -381,6 +392,12 @@ class GenerationService:
             tokens_deposited=sums["deposited"] or ZERO,
             failure_rate=(by_status.get(Status.FAILED, 0) / finished) if finished else 0.0,
         )
+
+
+def _notify_refund(request_id: int) -> None:
+    from botapp.services.notices import enqueue_refund_notice
+
+    enqueue_refund_notice(request_id=request_id)
 
 
 def _enqueue(request_id: int) -> None:

@@ -1,0 +1,85 @@
+"""Messages to a user about their money that no bot update asked for: an operator's refund of a
+generation ("your generation #N was refunded: X tokens are back").
+
+The refund's service (`GenerationService.admin_refund`) calls `enqueue_refund_notice` on commit,
+only for the call that actually refunded, so one refund is one notice. The Celery task
+`botapp.tasks.notify_refund` sends it through the one Telegram sender (rate limits, 403 -> blocked),
+on the send queue: the operator's admin request never waits for Telegram. A cache marker keeps a
+redelivered or duplicated task from telling the user twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Sum
+
+from botapp.i18n import normalize_language, t
+from botapp.models import ZERO, GenRequest, Transaction, UserBalance, UserSettings
+from botapp.telegram.sender import BotBlocked, OutcomeUnknown, RetryLater, SendRejected, get_sender
+
+log = logging.getLogger(__name__)
+
+MARKER_TTL = 7 * 24 * 3600
+
+
+def enqueue_refund_notice(*, request_id: int) -> None:
+    """Hand the notice to the workers (call on commit). A broker failure never fails the refund."""
+    try:
+        from botapp import tasks
+
+        queue = getattr(settings, "CELERY_SEND_QUEUE", None)
+        tasks.notify_refund.apply_async((request_id,), **({"queue": queue} if queue else {}))
+    except Exception:
+        log.exception("generation #%s: could not enqueue the refund notice", request_id)
+
+
+def _tokens(value: Decimal) -> str:
+    text = f"{Decimal(value).quantize(Decimal('0.01')):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def refund_notice_text(*, request: GenRequest, lang: str) -> str | None:
+    """The notice in `lang`, or None when nothing was refunded."""
+    refunded = Transaction.objects.filter(operation_key=request.refund_key, kind=Transaction.Kind.REFUND).aggregate(
+        total=Sum("amount")
+    )["total"]
+    if not refunded:
+        return None
+    balance = UserBalance.objects.filter(user_id=request.user_id).first()
+    total = balance.total if balance else ZERO
+    return t("money.generation_refunded", lang, number=request.pk, amount=_tokens(refunded), balance=_tokens(total))
+
+
+def send_refund_notice(*, request_id: int) -> float | None:
+    """notify_refund: tell the user their generation was refunded. Returns a retry delay (seconds)
+    when Telegram asks us to wait, else None (sent, or nothing to send)."""
+    request = GenRequest.objects.select_related("user").filter(pk=request_id).first()
+    if request is None or request.refunded_at is None or request.user.bot_blocked:
+        return None
+    sender = get_sender()
+    if sender is None:
+        return None
+    lang = normalize_language(
+        UserSettings.objects.filter(user_id=request.user_id).values_list("language", flat=True).first()
+    )
+    text = refund_notice_text(request=request, lang=lang)
+    if text is None:
+        return None
+    # The refund time makes the marker unique even if the database is recreated while the cache lives.
+    marker = f"gen:{request.pk}:{request.refunded_at.timestamp():.6f}:refund-notified"
+    if not cache.add(marker, 1, MARKER_TTL):
+        return None
+    try:
+        sender.send_message(request.user.telegram_id, text)
+    except RetryLater as exc:
+        cache.delete(marker)
+        return exc.retry_in
+    except OutcomeUnknown as exc:  # it may have arrived: not repeated (the refund is in /balance anyway)
+        log.info("generation #%s: the refund notice may not have arrived: %s", request_id, exc)
+    except (BotBlocked, SendRejected) as exc:
+        log.info("generation #%s: could not tell the user about the refund: %s", request_id, exc)
+    return None
