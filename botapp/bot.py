@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -29,9 +29,12 @@ from botapp.middlewares import (
     DedupeMiddleware,
     InFlightMiddleware,
     MemoryOnceStore,
+    MemoryThrottleStore,
     OnceStore,
     RedisOnceStore,
+    RedisThrottleStore,
     TextGuardMiddleware,
+    ThrottleStore,
     ThrottlingMiddleware,
     UserMiddleware,
 )
@@ -58,10 +61,11 @@ class Backends:
     storage: BaseStorage
     isolation: BaseEventIsolation
     once: OnceStore
+    throttle: ThrottleStore = field(default_factory=MemoryThrottleStore)
 
 
 def create_backends(*, redis_url: str | None = None, prefix: str | None = None) -> Backends:
-    """Redis FSM storage, event isolation and dedupe when REDIS_URL is set; memory otherwise.
+    """Redis FSM storage, event isolation, dedupe and throttling when REDIS_URL is set; memory otherwise.
 
     `prefix` namespaces the Redis keys (one per deployment; tests use a random one)."""
     redis_url = settings.REDIS_URL if redis_url is None else redis_url
@@ -75,9 +79,17 @@ def create_backends(*, redis_url: str | None = None, prefix: str | None = None) 
         storage = RedisStorage(redis, key_builder=key_builder, state_ttl=FSM_STATE_TTL, data_ttl=FSM_STATE_TTL)
         isolation = RedisEventIsolation(redis, key_builder=key_builder, lock_kwargs={"timeout": 60, "sleep": 0.02})
         return Backends(
-            storage=storage, isolation=isolation, once=RedisOnceStore(redis, prefix=f"{prefix}:once", owns_client=False)
+            storage=storage,
+            isolation=isolation,
+            once=RedisOnceStore(redis, prefix=f"{prefix}:once", owns_client=False),
+            throttle=RedisThrottleStore(redis, prefix=f"{prefix}:throttle", owns_client=False),
         )
-    return Backends(storage=MemoryStorage(), isolation=SimpleEventIsolation(), once=MemoryOnceStore())
+    return Backends(
+        storage=MemoryStorage(),
+        isolation=SimpleEventIsolation(),
+        once=MemoryOnceStore(),
+        throttle=MemoryThrottleStore(),
+    )
 
 
 _pinned_response_models: list[type] = []
@@ -121,9 +133,9 @@ def build_dispatcher(backends: Backends | None = None, **workflow_data: Any) -> 
     in_flight = InFlightMiddleware()
     dp.update.outer_middleware(in_flight)
     dp.update.outer_middleware(DedupeMiddleware(backends.once))
-    dp.update.outer_middleware(ThrottlingMiddleware(rate=throttle_rate))
+    dp.update.outer_middleware(ThrottlingMiddleware(rate=throttle_rate, store=backends.throttle))
     dp.update.outer_middleware(TextGuardMiddleware())
-    dp.update.outer_middleware(dp.fsm)  # registered here instead of by aiogram, to come after the two above
+    dp.update.outer_middleware(dp.fsm)  # registered here instead of by aiogram, to come after the ones above
     dp.update.outer_middleware(UserMiddleware(backends.once))
     dp.include_router(build_router())
 
@@ -133,6 +145,7 @@ def build_dispatcher(backends: Backends | None = None, **workflow_data: Any) -> 
         await in_flight.drain(SHUTDOWN_GRACE)
         await generation.drain_album_replies(SHUTDOWN_GRACE)
         await backends.once.close()
+        await backends.throttle.close()
 
     dp.shutdown.register(graceful_stop)
     # First of the shutdown handlers: aiogram's own (closing the FSM storage) must wait for the drain.

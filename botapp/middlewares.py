@@ -2,9 +2,10 @@
 
 1. `DedupeMiddleware`: an update_id seen twice (a webhook redelivery) is handled once
    (Redis `SET NX PX` when configured, an in-memory TTL set otherwise).
-2. `ThrottlingMiddleware`: a token bucket per user; floods are dropped with one hint (in the
-   language of the user's Telegram client: it runs before the database is touched), and a button
-   pressed twice on the same screen counts once.
+2. `ThrottlingMiddleware`: a token bucket per user (one Redis hash updated by a Lua script when
+   configured, shared by every process; in memory otherwise); floods are dropped with one hint (in
+   the language of the user's Telegram client: it runs before the database is touched), and a
+   button pressed twice on the same screen counts once.
 3. `TextGuardMiddleware`: an update carrying text the database cannot store (NUL, lone
    surrogates) is refused politely before anything touches the database (see its docstring).
    (Then aiogram's FSM context, which holds the per-user events isolation lock.)
@@ -18,12 +19,15 @@ Errors are handled by `handlers.fallback` (an `errors` handler: log with context
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from aiogram import BaseMiddleware, Bot
@@ -295,46 +299,181 @@ class UserMiddleware(BaseMiddleware):
 
 
 # --- 2. throttling --------------------------------------------------------------------------------------
+class Verdict(StrEnum):
+    """What the throttle decided about one update of a user."""
+
+    OK = "ok"  # a token was taken: handle it
+    FREE = "free"  # an album part: handled without a token
+    DOUBLE = "double"  # the same button pressed again on the same screen: answered and dropped
+    WARN = "warn"  # no token: dropped, and this is the first drop since the last pass (hint once)
+    QUIET = "quiet"  # no token: dropped silently (a hint was already given)
+
+
+class ThrottleStore(Protocol):
+    async def hit(
+        self, key: str, *, rate: float, burst: int, press: str | None, press_window: float, free: bool
+    ) -> Verdict:
+        """Refill the bucket `key` (one token per `rate` seconds, at most `burst`), then decide:
+        DOUBLE when `press` equals the last press within `press_window` seconds (else `press` is
+        remembered), FREE when `free`, else take a token (OK) or WARN/QUIET without one."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass
 class _Bucket:
     tokens: float
     updated: float
     warned: bool = False
-    last_press: int | None = None
+    last_press: str | None = None
     last_press_at: float = 0.0
+
+
+class MemoryThrottleStore:
+    """The buckets in this process (polling, one web process, tests); the least recent beyond
+    `max_keys` are forgotten."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def _bucket(self, key: str, now: float, rate: float, burst: int) -> _Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(tokens=float(burst), updated=now)
+            self._buckets[key] = bucket
+            if len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+            if rate > 0:
+                bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.updated) / rate)
+            else:
+                bucket.tokens = float(burst)
+            bucket.updated = now
+        return bucket
+
+    async def hit(
+        self, key: str, *, rate: float, burst: int, press: str | None, press_window: float, free: bool
+    ) -> Verdict:
+        # No await in here: one update's decision is atomic with respect to the others.
+        now = time.monotonic()
+        bucket = self._bucket(key, now, rate, burst)
+        if press is not None:
+            if bucket.last_press == press and now - bucket.last_press_at < press_window:
+                return Verdict.DOUBLE
+            bucket.last_press, bucket.last_press_at = press, now
+        if free:
+            return Verdict.FREE
+        if bucket.tokens < 1.0:
+            warn, bucket.warned = not bucket.warned, True
+            return Verdict.WARN if warn else Verdict.QUIET
+        bucket.tokens -= 1.0
+        bucket.warned = False
+        return Verdict.OK
+
+    async def close(self) -> None:
+        self._buckets.clear()
+
+
+# The same decision as MemoryThrottleStore.hit, atomically in Redis (a script runs alone), on Redis'
+# clock (one clock for every process). KEYS[1]: the bucket (a hash). ARGV: rate, burst, press ('' for
+# none), press window, free ('1'/'0'), TTL in ms (a bucket idle that long is full again: forgetting it
+# changes nothing).
+_THROTTLE_HIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated', 'warned', 'press', 'press_at')
+local tokens = tonumber(state[1])
+if tokens == nil then
+  tokens = burst
+elseif rate > 0 then
+  tokens = math.min(burst, tokens + math.max(0, now - (tonumber(state[2]) or now)) / rate)
+else
+  tokens = burst
+end
+local warned = state[3] == '1'
+local press = ARGV[3]
+local verdict = nil
+if press ~= '' then
+  if state[4] == press and now - (tonumber(state[5]) or 0) < tonumber(ARGV[4]) then
+    verdict = 'double'
+  else
+    redis.call('HSET', KEYS[1], 'press', press, 'press_at', string.format('%.6f', now))
+  end
+end
+if verdict == nil then
+  if ARGV[5] == '1' then
+    verdict = 'free'
+  elseif tokens < 1 then
+    if warned then verdict = 'quiet' else verdict = 'warn' end
+    warned = true
+  else
+    tokens = tokens - 1
+    warned = false
+    verdict = 'ok'
+  end
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'updated', string.format('%.6f', now),
+  'warned', warned and '1' or '0')
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return verdict
+"""
+
+
+class RedisThrottleStore:
+    """Buckets shared by every web/bot process using this Redis: in webhook mode one user's updates
+    reach several processes, and they must draw on one budget."""
+
+    def __init__(self, redis: Any, prefix: str, *, owns_client: bool = True) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.owns_client = owns_client  # False when the FSM storage shares (and closes) the client
+        self._hit = redis.register_script(_THROTTLE_HIT)
+
+    @staticmethod
+    def ttl_ms(*, rate: float, burst: int, press_window: float) -> int:
+        """How long an idle bucket matters: until it is full again and the press window is over."""
+        return math.ceil((burst * max(rate, 0.0) + press_window) * 1000) + 1000
+
+    async def hit(
+        self, key: str, *, rate: float, burst: int, press: str | None, press_window: float, free: bool
+    ) -> Verdict:
+        ttl = self.ttl_ms(rate=rate, burst=burst, press_window=press_window)
+        args = [repr(float(rate)), burst, press or "", repr(float(press_window)), "1" if free else "0", ttl]
+        verdict = await self._hit(keys=[f"{self.prefix}:{key}"], args=args)
+        return Verdict(verdict.decode() if isinstance(verdict, bytes) else verdict)
+
+    async def close(self) -> None:
+        if self.owns_client:
+            await self.redis.aclose()
+
+
+def press_id(message_id: int, data: str, text: str) -> str:
+    """A stable id of "this button on this screen" (the same in every process, unlike hash())."""
+    raw = f"{message_id}\x1f{data}\x1f{text}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
 
 
 class ThrottlingMiddleware(BaseMiddleware):
     """A token bucket per user: `burst` updates at once, then one per `rate` seconds.
 
-    Album parts (media groups) are free: an album of 10 photos is one action of the user.
+    The buckets live in a `ThrottleStore`: Redis when configured (shared by all processes, so a
+    user's flood split between several web processes meets one budget), this process's memory
+    otherwise. Album parts (media groups) are free: an album of 10 photos is one action of the user.
     A second press of the same button on the same screen (same message, same text: the user did
     not see a new screen in between) within `double_press_window` seconds is answered and dropped.
     """
 
     double_press_window = 1.0
 
-    def __init__(self, rate: float, burst: int = 10, max_users: int = 100_000) -> None:
+    def __init__(self, rate: float, burst: int = 10, store: ThrottleStore | None = None) -> None:
         self.rate = max(rate, 0.0)
         self.burst = burst
-        self.max_users = max_users
-        self._buckets: OrderedDict[int, _Bucket] = OrderedDict()
-
-    def _bucket(self, user_id: int, now: float) -> _Bucket:
-        bucket = self._buckets.get(user_id)
-        if bucket is None:
-            bucket = _Bucket(tokens=float(self.burst), updated=now)
-            self._buckets[user_id] = bucket
-            if len(self._buckets) > self.max_users:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(user_id)
-            if self.rate:
-                bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.updated) / self.rate)
-            else:
-                bucket.tokens = float(self.burst)
-            bucket.updated = now
-        return bucket
+        self.store: ThrottleStore = store if store is not None else MemoryThrottleStore()
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if not isinstance(event, Update) or self.rate <= 0 or event.pre_checkout_query:
@@ -342,30 +481,32 @@ class ThrottlingMiddleware(BaseMiddleware):
         tg_user: User | None = data.get("event_from_user")
         if tg_user is None:
             return await handler(event, data)
-        now = time.monotonic()
-        bucket = self._bucket(tg_user.id, now)
         lang: str = data.get("lang") or language_from_code(tg_user.language_code)
         query = event.callback_query
+        press = None
         if query is not None and query.message is not None:
             screen = query.message
             text = getattr(screen, "text", None) or getattr(screen, "caption", None) or ""
-            press = hash((screen.message_id, query.data or "", text))
-            if bucket.last_press == press and now - bucket.last_press_at < self.double_press_window:
-                await _silent(query.answer())
-                return None
-            bucket.last_press, bucket.last_press_at = press, now
-        if event.message is not None and event.message.media_group_id:
-            return await handler(event, data)
-        if bucket.tokens < 1.0:
-            warn, bucket.warned = not bucket.warned, True  # set before awaiting: updates run concurrently
-            if query is not None:
-                await _silent(query.answer(t("common.throttled", lang)))
-            elif warn and event.message is not None:
-                await _silent(event.message.answer(t("common.throttled", lang)))
+            press = press_id(screen.message_id, query.data or "", text)
+        bot: Bot = data["bot"]
+        verdict = await self.store.hit(
+            f"{bot.id}:{tg_user.id}",
+            rate=self.rate,
+            burst=self.burst,
+            press=press,
+            press_window=self.double_press_window,
+            free=bool(event.message is not None and event.message.media_group_id),
+        )
+        if verdict is Verdict.DOUBLE and query is not None:
+            await _silent(query.answer())
             return None
-        bucket.tokens -= 1.0
-        bucket.warned = False
-        return await handler(event, data)
+        if verdict in (Verdict.OK, Verdict.FREE):
+            return await handler(event, data)
+        if query is not None:
+            await _silent(query.answer(t("common.throttled", lang)))
+        elif verdict is Verdict.WARN and event.message is not None:
+            await _silent(event.message.answer(t("common.throttled", lang)))
+        return None
 
 
 async def _silent(call: Awaitable[Any]) -> None:
