@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from django.utils import timezone
 from PIL import Image
 
 from .conftest import eventually, fund, started, text_has, text_of
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def png() -> bytes:
