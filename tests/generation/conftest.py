@@ -199,6 +199,9 @@ def point_producer_at(app, broker_url: str, transport_options: dict, queue: str)
     app.__dict__.pop("amqp", None)  # cached: queues, router, producer pool
 
 
+_WORKERS: list[WorkerProcess] = []  # the session's worker process, once started
+
+
 @pytest.fixture(scope="session")
 def celery_stack(
     django_db_setup, django_db_blocker, fake_google, emulator, tmp_path_factory
@@ -249,6 +252,7 @@ def celery_stack(
             (broker / sub).mkdir(parents=True, exist_ok=True)
     point_producer_at(app, env["CELERY_BROKER_URL"], options, queue)
     worker = WorkerProcess(env, folder, queue)
+    _WORKERS.append(worker)
     worker.start()
     try:
         yield worker
@@ -286,8 +290,13 @@ def tg_user(emulator, make_user) -> Callable[..., tuple[Any, Any]]:
 # --- in-process engine runs (tasks eager) ---------------------------------------------------------------
 @pytest.fixture
 def engine(settings, emulator, fake_google, tmp_path):
-    """Workers' settings for an in-process run; Celery tasks run eagerly (inline)."""
+    """Workers' settings for an in-process run; Celery tasks run eagerly (inline). The session's worker
+    process (if an earlier test started it) is stopped: its poller and sweep share the database and
+    would act on this test's requests. The `stack` fixture starts it again when a test needs it."""
     from config.celery import app
+
+    for process in _WORKERS:
+        process.stop()
 
     settings.BOT_TOKEN = emulator.token
     settings.TELEGRAM_API_URL = emulator.base_url
