@@ -335,8 +335,8 @@ def run(name: str, envd: Environment, args: argparse.Namespace, fake, emulator, 
     from django.db.models import Count, Max, Min, Q
 
     from botapp import tasks
-    from botapp.fake_google import Scenario
     from botapp.models import GenRequest
+    from sandbox.google import Scenario
 
     fake.reset()
     fake.default = fake.default.merged(Scenario(op_seconds=op, op_polls=0))
@@ -462,8 +462,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     envd = prepare_environment(args)
-    from botapp.emulator import BotAPIEmulator
-    from botapp.fake_google import FakeGoogleServer, Scenario
+    from sandbox.google import FakeGoogleServer, Scenario
+    from sandbox.telegram import BotAPIEmulator
 
     fake = FakeGoogleServer(default=Scenario(op_seconds=args.op_seconds, op_polls=0), record=False).start_in_thread()
     emulator = BotAPIEmulator(TOKEN).start_in_thread()

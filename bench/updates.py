@@ -74,7 +74,7 @@ WAIT = 60.0
 # The users' side (a child process: the emulator and the clicking users; no Django here)
 # ======================================================================================================
 async def _walk(user: Any, script: str, rounds: int, think: float) -> None:
-    from botapp.emulator import inline_buttons
+    from sandbox.telegram import inline_buttons
 
     if think:  # users arrive over time, not all in the same millisecond
         await asyncio.sleep(random.uniform(0, 2 * think))
@@ -103,7 +103,7 @@ async def _run_users(emu: Any, script: str, users: int, rounds: int, think: floa
 
 
 def users_side(conn: Connection, name: str, script: str, users: int, rounds: int, think: float) -> None:
-    from botapp.emulator import BotAPIEmulator
+    from sandbox.telegram import BotAPIEmulator
 
     logging.basicConfig(level=logging.WARNING)
     with BotAPIEmulator.run_in_thread(bot_username=f"bench_{name}_bot") as emu:

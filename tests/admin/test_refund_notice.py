@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from botapp import tasks
-from botapp.emulator import BotAPIEmulator
 from botapp.models import GenRequest
 from botapp.services.generation import GenerationService
+from sandbox.telegram import BotAPIEmulator
 from tests.admin.test_admin import messages_of, post_action
 
 pytestmark = pytest.mark.django_db

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from botapp.emulator import BotAPIEmulator, EmulatedUser, button_texts, inline_buttons
+from sandbox.telegram import BotAPIEmulator, EmulatedUser, button_texts, inline_buttons
 
 JSON = dict[str, Any]
 WAIT = 8.0  # seconds: generous for slow CI machines; waits return as soon as the reply arrives

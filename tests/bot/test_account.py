@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from botapp.emulator import button_texts, sample_image
+from sandbox.telegram import button_texts, sample_image
 from tests.bot.conftest import fund, has_buttons, started, text_has, text_of
 from tests.bot.test_generation import generate, image_confirmation
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from botapp.emulator import button_texts, sample_image
+from sandbox.telegram import button_texts, sample_image
 from tests.bot.conftest import Chat, eventually, fund, has_buttons, started, text_has, text_of
 from tests.bot.test_generation import image_options
 
@@ -85,7 +85,7 @@ def test_empty_and_overlong_prompts(chat):
 
 
 def test_too_many_photos_in_an_album(chat):
-    from botapp.emulator import inline_buttons
+    from sandbox.telegram import inline_buttons
 
     photos_step(chat)
     since = chat.mark()

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from botapp.emulator import button_texts, inline_buttons, sample_image
+from sandbox.telegram import button_texts, inline_buttons, sample_image
 from tests.bot.conftest import Chat, fund, has_buttons, started, text_has, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from botapp.emulator import button_texts
+from sandbox.telegram import button_texts
 from tests.bot.conftest import Chat, has_buttons, started, text_has, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from botapp.emulator import button_texts
+from sandbox.telegram import button_texts
 from tests.bot.conftest import eventually, started, text_has, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from botapp.emulator import BotAPIEmulator
+from sandbox.telegram import BotAPIEmulator
 
 pytestmark = pytest.mark.redis
 

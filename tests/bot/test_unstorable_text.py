@@ -10,7 +10,7 @@ import dataclasses
 
 import pytest
 
-from botapp.emulator import inline_buttons
+from sandbox.telegram import inline_buttons
 from tests.bot.conftest import WAIT, Chat, fund, started, text_has, text_of
 from tests.bot.test_bad_input import prompt_step
 from tests.bot.test_payment import open_invoice
@@ -44,8 +44,8 @@ def test_nul_in_a_prompt_is_refused_and_the_flow_goes_on(chat):
 
 
 def test_nul_in_a_caption_is_refused(chat):
-    from botapp.emulator import sample_image
     from botapp.models import GenRequest
+    from sandbox.telegram import sample_image
 
     prompt_step(chat)
     chat.user.send_photo(sample_image(), caption="make it\x00 blue")

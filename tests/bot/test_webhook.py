@@ -12,7 +12,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
-from botapp.emulator import BotAPIEmulator
+from sandbox.telegram import BotAPIEmulator
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from botapp.emulator import BotAPIEmulator
-from botapp.fake_google import FakeGoogleServer
+from sandbox.google import FakeGoogleServer
+from sandbox.telegram import BotAPIEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))

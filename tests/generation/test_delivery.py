@@ -17,9 +17,9 @@ import pytest
 from django.utils import timezone
 
 from botapp.callbacks import HistoryAction, HistoryCb
-from botapp.emulator import inline_buttons
 from botapp.models import GenRequest, Transaction, UserBalance
 from botapp.services import delivery
+from sandbox.telegram import inline_buttons
 
 from .conftest import make_request, run_to_end, wait_until
 

@@ -146,7 +146,7 @@ def test_refused_file_raises_send_rejected(make_sender, emulator):
 
 
 def test_photo_document_and_video_keep_file_ids(make_sender, emulator):
-    from botapp.fake_google import fake_video
+    from sandbox.google import fake_video
 
     chat = emulator.user().chat_id
     sender = make_sender()

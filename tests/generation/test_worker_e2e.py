@@ -16,9 +16,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from botapp.emulator import button_texts
 from botapp.models import GenRequest, TgUser, Transaction, UserBalance, UserSettings
 from botapp.services.generation import GenerationService
+from sandbox.telegram import button_texts
 
 from .conftest import wait_until
 

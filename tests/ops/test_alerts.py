@@ -200,7 +200,7 @@ async def test_a_payment_that_cannot_be_credited_alerts_the_operators(monkeypatc
 # --- through Celery and the sender to the Bot API emulator ----------------------------------------------
 @pytest.fixture
 def emulator():
-    from botapp.emulator import BotAPIEmulator
+    from sandbox.telegram import BotAPIEmulator
 
     emu = BotAPIEmulator(TOKEN).start_in_thread()
     try:

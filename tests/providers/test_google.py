@@ -15,7 +15,6 @@ import pytest
 from google.genai import errors as genai_errors
 from PIL import Image
 
-from botapp.fake_google import IMAGEN_RAI_MESSAGE, FakeGoogleServer, Scenario, parse_markers
 from botapp.providers import (
     DemoProvider,
     GoogleConfig,
@@ -39,6 +38,7 @@ from botapp.providers import (
 )
 from botapp.providers.google import map_exception, map_operation_error
 from botapp.providers.media import probe_mp4
+from sandbox.google import IMAGEN_RAI_MESSAGE, FakeGoogleServer, Scenario, parse_markers
 
 pytestmark = pytest.mark.filterwarnings("ignore:The generate_images method is deprecated")
 
@@ -611,7 +611,7 @@ def test_providers_are_django_free():
     import sys
 
     code = (
-        "import sys, botapp.providers, botapp.fake_google;"
+        "import sys, botapp.providers, sandbox.google;"
         "sys.exit(1 if any(m == 'django' or m.startswith('django.') for m in sys.modules) else 0)"
     )
     root = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""``python -m botapp.emulator [--host H] [--port 8081] [--token T] [--user ID:NAME]``: run the emulator standalone."""
+"""``python -m sandbox.telegram [--host H] [--port 8081] [--token T] [--user ID:NAME]``: run the emulator standalone."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments and serve until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m botapp.emulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sandbox.telegram", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--token", default=None, help="bot token to accept (generated if omitted)")

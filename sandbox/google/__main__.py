@@ -1,4 +1,4 @@
-"""Run the fake Google server: `python -m botapp.fake_google --port 8089 --op-seconds 60`."""
+"""Run the fake Google server: `python -m sandbox.google --port 8089 --op-seconds 60`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bot API method implementations on top of :class:`~botapp.emulator.state.EmulatorState`.
+"""Bot API method implementations on top of :class:`~sandbox.telegram.state.EmulatorState`.
 
 The HTTP layer (server.py) parses requests into :class:`Params` and calls :meth:`BotMethods.call`;
 errors are raised as :class:`ApiError` with Telegram's descriptions.

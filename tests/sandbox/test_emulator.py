@@ -43,7 +43,7 @@ from aiogram.types import (
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from botapp.emulator import BotAPIEmulator, EmulatedUser, WaitTimeout, sample_image, sample_mp4
+from sandbox.telegram import BotAPIEmulator, EmulatedUser, WaitTimeout, sample_image, sample_mp4
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -676,7 +676,7 @@ async def test_blocking_wait_in_emulator_loop_is_refused(emu: BotAPIEmulator) ->
 
 def test_standalone_cli_starts() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "botapp.emulator", "--port", "0", "--token", "123:TEST", "--user", "5:Eve"],
+        [sys.executable, "-m", "sandbox.telegram", "--port", "0", "--token", "123:TEST", "--user", "5:Eve"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -50,7 +50,7 @@ from .state import (
     now,
 )
 
-log = logging.getLogger("botapp.emulator")
+log = logging.getLogger("sandbox.telegram")
 
 SEND_METHODS = frozenset(
     {
