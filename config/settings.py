@@ -7,15 +7,17 @@ queue, so that a newcomer needs nothing but Python.
 from decimal import Decimal
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.env import StrictEnv, read_env_file
 from config.secret_key import DEV_SECRET_KEY, is_public
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# A malformed .env line or a value of the wrong type stops the process with the variable and the
+# line named (config/env.py); the environment wins over .env.
+env = StrictEnv()
+read_env_file(BASE_DIR / ".env")
 
 
 def env_or(name: str, default: str) -> str:
@@ -229,12 +231,16 @@ MAX_INFLIGHT_PER_USER = env.int("MAX_INFLIGHT_PER_USER", default=3)
 IMAGE_TIMEOUT_SECONDS = env.int("IMAGE_TIMEOUT_SECONDS", default=180)
 VIDEO_TIMEOUT_SECONDS = env.int("VIDEO_TIMEOUT_SECONDS", default=900)
 XP_PER_TOKEN = env.int("XP_PER_TOKEN", default=10)
-REFERRAL_FIRST_TOPUP_BONUS = Decimal(env.str("REFERRAL_FIRST_TOPUP_BONUS", default="10"))
-REFERRAL_PERCENT = Decimal(env.str("REFERRAL_PERCENT", default="5"))
+REFERRAL_FIRST_TOPUP_BONUS = env("REFERRAL_FIRST_TOPUP_BONUS", cast=Decimal, default=Decimal("10"))
+REFERRAL_PERCENT = env("REFERRAL_PERCENT", cast=Decimal, default=Decimal("5"))
 MAX_INPUT_IMAGE_BYTES = env.int("MAX_INPUT_IMAGE_BYTES", default=10 * 1024 * 1024)
 
 # --- The web process (`make run` / `manage.py runstack`; the Procfile passes $PORT to uvicorn) -----------
 PORT = env.int("PORT", default=8000)
+# Without BOT_TOKEN, `make run` starts the sandbox here: a local Telegram (the Bot API emulator of
+# sandbox/telegram) with a web chat page, which the bot, the workers and the admin talk to.
+SANDBOX_HOST = env_or("SANDBOX_HOST", "127.0.0.1")
+SANDBOX_PORT = env.int("SANDBOX_PORT", default=8081)
 
 # --- Admin login created by `make run` ---------------------------------------------------------------
 ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="")

@@ -1,24 +1,43 @@
-"""Create (or update the password of) the admin login named by ADMIN_USERNAME / ADMIN_PASSWORD."""
+"""Create (or update the password of) the admin login named by ADMIN_USERNAME / ADMIN_PASSWORD.
+
+A newcomer (no ADMIN_PASSWORD, no admin login in the database yet) gets one: `admin` (or
+ADMIN_USERNAME) with a random password, saved into `.env` so that it stays the same and `make run`
+can show it.
+"""
+
+import secrets
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from config.env import write_env_value
+
 
 class Command(BaseCommand):
-    help = "Create the admin login from ADMIN_USERNAME/ADMIN_PASSWORD, or print how to create one."
+    help = "Create the admin login from ADMIN_USERNAME/ADMIN_PASSWORD (a newcomer gets a generated one in .env)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--env-file", default=str(settings.BASE_DIR / ".env"), help="where to save a new login")
 
     def handle(self, *args, **options):
-        username, password = settings.ADMIN_USERNAME, settings.ADMIN_PASSWORD
-        if not username or not password:
-            self.stdout.write(
-                "No ADMIN_USERNAME/ADMIN_PASSWORD set: create an admin login with "
-                "`.venv/bin/python manage.py createsuperuser`, or set both in .env and run `make run` again."
-            )
-            return
-        user, created = get_user_model().objects.get_or_create(
-            username=username, defaults={"is_staff": True, "is_superuser": True}
-        )
+        users = get_user_model()
+        username, password = settings.ADMIN_USERNAME or "admin", settings.ADMIN_PASSWORD
+        if not password:
+            if users.objects.filter(is_superuser=True).exists():
+                self.stdout.write(
+                    "No ADMIN_PASSWORD set; the admin logins in the database are kept "
+                    "(`.venv/bin/python manage.py changepassword <name>` resets one)."
+                )
+                return
+            password = secrets.token_urlsafe(12)
+            env_file = Path(options["env_file"])
+            write_env_value(env_file, "ADMIN_USERNAME", username, comment="The admin login made by `make run`.")
+            write_env_value(env_file, "ADMIN_PASSWORD", password)
+            self.stdout.write(f"Generated an admin login, saved in {env_file}: {username} / {password}")
+        defaults = {"is_staff": True, "is_superuser": True}
+        user, created = users.objects.get_or_create(username=username, defaults=defaults)
         user.is_staff = user.is_superuser = True
         user.set_password(password)
         user.save()

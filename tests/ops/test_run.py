@@ -1,0 +1,204 @@
+"""`make run` on a fresh machine: a bad configuration is named, a newcomer gets an admin login, the
+database is migrated first, the sandbox (a local Telegram) runs the bot without a token, and Ctrl+C
+stops the whole process tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import StrictEnv, read_env_file, write_env_value
+
+from .test_startup import free_port, stack_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- a corrupt .env line or value is named ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ("DEBUG=true\nthis is not a setting\n", "line 2 is not NAME=value: 'this is not a setting'"),
+        ("BOT_TOKEN=\"123:abc\nPORT=8000\n", "line 1: the value of BOT_TOKEN opens a quote it never closes"),
+        ("# fine\n\nexport PORT=8000\n=nameless\n", "line 4 is not NAME=value: '=nameless'"),
+    ],
+)
+def test_a_corrupt_env_line_is_named(tmp_path, content, named):
+    env_file = tmp_path / ".env"
+    env_file.write_text(content)
+    with pytest.raises(ImproperlyConfigured) as caught:
+        read_env_file(env_file)
+    assert named in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "cast"),
+    [("RUN_TEST_FLAG", "maybe", bool), ("RUN_TEST_COUNT", "abc", int), ("RUN_TEST_RATE", "fast", float)],
+)
+def test_a_value_of_the_wrong_type_is_named_with_its_line(tmp_path, monkeypatch, name, value, cast):
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"# comment\n{name}={value}\n")
+    monkeypatch.delenv(name, raising=False)
+    read_env_file(env_file)
+    try:
+        with pytest.raises(ImproperlyConfigured) as caught:
+            StrictEnv()(name, cast=cast)
+    finally:
+        os.environ.pop(name, None)
+    assert f"{name}={value!r} (from .env line 2)" in str(caught.value)
+
+
+def test_good_values_still_read(monkeypatch):
+    monkeypatch.setenv("RUN_TEST_FLAG", "off")
+    monkeypatch.setenv("RUN_TEST_COUNT", "7")
+    env = StrictEnv()
+    assert env.bool("RUN_TEST_FLAG") is False and env.int("RUN_TEST_COUNT") == 7
+
+
+def test_manage_py_prints_one_line_not_a_traceback():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=stack_env(DEBUG="maybe"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Configuration error: DEBUG='maybe' (from the environment) is not a yes/no value" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_write_env_value_replaces_in_place_or_appends(tmp_path):
+    env_file = tmp_path / ".env"
+    write_env_value(env_file, "ADMIN_PASSWORD", "one", comment="made here")
+    assert env_file.read_text() == "# made here\nADMIN_PASSWORD=one\n" and env_file.stat().st_mode & 0o077 == 0
+    env_file.write_text("A=1\nADMIN_PASSWORD=\nB=2\n")
+    write_env_value(env_file, "ADMIN_PASSWORD", "two")
+    assert env_file.read_text() == "A=1\nADMIN_PASSWORD=two\nB=2\n"
+
+
+# --- the newcomer's admin login -----------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_a_newcomer_gets_an_admin_login_saved_in_env(tmp_path, settings):
+    from django.contrib.auth import authenticate
+    from django.core.management import call_command
+
+    settings.ADMIN_USERNAME, settings.ADMIN_PASSWORD = "", ""
+    env_file = tmp_path / ".env"
+    call_command("ensure_admin", env_file=str(env_file))
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    assert values["ADMIN_USERNAME"] == "admin" and len(values["ADMIN_PASSWORD"]) >= 12
+    assert authenticate(username="admin", password=values["ADMIN_PASSWORD"]) is not None
+    call_command("ensure_admin", env_file=str(env_file))  # an admin exists now: nothing is replaced
+    assert env_file.read_text().count("ADMIN_PASSWORD=") == 1
+    assert authenticate(username="admin", password=values["ADMIN_PASSWORD"]) is not None
+
+
+# --- the sandbox, and Ctrl+C -------------------------------------------------------------------------------
+def _pids(output: str) -> dict[str, int]:
+    return {name: int(pid) for name, pid in re.findall(r"started (\w+) \(pid (\d+)\)", output)}
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_make_run_without_a_token_runs_the_sandbox_and_stops_on_ctrl_c(tmp_path):
+    web, sandbox = free_port(), free_port()
+    log = tmp_path / "run.log"
+    env = stack_env(
+        PORT=str(web),
+        SANDBOX_PORT=str(sandbox),
+        BOT_TOKEN="",
+        DEBUG="false",
+        SECRET_KEY="a-real-secret-key-for-this-test-only-0123456789",
+        ADMIN_USERNAME="admin",
+        ADMIN_PASSWORD="run-test-password",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.sqlite3'}",  # never migrated: runstack migrates it
+        MEDIA_ROOT=str(tmp_path / "media"),
+        CELERY_BROKER_FOLDER=str(tmp_path / "broker"),
+        CELERY_BEAT_SCHEDULE_FILENAME=str(tmp_path / "beat"),
+        GENERATION_PROVIDER_MODE="auto",
+        GOOGLE_API_KEY="",
+        GOOGLE_VERTEX_API_KEY="",
+    )
+    with log.open("w") as out:
+        # Its own process group, like a shell's foreground job: Ctrl+C reaches the whole group.
+        make = subprocess.Popen(
+            ["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    pids: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while "Press Ctrl+C to stop." not in log.read_text(errors="replace"):
+            assert make.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.3)
+        output = log.read_text(errors="replace")
+        pids = _pids(output)
+        assert set(pids) == {"sandbox", "web", "bot", "worker"}, output
+        assert f"Chat:       http://127.0.0.1:{sandbox}/chat/" in output
+        assert f"Admin:      http://127.0.0.1:{web}/admin/   login: admin / run-test-password" in output
+        assert "Telegram:   sandbox" in output and "Generation: demo provider" in output
+        assert "Database:   SQLite" in output and "Task queue: a folder" in output
+        assert "The database is not migrated yet: migrating it first." not in output  # make run migrated it
+        token = re.search(r"Token: (\S+)", output).group(1)
+        # The bot polls the sandbox with the sandbox's token, as it would poll Telegram.
+        deadline = time.monotonic() + 30
+        while True:
+            url = f"http://127.0.0.1:{sandbox}/bot{token}/getMyCommands"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if json.load(response)["result"]:  # the bot registered its command menu at start-up
+                    break
+            assert time.monotonic() < deadline, "the bot never reached the sandbox"
+            time.sleep(0.5)
+        os.killpg(make.pid, signal.SIGINT)  # what Ctrl+C in the terminal does
+        make.wait(60)
+        deadline = time.monotonic() + 30
+        while any(_group_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = [name for name, pid in pids.items() if _group_alive(pid)]
+        assert left == [], f"still running after Ctrl+C: {left}\n{log.read_text(errors='replace')}"
+    finally:
+        for pid in [make.pid, *pids.values()]:
+            if _group_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_runstack_migrates_a_database_that_is_not_migrated(tmp_path):
+    port = free_port()
+    env = stack_env(PORT=str(port), DEBUG="true", DATABASE_URL=f"sqlite:///{tmp_path / 'new.sqlite3'}")
+    with (tmp_path / "out.log").open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runstack", "--no-bot", "--no-worker"], cwd=ROOT, env=env,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while "Press Ctrl+C to stop." not in (tmp_path / "out.log").read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "out.log").read_text()
+            time.sleep(0.3)
+        assert "The database is not migrated yet: migrating it first." in (tmp_path / "out.log").read_text()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=10) as response:
+            assert response.status == 200  # the admin's tables exist
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(30)
