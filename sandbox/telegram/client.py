@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .api import EmulatorAPI, PaymentResult, Predicate
 from .formatting import command_entities
 from .media import sample_image, sample_mp4
 from .state import JSON
 
 if TYPE_CHECKING:
-    from .server import BotAPIEmulator, Predicate
     from .state import PreCheckoutRecord
+
+__all__ = ["EmulatedUser", "Expectation", "MessageCursor", "PaymentResult", "button_texts", "inline_buttons"]
 
 FileData = bytes | str | Path
 
@@ -50,25 +51,10 @@ def button_texts(message: JSON) -> list[str]:
     return [b["text"] for b in inline_buttons(message)]
 
 
-@dataclass
-class PaymentResult:
-    """Outcome of :meth:`EmulatedUser.pay`."""
-
-    ok: bool
-    pre_checkout_query_id: str
-    currency: str
-    total_amount: int
-    invoice_payload: str
-    error_message: str | None = None
-    charge_id: str | None = None
-    message: JSON | None = None
-    update_id: int | None = None
-
-
 class EmulatedUser:
     """A Telegram user in a private chat with the bot (create with ``emu.user(...)``)."""
 
-    def __init__(self, emulator: BotAPIEmulator, info: JSON) -> None:
+    def __init__(self, emulator: EmulatorAPI, info: JSON) -> None:
         self.emu = emulator
         self.info = info
         self.last_update_id: int | None = None
@@ -252,7 +238,7 @@ class EmulatedUser:
         then a successful_payment message. Pass an existing ``charge_id`` to replay that payment.
         Blocks: from the emulator's own loop use :meth:`apay`.
         """
-        self.emu._guard_blocking()
+        self.emu.guard_blocking()
         record, remaining = self._begin_payment(invoice, timeout)
         self.emu.state.wait_sync(lambda: True if record.answered else None, remaining)
         return self._complete(record, charge_id)
@@ -306,7 +292,7 @@ class EmulatedUser:
 class MessageCursor:
     """Reads the bot's messages/edits in a chat one after another (see ``emu.cursor``)."""
 
-    def __init__(self, emulator: BotAPIEmulator, chat_id: int, position: int) -> None:
+    def __init__(self, emulator: EmulatorAPI, chat_id: int, position: int) -> None:
         self.emu = emulator
         self.chat_id = chat_id
         self.position = position
@@ -341,7 +327,7 @@ class Expectation:
 
     def __init__(
         self,
-        emulator: BotAPIEmulator,
+        emulator: EmulatorAPI,
         chat_id: int,
         predicate: Predicate | None,
         timeout: float,
