@@ -1,17 +1,21 @@
 # The two commands a newcomer needs:  `make run`  and  `make test`.
-# Both create .venv and install the pinned dependencies (requirements.lock) on first use.
+# Both create .venv and install the development lock (requirements/dev.txt: pinned, with hashes) on
+# first use. The Docker image installs only the production lock (requirements/prod.txt).
 
-PYTHON ?= python3
+# The Python version lives in .python-version (the Dockerfile's default, `make image`, the venv).
+PYTHON_VERSION := $(shell cat .python-version)
+PYTHON ?= $(shell command -v python$(PYTHON_VERSION) 2>/dev/null || echo python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements/dev.txt
+IMAGE ?= genstudio-bot
 
-.PHONY: install run test lint bench lock clean
+.PHONY: install run test lint bench lock image clean
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=23"
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -38,12 +42,19 @@ bench: install
 	$(PY) bench/updates.py
 	$(PY) bench/inflight.py
 
-## lock: re-pin requirements.lock from pyproject.toml's dependencies (run after changing them)
+## lock: re-pin both locks from pyproject.toml (run after changing its dependencies), with pip-tools:
+## requirements/prod.txt from [project].dependencies, requirements/dev.txt from those plus the `dev`
+## extra, constrained to the production pins. Existing pins are kept unless a change needs another;
+## `make lock UPGRADE=1` moves every pin to the newest allowed release.
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
 lock: install
-	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
-	  print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' > .lock-input.txt
-	$(PY) -m pip install --quiet -r .lock-input.txt && rm .lock-input.txt
-	$(PY) -m pip freeze > requirements.lock
+	$(PIP_COMPILE) --output-file requirements/prod.txt pyproject.toml
+	$(PIP_COMPILE) --extra dev --constraint requirements/prod.txt --output-file requirements/dev.txt pyproject.toml
+
+## image: the production image (Docker), on the Python version of .python-version
+image:
+	docker build --build-arg PYTHON_VERSION=$(PYTHON_VERSION) -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
