@@ -1,4 +1,4 @@
-"""HTTP endpoints of the web process: the health check and the Telegram webhook."""
+"""The Telegram webhook of the web process (the health check is botapp/health.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 from aiogram.types import Update
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -62,12 +61,6 @@ def parse_update_body(body: bytes) -> dict[str, Any]:
     if isinstance(update_id, bool) or not isinstance(update_id, int) or update_id < 0:
         raise MalformedUpdate("no integer update_id")
     return data
-
-
-def health(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})
 
 
 def _authorized(request: HttpRequest) -> bool:

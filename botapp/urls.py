@@ -1,8 +1,10 @@
 from django.urls import path
 
-from botapp import api
+from botapp import api, health
 
 urlpatterns = [
-    path("health/", api.health, name="health"),
+    # The health check: the database, the cache and the Celery broker (503 names the failing part).
+    path("healthz", health.health, name="healthz"),
+    path("health/", health.health, name="health"),  # the older address, the same check
     path("telegram/webhook/", api.telegram_webhook, name="telegram-webhook"),
 ]
