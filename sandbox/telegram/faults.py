@@ -6,12 +6,7 @@ import math
 import time
 
 from .errors import error_for_code
-from .state import (
-    JSON,
-    EmulatorState,
-    FaultRule,
-    now,
-)
+from .state import JSON, EmulatorState, FaultRule, now
 
 
 class ConnectionDropped(Exception):

@@ -9,17 +9,7 @@ from collections.abc import Callable
 
 from .api import MESSAGE_EVENTS, Predicate, WaitTimeout
 from .client import Expectation, MessageCursor
-from .state import (
-    JSON,
-    ApiCall,
-    EmulatorState,
-    Event,
-    Invoice,
-    Payment,
-    StoredFile,
-    WebhookConfig,
-    WebhookDelivery,
-)
+from .state import JSON, ApiCall, EmulatorState, Event, Invoice, Payment, StoredFile, WebhookConfig, WebhookDelivery
 
 log = logging.getLogger("sandbox.telegram")
 

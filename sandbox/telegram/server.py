@@ -33,11 +33,7 @@ from .faults import ConnectionDropped, FaultsMixin
 from .inspection import InspectionMixin
 from .methods import BotMethods
 from .params import MAX_UPLOAD_BYTES, Params, parse_request
-from .state import (
-    JSON,
-    ApiCall,
-    EmulatorState,
-)
+from .state import JSON, ApiCall, EmulatorState
 from .users import UsersMixin
 from .webhook import WebhookMixin
 

@@ -10,15 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .api import PaymentResult
 from .client import EmulatedUser
 from .media import probe_image
-from .state import (
-    JSON,
-    CallbackQueryRecord,
-    EmulatorState,
-    Invoice,
-    Payment,
-    PreCheckoutRecord,
-    now,
-)
+from .state import JSON, CallbackQueryRecord, EmulatorState, Invoice, Payment, PreCheckoutRecord, now
 
 if TYPE_CHECKING:
     from .methods import BotMethods

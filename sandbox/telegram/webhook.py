@@ -11,14 +11,7 @@ from aiohttp import ClientSession, ClientTimeout, MultipartReader
 
 from .errors import ApiError
 from .params import Params, read_multipart
-from .state import (
-    JSON,
-    EmulatorState,
-    Update,
-    WebhookConfig,
-    WebhookDelivery,
-    now,
-)
+from .state import JSON, EmulatorState, Update, WebhookConfig, WebhookDelivery, now
 
 log = logging.getLogger("sandbox.telegram")
 
