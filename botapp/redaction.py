@@ -21,6 +21,7 @@ import logging
 import os
 import re
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 MASK = "[redacted]"
@@ -97,6 +98,18 @@ def redact(text: str, *, extra: tuple[str, ...] = ()) -> str:
     for shape in PATTERNS:
         text = shape.sub(MASK, text)
     return text
+
+
+def redact_data(value: Any) -> Any:
+    """`value` with every string in it redacted: a string, or dicts, lists and tuples of them, nested
+    (a JSON log line's fields, a Sentry event). Anything else is returned as it is."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(item) for item in value]
+    return value
 
 
 def error_text(exc: BaseException, *, limit: int = 2000) -> str:

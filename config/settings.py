@@ -280,13 +280,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 
+# Log lines: "plain" text, or "json": one JSON object per line (time, level, logger, message, exc_info)
+# for a log collector; both redacted by the same filter.
+LOG_FORMAT = env_or("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "botapp.jsonlog.RedactingJsonFormatter"},
+    },
     # Every handler redacts secrets (bot token, keys, passwords) from messages and tracebacks.
     "filters": {"redact": {"()": "botapp.redaction.RedactSecretsFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         name: {"level": "WARNING"}
@@ -294,6 +302,22 @@ LOGGING = {
         for name in ("httpx", "aiogram.event", "celery.app.trace", "celery.worker.strategy", "celery.beat")
     },
 }
+if LOG_FORMAT == "json":
+    # uvicorn's own lines (start-up, errors, access log) through the same JSON handler.
+    LOGGING["loggers"].update(
+        {name: {"handlers": ["console"], "level": "INFO", "propagate": False} for name in ("uvicorn", "uvicorn.access")}
+    )
+
+# --- Error reporting (optional): Sentry, when SENTRY_DSN is set (config/sentry.py) --------------------
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="")  # e.g. production, staging
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)  # 0: errors only
+if not 0.0 <= SENTRY_TRACES_SAMPLE_RATE <= 1.0:
+    raise ImproperlyConfigured(f"SENTRY_TRACES_SAMPLE_RATE must be between 0 and 1, not {SENTRY_TRACES_SAMPLE_RATE}")
+if SENTRY_DSN:
+    from config.sentry import init_sentry
+
+    init_sentry(SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
 
 UNFOLD = {
     "SITE_TITLE": "GenStudio admin",

@@ -41,6 +41,7 @@ def load_settings(env: dict[str, str]) -> dict[str, str]:
     with (
         mock.patch.dict(os.environ, env, clear=True),
         mock.patch.object(environ.Env, "read_env"),
+        mock.patch("sentry_sdk.init"),  # a probed SENTRY_DSN must not start error reporting in the tests
         warnings.catch_warnings(),
     ):
         warnings.simplefilter("error", UserWarning)  # e.g. "Engine not recognized": not a valid value
@@ -57,7 +58,7 @@ def test_env_example_is_parsed():
 def test_every_env_example_variable_changes_a_setting(tmp_path):
     """Each variable, set alone to a distinctive value, changes at least one setting (a variable the
     settings do not read, or read but ignore, fails here)."""
-    candidates = ["true", "false", "7", "0.25", "ru", "x9-probe", PG_URL, "redis://probe.example:6379/3",
+    candidates = ["true", "false", "7", "0.25", "ru", "json", "x9-probe", PG_URL, "redis://probe.example:6379/3",
                   str(tmp_path / "probe")]  # fmt: skip
     without_effect = []
     for name in env_example_names():
