@@ -35,6 +35,7 @@ from .methods import BotMethods
 from .params import MAX_UPLOAD_BYTES, Params, parse_request
 from .state import JSON, ApiCall, EmulatorState
 from .users import UsersMixin
+from .webchat import WebChat
 from .webhook import WebhookMixin
 
 log = logging.getLogger("sandbox.telegram")
@@ -76,6 +77,7 @@ class BotAPIEmulator(WebhookMixin, FaultsMixin, UsersMixin, InspectionMixin):
         pre_checkout_timeout: float = 10.0,
         allow_http_webhook: bool = True,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        webchat: bool = True,
     ) -> None:
         if token is None:
             token = f"{7_000_000_000 + secrets.randbelow(10**8)}:AA{secrets.token_urlsafe(24)}"
@@ -101,6 +103,11 @@ class BotAPIEmulator(WebhookMixin, FaultsMixin, UsersMixin, InspectionMixin):
         self.app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         self.app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         self.app.router.add_get("/", self._handle_index)
+        self.app.router.add_get("/health", self._handle_health)
+        #: The web chat page at /chat/ (a person talking to the bot in a browser); None when disabled.
+        self.webchat: WebChat | None = WebChat(self) if webchat else None
+        if self.webchat is not None:
+            self.webchat.install(self.app)
         self._users: dict[int, EmulatedUser] = {}
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -229,7 +236,19 @@ class BotAPIEmulator(WebhookMixin, FaultsMixin, UsersMixin, InspectionMixin):
 
     # ================================================================== HTTP layer
 
+    @property
+    def webchat_url(self) -> str:
+        """The web chat page (``http://127.0.0.1:port/chat/``; a wildcard host is shown as 127.0.0.1)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/chat/"
+
+    async def _handle_health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "bot": self.state.bot_user.get("username")})
+
     async def _handle_index(self, request: web.Request) -> web.Response:
+        if self.webchat is not None and "text/html" in request.headers.get("Accept", ""):
+            raise web.HTTPFound("/chat/")
         return web.json_response({"emulator": "telegram-bot-api", "bot": self.state.bot_user.get("username")})
 
     async def _handle_api(self, request: web.Request) -> web.Response:
