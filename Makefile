@@ -47,7 +47,7 @@ bench: install
 ## extra, constrained to the production pins. Existing pins are kept unless a change needs another;
 ## `make lock UPGRADE=1` moves every pin to the newest allowed release.
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes \
-	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
+	--allow-unsafe --no-strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
 lock: install
 	$(PIP_COMPILE) --output-file requirements/prod.txt pyproject.toml
 	$(PIP_COMPILE) --extra dev --constraint requirements/prod.txt --output-file requirements/dev.txt pyproject.toml

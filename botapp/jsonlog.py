@@ -26,4 +26,5 @@ class RedactingJsonFormatter(JsonFormatter):
         super().__init__(*args, **kwargs)
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        log_data.pop("color_message", None)  # uvicorn's copy of the message with terminal colours
         return redact_data(log_data)
