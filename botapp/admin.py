@@ -27,7 +27,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
-from django.utils.text import Truncator
 from unfold.admin import ModelAdmin, StackedInline, TabularInline
 from unfold.contrib.filters.admin import (
     ChoicesDropdownFilter,
@@ -40,7 +39,6 @@ from unfold.widgets import UnfoldAdminDecimalFieldWidget, UnfoldAdminSelectWidge
 
 from botapp.models import (
     AIModel,
-    Broadcast,
     GenRequest,
     Level,
     Payment,
@@ -87,13 +85,6 @@ TX_LABELS = {
     Transaction.Kind.PROMO: "primary",
     Transaction.Kind.ADMIN_ADJUSTMENT: "danger",
     Transaction.Kind.PAYMENT_REFUND: "warning",
-}
-BROADCAST_LABELS = {
-    Broadcast.Status.DRAFT: "",
-    Broadcast.Status.SCHEDULED: "info",
-    Broadcast.Status.SENDING: "warning",
-    Broadcast.Status.DONE: "success",
-    Broadcast.Status.CANCELLED: "danger",
 }
 
 
@@ -1199,33 +1190,5 @@ class TransactionAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
         return csv_response("transactions", header, rows)
 
 
-# --- broadcasts ----------------------------------------------------------------------------------
-@admin.register(Broadcast)
-class BroadcastAdmin(ModelAdmin):
-    list_display = ("id", "created_at", "audience", "status_badge", "short_text", "progress", "started_at")
-    list_filter = ("status", "audience", ("created_at", RangeDateTimeFilter))
-    list_filter_submit = True
-    search_fields = ("text",)
-    ordering = ("-created_at",)
-    readonly_fields = ("total", "delivered", "blocked", "failed", "created_at", "started_at", "finished_at")
-    fieldsets = (
-        (None, {"fields": ("text", "photo", "button_text", "button_url", "audience", "status")}),
-        ("Progress", {"fields": readonly_fields}),
-    )
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        if db_field.name == "button_url":
-            kwargs["assume_scheme"] = "https"
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
-
-    @display(description="Status", ordering="status", label=BROADCAST_LABELS)
-    def status_badge(self, obj: Broadcast) -> tuple[str, str]:
-        return obj.status, obj.get_status_display()
-
-    @display(description="Text")
-    def short_text(self, obj: Broadcast) -> str:
-        return Truncator(obj.text).chars(60)
-
-    @display(description="Delivered / blocked / failed of total")
-    def progress(self, obj: Broadcast) -> str:
-        return f"{obj.delivered} / {obj.blocked} / {obj.failed} of {obj.total}"
+# --- broadcasts: botapp/admin_broadcasts.py (registered on import) -------------------------------
+from botapp import admin_broadcasts  # noqa: E402, F401

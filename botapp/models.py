@@ -435,33 +435,117 @@ class UserSettings(models.Model):
 
 
 class Broadcast(models.Model):
+    """A message to many users, sent in the background (botapp.services.broadcasts).
+
+    The audience is a combination of segments (every field left empty means "anyone"); users who
+    blocked the bot or are banned never receive it. When it starts, one `BroadcastRecipient` row per
+    user is created (in batches), and each row is claimed by a conditional UPDATE before its send.
+    """
+
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
         SCHEDULED = "scheduled", "Scheduled"
         SENDING = "sending", "Sending"
+        PAUSED = "paused", "Paused"
         DONE = "done", "Done"
         CANCELLED = "cancelled", "Cancelled"
 
-    class Audience(models.TextChoices):
-        ALL = "all", "All users"
-        RU = "ru", "Russian speakers"
-        EN = "en", "English speakers"
-        PAYING = "paying", "Users who paid"
-        NEVER_PAID = "never_paid", "Users who never paid"
+    EDITABLE = (Status.DRAFT, Status.SCHEDULED)
+    ACTIVE = (Status.SENDING, Status.PAUSED)
 
-    text = models.TextField()
+    class Paid(models.TextChoices):
+        ANY = "", "Anyone"
+        PAID = "paid", "Paid at least once"
+        NEVER = "never", "Never paid"
+
+    class Screen(models.TextChoices):
+        """A bot screen a button can open (values: botapp.callbacks.MenuAction)."""
+
+        NONE = "", "No screen"
+        MAIN = "main", "Main menu"
+        IMAGE = "img", "Create an image"
+        VIDEO = "vid", "Create a video"
+        TOPUP = "top", "Top up"
+        BALANCE = "bal", "Balance"
+        PROMO = "promo", "Promocode"
+        INVITE = "inv", "Invite friends"
+
+    text = models.TextField(help_text="Telegram HTML: <b>, <i>, <u>, <s>, <a href>, <code>, <pre>, <blockquote>, "
+                            "<tg-spoiler>; escape other <, & as &lt; &amp;.")
     photo = models.ImageField(upload_to="broadcasts/", null=True, blank=True)
+    photo_file_id = models.CharField(max_length=255, blank=True, editable=False)
     button_text = models.CharField(max_length=64, blank=True)
     button_url = models.URLField(blank=True)
-    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ALL)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    button_screen = models.CharField(max_length=8, choices=Screen.choices, blank=True, default="")
+    # --- audience (combined with AND; empty = no condition) ---
+    active_within_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seen by the bot within the last N days."
+    )
+    paid = models.CharField(max_length=8, choices=Paid.choices, blank=True, default="")
+    has_balance = models.BooleanField(default=False, help_text="Only users with tokens (purchased or bonus).")
+    language = models.CharField(max_length=2, choices=Language.choices, blank=True, default="")
+    level_min = models.PositiveIntegerField(null=True, blank=True)
+    level_max = models.PositiveIntegerField(null=True, blank=True)
+    never_generated = models.BooleanField(default=False, help_text="Only users who never requested a generation.")
+    joined_after = models.DateTimeField(null=True, blank=True)
+    joined_before = models.DateTimeField(null=True, blank=True)
+    referred_only = models.BooleanField(default=False, help_text="Only users invited by someone.")
+    # --- sending ---
+    send_at = models.DateTimeField(null=True, blank=True, help_text="Empty: as soon as it is started.")
+    allow_paid_broadcast = models.BooleanField(
+        default=False, help_text="Telegram's paid broadcasts: up to 1000 messages/s, 0.1 Star per message."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    created_by = models.CharField(max_length=150, blank=True, editable=False)
     total = models.PositiveIntegerField(default=0)
     delivered = models.PositiveIntegerField(default=0)
     blocked = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
+    unknown = models.PositiveIntegerField(default=0)
+    # Recipients are created in batches by user id; the last id done, and whether all are there.
+    prepared_upto = models.BigIntegerField(default=0, editable=False)
+    prepared = models.BooleanField(default=False, editable=False)
+    # The one runner sending it now (a lease renewed while it runs; see services/broadcasts.py).
+    runner_token = models.CharField(max_length=32, blank=True, editable=False)
+    runner_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        permissions = [("send_broadcast", "Can start, preview, pause, resume and cancel broadcasts")]
+
     def __str__(self) -> str:
         return f"Broadcast #{self.pk} ({self.status})"
+
+
+class BroadcastRecipient(models.Model):
+    """One user of a broadcast: pending -> sending (claimed, committed before the send) -> a result.
+
+    A row left in `sending` by a runner that died has an unknown outcome: it is marked `unknown` and
+    never sent again (the message may have arrived)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        BLOCKED = "blocked", "Blocked the bot"
+        FAILED = "failed", "Failed"
+        UNKNOWN = "unknown", "Outcome unknown"
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="recipients")
+    user = models.ForeignKey(TgUser, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    # pending: not before this moment (flood control); sending: the runner that claimed it.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    message_id = models.BigIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=255, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["broadcast", "user"], name="broadcast_recipient_once")]
+        indexes = [models.Index(fields=["broadcast", "status", "id"], name="bcast_recipient_status")]
+
+    def __str__(self) -> str:
+        return f"#{self.broadcast_id} -> {self.user_id} ({self.status})"

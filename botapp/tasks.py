@@ -10,6 +10,9 @@
         refunds whatever is stuck
     notify_failure(id, reason): tells the user why it failed and that the tokens are back
     notify_refund(id): tells the user an operator refunded their generation (botapp.services.notices)
+    run_broadcast(id): sends a broadcast (botapp.services.broadcasts); comes back later on flood control
+    tick_broadcasts (beat, every BROADCAST_TICK_SECONDS): starts due scheduled broadcasts, replaces the
+        runner of a broadcast whose worker died
 
 Every task is idempotent (each step is a conditional UPDATE), so they ack late: a worker killed
 mid-task gets the message redelivered, and the duplicate finds nothing to do or resumes cleanly.
@@ -103,3 +106,20 @@ def notify_refund(self, request_id: int) -> None:
     retry_in = notices.send_refund_notice(request_id=request_id)
     if retry_in:
         raise self.retry(countdown=retry_in + 0.5)
+
+
+@shared_task(name="botapp.tasks.run_broadcast", ignore_result=True)
+def run_broadcast(broadcast_id: int) -> None:
+    """Send a broadcast (one runner at a time holds it; a duplicate task finds it taken and returns)."""
+    from botapp.services import broadcasts
+
+    again = broadcasts.run(broadcast_id=broadcast_id)
+    if again is not None:
+        run_broadcast.apply_async((broadcast_id,), countdown=again)
+
+
+@shared_task(name="botapp.tasks.tick_broadcasts", ignore_result=True)
+def tick_broadcasts() -> dict:
+    from botapp.services import broadcasts
+
+    return broadcasts.tick()

@@ -164,6 +164,8 @@ CELERY_TASK_ROUTES = {
     "botapp.tasks.notify_failure": {"queue": CELERY_SEND_QUEUE},
     "botapp.tasks.check_failure_rate": {"queue": CELERY_TICK_QUEUE},
     "botapp.tasks.send_operator_alert": {"queue": CELERY_SEND_QUEUE},
+    "botapp.tasks.run_broadcast": {"queue": CELERY_SEND_QUEUE},
+    "botapp.tasks.tick_broadcasts": {"queue": CELERY_TICK_QUEUE},
 }
 # The periodic tasks (run `celery -A config beat`, or `worker -B` on one machine).
 GENERATION_POLL_TICK_SECONDS = env.float("GENERATION_POLL_TICK_SECONDS", default=2.0)
@@ -178,7 +180,22 @@ ALERT_FAILURE_WINDOW_SECONDS = env.float("ALERT_FAILURE_WINDOW_SECONDS", default
 ALERT_FAILURE_PERCENT = env.float("ALERT_FAILURE_PERCENT", default=30.0)
 ALERT_FAILURE_MIN_REQUESTS = env.int("ALERT_FAILURE_MIN_REQUESTS", default=10)
 ALERT_COOLDOWN_SECONDS = env.float("ALERT_COOLDOWN_SECONDS", default=900.0)
+# Broadcasts (botapp.services.broadcasts): messages per second of a broadcast (BROADCAST_RATE, within
+# TELEGRAM_GLOBAL_RATE, whose budget it shares with results), or of a paid one (allow_paid_broadcast:
+# up to 1000/s, over Telegram's free limit, 0.1 Star a message); BROADCAST_THREADS concurrent sends per
+# runner; beat every BROADCAST_TICK_SECONDS starts due scheduled broadcasts and hands a broadcast whose
+# runner stopped renewing its BROADCAST_LEASE_SECONDS lease (a killed worker) to a new runner.
+BROADCAST_RATE = env.float("BROADCAST_RATE", default=25.0)
+BROADCAST_PAID_RATE = env.float("BROADCAST_PAID_RATE", default=1000.0)
+BROADCAST_THREADS = env.int("BROADCAST_THREADS", default=8)
+BROADCAST_TICK_SECONDS = env.float("BROADCAST_TICK_SECONDS", default=5.0)
+BROADCAST_LEASE_SECONDS = env.float("BROADCAST_LEASE_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE = {
+    "broadcast-tick": {
+        "task": "botapp.tasks.tick_broadcasts",
+        "schedule": BROADCAST_TICK_SECONDS,
+        "options": {"expires": max(1.0, BROADCAST_TICK_SECONDS * 2)},
+    },
     "generation-poll": {
         "task": "botapp.tasks.poll_generations",
         "schedule": GENERATION_POLL_TICK_SECONDS,

@@ -202,10 +202,12 @@ class TelegramSender:
         repeatable: bool = True,
         timeout: float | None = None,
         what: str = "call",
+        paid: bool = False,
     ) -> Any:
         """Run `make(bot, request_timeout)` within the limits; see the module docstring for the error
         policy. A call that is not `repeatable` (a send) is never repeated after an unknown outcome:
-        `OutcomeUnknown` is raised instead."""
+        `OutcomeUnknown` is raised instead. A `paid` broadcast message (allow_paid_broadcast) is over
+        Telegram's free 30/s: it takes the chat's bucket only (the caller paces it)."""
         from aiogram.exceptions import (
             TelegramBadRequest,
             TelegramEntityTooLarge,
@@ -218,7 +220,7 @@ class TelegramSender:
 
         loop, bot = self._ensure()
         chat = self.chat_bucket(chat_id)
-        buckets = [chat, self.aux_bucket if best_effort else self.global_bucket]
+        buckets = [chat] if paid else [chat, self.aux_bucket if best_effort else self.global_bucket]
         timeout = float(timeout or self.limits.request_timeout)
         failures = 0
         while True:
@@ -278,16 +280,22 @@ class TelegramSender:
         reply_markup: Any = None,
         best_effort: bool = False,
         repeatable: bool = False,
+        allow_paid_broadcast: bool = False,
     ) -> SentMessage | None:
         """Send a text. Not `repeatable` (the default): an unknown outcome raises `OutcomeUnknown`
         rather than risking the same message twice; `repeatable=True` for short notices where a
-        duplicate is better than none."""
+        duplicate is better than none. `allow_paid_broadcast`: Telegram's paid broadcast (0.1 Star a
+        message, up to 1000/s; not limited by the global bucket)."""
+        paid = {"allow_paid_broadcast": True} if allow_paid_broadcast else {}
         message = self._call(
             chat_id,
-            lambda bot, rt: bot.send_message(chat_id=chat_id, text=text, reply_markup=reply_markup, request_timeout=rt),
+            lambda bot, rt: bot.send_message(
+                chat_id=chat_id, text=text, reply_markup=reply_markup, request_timeout=rt, **paid
+            ),
             best_effort=best_effort,
             repeatable=repeatable,
             what="sendMessage",
+            paid=allow_paid_broadcast,
         )
         return SentMessage(chat_id, message.message_id) if message is not None else None
 
@@ -333,13 +341,17 @@ class TelegramSender:
         width: int | None = None,
         height: int | None = None,
         duration: float | None = None,
+        allow_paid_broadcast: bool = False,
     ) -> SentMessage:
         """Send a photo / video / document from bytes (uploaded) or a Telegram file_id (re-sent).
-        Never repeated after an unknown outcome: that raises `OutcomeUnknown`."""
+        Never repeated after an unknown outcome: that raises `OutcomeUnknown`. `allow_paid_broadcast`:
+        as in `send_message`."""
         from aiogram.types import BufferedInputFile
 
         payload: Any = BufferedInputFile(file, filename=filename) if isinstance(file, bytes) else file
-        common = {"chat_id": chat_id, "caption": caption, "reply_markup": reply_markup}
+        common: dict[str, Any] = {"chat_id": chat_id, "caption": caption, "reply_markup": reply_markup}
+        if allow_paid_broadcast:
+            common["allow_paid_broadcast"] = True
         if method == PHOTO:
 
             def make(bot, rt):
@@ -362,7 +374,9 @@ class TelegramSender:
             raise ValueError(f"unknown send method {method!r}")
         uploading = isinstance(file, bytes)
         timeout = self.limits.upload_timeout if uploading else self.limits.request_timeout
-        message = self._call(chat_id, make, timeout=timeout, repeatable=False, what=f"send_{method}")
+        message = self._call(
+            chat_id, make, timeout=timeout, repeatable=False, what=f"send_{method}", paid=allow_paid_broadcast
+        )
         return _sent(message, method)
 
     # --- files ------------------------------------------------------------------------------------

@@ -56,6 +56,12 @@ WORKER_ENV = {
     "GOOGLE_GENAI_USE_VERTEXAI": "false",
     "CELERY_WORKER_CONCURRENCY": "8",
     "LOG_LEVEL": "INFO",
+    # Broadcasts (tests/generation/test_broadcast_e2e.py): a slow rate to pause and kill mid-way, a
+    # short lease so a killed runner is replaced within seconds.
+    "BROADCAST_RATE": "8",
+    "BROADCAST_THREADS": "4",
+    "BROADCAST_TICK_SECONDS": "0.5",
+    "BROADCAST_LEASE_SECONDS": "2",
 }
 
 
