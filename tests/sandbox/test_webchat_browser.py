@@ -392,3 +392,29 @@ def test_a_good_looking_screenshot(browser: Any) -> None:
         chat.close()
     shutil.copy(path, Path(tempfile.gettempdir()) / "webchat.png")
     assert path.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_the_page_reconnects_and_resyncs_after_a_restart(browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    first = BotAPIEmulator(bot_username="sandbox_demo_bot")
+    with first:
+        assert first.webchat is not None
+        first.webchat.ensure_presets()
+        chat = ChatPage(browser, first, 100001)
+        page = chat.page
+        _bot_says(first, 100001, "before the restart")
+        expect(chat.bot("before the restart")).to_be_visible(timeout=WAIT)
+        port = first.port
+    expect(page.get_by_test_id("connection-status")).to_be_visible(timeout=WAIT)  # the stream dropped
+
+    second = BotAPIEmulator(bot_username="sandbox_demo_bot", port=port)  # a new process: a new, empty world
+    with second:
+        assert second.webchat is not None
+        second.webchat.ensure_presets()
+        expect(page.get_by_test_id("connection-status")).to_be_hidden(timeout=WAIT)  # reconnected by itself
+        expect(page.get_by_test_id("start-button")).to_be_visible(timeout=WAIT)  # read again, not kept
+        expect(chat.bot("before the restart")).to_have_count(0)
+        _bot_says(second, 100001, "a fresh world")
+        expect(chat.bot("a fresh world")).to_be_visible(timeout=WAIT)
+    chat.close()

@@ -498,7 +498,7 @@ class WebChat:
             last = state.last_event_seq
         resync = not 0 <= since <= last
         since = last if resync else since
-        with contextlib.suppress(ConnectionError, RuntimeError, asyncio.CancelledError):
+        with contextlib.suppress(ConnectionError, RuntimeError):  # the page went away
             await response.write(b"retry: 1000\n\n")
             await response.write(sse_frame("hello", {"instance": self.instance, "seq": last, "resync": resync}))
 
