@@ -18,6 +18,7 @@ from aiogram.types import (
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputMediaPhoto,
     KeyboardButton,
     LabeledPrice,
     Message,
@@ -100,7 +101,10 @@ def build_dispatcher(username: str) -> Dispatcher:
         await bot.send_chat_action(message.chat.id, "upload_photo")
         await asyncio.sleep(0.3)
         image = BufferedInputFile(sample_image(640, 400, color=(80, 140, 220)), "photo.jpg")
-        await message.answer_photo(image, caption="A <i>sample</i> photo")
+        buttons = [InlineKeyboardButton(text="Swap photo", callback_data="swap")]
+        await message.answer_photo(
+            image, caption="A <i>sample</i> photo", reply_markup=InlineKeyboardMarkup(inline_keyboard=[buttons])
+        )
 
     @dp.message(Command("xss"))
     async def xss(message: Message) -> None:
@@ -165,6 +169,13 @@ def build_dispatcher(username: str) -> Dispatcher:
                     inline_keyboard=[[InlineKeyboardButton(text="Edit again", callback_data="again")]]
                 ),
             )
+
+    @dp.callback_query(F.data == "swap")
+    async def swap(query: CallbackQuery) -> None:
+        await query.answer()
+        if isinstance(query.message, Message):
+            image = BufferedInputFile(sample_image(400, 400, color=(200, 60, 60)), "swapped.jpg")
+            await query.message.edit_media(InputMediaPhoto(media=image, caption="Swapped <b>photo</b>"))
 
     @dp.message(F.text)
     async def echo(message: Message) -> None:

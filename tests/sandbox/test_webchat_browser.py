@@ -248,6 +248,17 @@ def test_reply_keyboard_typing_indicator_and_command_menu(browser: Any, emu: Bot
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=photo.element_handle(), timeout=WAIT)
     assert photo.evaluate("img => img.naturalWidth") > 100
     expect(chat.bot("A sample photo").locator("em")).to_have_text("sample")
+
+    shown = chat.bot("A sample photo")
+    message_id, before = shown.get_attribute("data-message-id"), photo.get_attribute("src")
+    shown.get_by_role("button", name="Swap photo").click()  # editMessageMedia: new photo, new caption, in place
+    swapped = page.locator(f"[data-testid=message][data-message-id='{message_id}']")
+    expect(swapped.get_by_test_id("message-text")).to_have_text("Swapped photo", timeout=WAIT)
+    expect(swapped.locator("strong")).to_have_text("photo")
+    assert swapped.get_by_test_id("message-photo").get_attribute("src") != before
+    expect(swapped.get_by_test_id("inline-button")).to_have_count(0)  # the edit dropped the keyboard
+    _bot_delete(emu, chat.user_id, int(message_id or 0))
+    expect(swapped).to_have_count(0, timeout=WAIT)
     chat.close()
 
     english = ChatPage(browser, emu, new_user(emu, "en"))
@@ -359,13 +370,24 @@ def test_switch_users_deep_links_and_start_payload(browser: Any, emu: BotAPIEmul
     chat.close()
 
 
-def _bot_says(emu: BotAPIEmulator, chat_id: int, text: str) -> None:
-    body = json.dumps({"chat_id": chat_id, "text": text}).encode()
+def _bot_api(emu: BotAPIEmulator, method: str, **params: Any) -> Any:
     request = urllib.request.Request(
-        f"{emu.base_url}/bot{emu.token}/sendMessage", data=body, headers={"Content-Type": "application/json"}
+        f"{emu.base_url}/bot{emu.token}/{method}",
+        data=json.dumps(params).encode(),
+        headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=5) as response:
-        assert json.load(response)["ok"]
+        answer = json.load(response)
+    assert answer["ok"], answer
+    return answer["result"]
+
+
+def _bot_says(emu: BotAPIEmulator, chat_id: int, text: str) -> None:
+    _bot_api(emu, "sendMessage", chat_id=chat_id, text=text)
+
+
+def _bot_delete(emu: BotAPIEmulator, chat_id: int, message_id: int) -> None:
+    _bot_api(emu, "deleteMessage", chat_id=chat_id, message_id=message_id)
 
 
 def test_a_good_looking_screenshot(browser: Any) -> None:
