@@ -1,7 +1,11 @@
 """Telegram Bot API emulator for tests and local runs (no Django imports here).
 
 ``BotAPIEmulator`` serves the Bot API over HTTP for real aiogram clients; ``EmulatedUser`` (from
-``emu.user(...)``) plays Telegram users. See ``server.py`` for the lifecycle and waiting helpers.
+``emu.user(...)``) plays Telegram users; the web chat page at ``/chat/`` lets a person play them.
+
+Where things are: ``server.py`` (lifecycle, HTTP), ``methods/`` (the Bot API methods), ``state.py``
+(the data), ``users.py`` (what users do), ``inspection.py`` (reading and waiting), ``faults.py``,
+``webhook.py``, ``client.py`` (the test-side user, over the Protocol in ``api.py``), ``webchat/``.
 """
 
 from .client import EmulatedUser, Expectation, MessageCursor, PaymentResult, button_texts, inline_buttons
