@@ -180,6 +180,12 @@ async def test_upload_limits(http: aiohttp.ClientSession) -> None:
         await chat.upload(ANNA, [("e.png", b"", "image/png")], status=400)
         await chat.upload(424242, [("a.png", sample_image(10, 10), "image/png")], status=404)
         await chat.upload(ANNA, [("a.png", sample_image(10, 10), "image/png")], caption="c" * 1025, status=400)
+        form = aiohttp.FormData()
+        form.add_field("user_id", str(ANNA))
+        form.add_field("caption", "c" * 70_000)  # a text field, not a file: capped too
+        form.add_field("file", sample_image(10, 10), filename="a.png", content_type="image/png")
+        async with http.post(chat.api + "upload", data=form) as resp:
+            assert resp.status == 413
         async with http.post(chat.api + "upload", json={"user_id": ANNA}) as resp:
             assert resp.status == 415
         async with http.post(

@@ -379,9 +379,11 @@ class WebChat:
                 if not isinstance(part, BodyPartReader):
                     raise BadInput(400, "nested multipart is not supported")
                 if part.filename is None:
-                    raw = await part.read()
-                    if len(raw) > MAX_JSON_BODY:
-                        raise BadInput(413, f"field {part.name} too large")
+                    raw = bytearray()
+                    while chunk := await part.read_chunk(16 * 1024):
+                        raw.extend(chunk)
+                        if len(raw) > MAX_JSON_BODY:
+                            raise BadInput(413, f"field {part.name} too large")
                     fields[part.name or ""] = raw.decode("utf-8", "replace")
                     continue
                 if len(files) >= MAX_ALBUM:
