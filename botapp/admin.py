@@ -661,6 +661,8 @@ class AIModelForm(forms.ModelForm):
             "provider",
             "provider_model_id",
             "api_backend",
+            "cost_per_image_usd",
+            "cost_per_video_second_usd",
             "capabilities",
             "default_params",
             "description",
@@ -710,6 +712,14 @@ class AIModelAdmin(ActivationActionsMixin, ModelAdmin):
     fieldsets = (
         (None, {"fields": ("emoji", "name", "slug", "kind", "is_active", "sort_order", "price")}),
         ("Provider", {"fields": ("provider", "provider_model_id", "api_backend")}),
+        (
+            "Provider cost (the dashboard's margin)",
+            {
+                "fields": ("cost_per_image_usd", "cost_per_video_second_usd"),
+                "description": "What Google charges per image or per second of video, in US dollars; "
+                "converted to roubles at USD_RUB_RATE.",
+            },
+        ),
         ("Capabilities", {"fields": ("capabilities", "default_params")}),
         ("Descriptions", {"fields": ("description", "description_en")}),
         ("Timestamps", {"fields": ("created_at", "updated_at")}),

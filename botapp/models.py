@@ -123,6 +123,22 @@ class AIModel(models.Model):
         "supports_negative_prompt",
     )
     default_params = models.JSONField(default=dict, blank=True)
+    # What the provider charges us, in US dollars as Google prices it (the dashboard's margin converts
+    # at settings.USD_RUB_RATE): per image made (an image model) and per second of video (a video model).
+    cost_per_image_usd = models.DecimalField(
+        "Cost per image, USD",
+        max_digits=10,
+        decimal_places=4,
+        default=Decimal("0"),
+        help_text="The provider's price of one generated image (e.g. 0.039). For the dashboard's margin.",
+    )
+    cost_per_video_second_usd = models.DecimalField(
+        "Cost per video second, USD",
+        max_digits=10,
+        decimal_places=4,
+        default=Decimal("0"),
+        help_text="The provider's price of one second of generated video (e.g. 0.15). For the dashboard's margin.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -130,7 +146,13 @@ class AIModel(models.Model):
         ordering = ["kind", "sort_order", "id"]
         verbose_name = "AI model"
         verbose_name_plural = "AI models"
-        constraints = [models.CheckConstraint(condition=Q(price__gt=0), name="aimodel_price_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gt=0), name="aimodel_price_positive"),
+            models.CheckConstraint(
+                condition=Q(cost_per_image_usd__gte=0, cost_per_video_second_usd__gte=0),
+                name="aimodel_costs_non_negative",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.emoji} {self.name}".strip()
@@ -409,6 +431,67 @@ class Transaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount:+} ({self.bucket})"
+
+
+class DashboardDay(models.Model):
+    """A day whose dashboard rollups (the three Daily* tables below) are built; see
+    botapp/services/rollups.py. The dashboard computes the days without a row here live."""
+
+    day = models.DateField(primary_key=True)
+    built_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"rollups of {self.day}"
+
+
+class DailyLedger(models.Model):
+    """Dashboard rollup: the ledger of one day by kind, bucket and the generation's model."""
+
+    day = models.DateField()
+    kind = models.CharField(max_length=20)
+    bucket = models.CharField(max_length=8)
+    ai_model_id = models.BigIntegerField(null=True)
+    rows = models.PositiveIntegerField()
+    amount = models.DecimalField(max_digits=16, decimal_places=2)
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="dailyledger_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.kind}/{self.bucket} model {self.ai_model_id}: {self.amount}"
+
+
+class DailyGenerations(models.Model):
+    """Dashboard rollup: the generation requests made on one day by model, status and error code;
+    for the succeeded ones the images or video seconds made and a histogram of the time to result."""
+
+    day = models.DateField()
+    ai_model_id = models.BigIntegerField(null=True)
+    status = models.CharField(max_length=16)
+    error_code = models.CharField(max_length=64, blank=True)
+    requests = models.PositiveIntegerField()
+    refunded = models.PositiveIntegerField(default=0)
+    units = models.PositiveBigIntegerField(default=0, help_text="Images, or seconds of video, made.")
+    durations = models.JSONField(default=dict, blank=True, help_text="{bucket's upper bound in s: count}")
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="dailygen_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} model {self.ai_model_id} {self.status}: {self.requests}"
+
+
+class DailyActiveUser(models.Model):
+    """Dashboard rollup: a user who interacted with the bot on a day (one row per user and day)."""
+
+    day = models.DateField()
+    user_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "user_id"], name="dailyactive_day_user")]
+
+    def __str__(self) -> str:
+        return f"{self.day}: user {self.user_id}"
 
 
 class UserSettings(models.Model):

@@ -123,3 +123,11 @@ def tick_broadcasts() -> dict:
     from botapp.services import broadcasts
 
     return broadcasts.tick()
+
+
+@shared_task(name="botapp.tasks.rollup_dashboard", ignore_result=True)
+def rollup_dashboard() -> int:
+    """Beat, every DASHBOARD_ROLLUP_SECONDS: the admin dashboard's daily rollups (botapp.services.rollups)."""
+    from botapp.services import rollups
+
+    return len(rollups.roll_up())

@@ -163,6 +163,7 @@ CELERY_TASK_ROUTES = {
     "botapp.tasks.deliver_generation": {"queue": CELERY_SEND_QUEUE},
     "botapp.tasks.notify_failure": {"queue": CELERY_SEND_QUEUE},
     "botapp.tasks.check_failure_rate": {"queue": CELERY_TICK_QUEUE},
+    "botapp.tasks.rollup_dashboard": {"queue": CELERY_TICK_QUEUE},
     "botapp.tasks.send_operator_alert": {"queue": CELERY_SEND_QUEUE},
     "botapp.tasks.run_broadcast": {"queue": CELERY_SEND_QUEUE},
     "botapp.tasks.tick_broadcasts": {"queue": CELERY_TICK_QUEUE},
@@ -180,6 +181,8 @@ ALERT_FAILURE_WINDOW_SECONDS = env.float("ALERT_FAILURE_WINDOW_SECONDS", default
 ALERT_FAILURE_PERCENT = env.float("ALERT_FAILURE_PERCENT", default=30.0)
 ALERT_FAILURE_MIN_REQUESTS = env.int("ALERT_FAILURE_MIN_REQUESTS", default=10)
 ALERT_COOLDOWN_SECONDS = env.float("ALERT_COOLDOWN_SECONDS", default=900.0)
+# The admin dashboard's daily rollups (botapp.services.rollups): rebuilt this often.
+DASHBOARD_ROLLUP_SECONDS = env.float("DASHBOARD_ROLLUP_SECONDS", default=600.0)
 # Broadcasts (botapp.services.broadcasts): messages per second of a broadcast (BROADCAST_RATE, within
 # TELEGRAM_GLOBAL_RATE, whose budget it shares with results), or of a paid one (allow_paid_broadcast:
 # up to 1000/s, over Telegram's free limit, 0.1 Star a message); BROADCAST_THREADS concurrent sends per
@@ -210,6 +213,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "botapp.tasks.check_failure_rate",
         "schedule": ALERT_FAILURE_CHECK_SECONDS,
         "options": {"expires": max(5.0, ALERT_FAILURE_CHECK_SECONDS)},
+    },
+    "dashboard-rollup": {
+        "task": "botapp.tasks.rollup_dashboard",
+        "schedule": DASHBOARD_ROLLUP_SECONDS,
+        "options": {"expires": max(5.0, DASHBOARD_ROLLUP_SECONDS)},
     },
 }
 
@@ -251,6 +259,10 @@ XP_PER_TOKEN = env.int("XP_PER_TOKEN", default=10)
 REFERRAL_FIRST_TOPUP_BONUS = env("REFERRAL_FIRST_TOPUP_BONUS", cast=Decimal, default=Decimal("10"))
 REFERRAL_PERCENT = env("REFERRAL_PERCENT", cast=Decimal, default=Decimal("5"))
 MAX_INPUT_IMAGE_BYTES = env.int("MAX_INPUT_IMAGE_BYTES", default=10 * 1024 * 1024)
+# The admin dashboard's money (botapp/selectors/dashboard.py): roubles one Telegram Star brings the
+# operator, and roubles per US dollar (the models' provider costs are in dollars).
+STARS_RUB_RATE = env("STARS_RUB_RATE", cast=Decimal, default=Decimal("1.20"))
+USD_RUB_RATE = env("USD_RUB_RATE", cast=Decimal, default=Decimal("80"))
 
 # --- The web process (`make run` / `manage.py runstack`; the Procfile passes $PORT to uvicorn) -----------
 PORT = env.int("PORT", default=8000)
@@ -340,6 +352,8 @@ UNFOLD = {
     "SITE_TITLE": "GenStudio admin",
     "SITE_HEADER": "GenStudio",
     "SITE_SYMBOL": "auto_awesome",
+    # The admin's landing page: the operator's dashboard (botapp/dashboard.py).
+    "DASHBOARD_CALLBACK": "botapp.dashboard.dashboard_callback",
 }
 
 # --- Generation queue --------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Read-only query functions (no writes, no side effects): what the admin's pages show."""

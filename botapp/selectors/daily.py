@@ -1,0 +1,273 @@
+"""Per-day rows behind the dashboard, from the daily rollups where they are built and live otherwise.
+
+The big tables (the ledger, generation requests, the users' activity) are aggregated per day. A day
+listed in `DashboardDay` has its rows stored (`DailyLedger`, `DailyGenerations`, `DailyActiveUser`,
+written by `botapp.services.rollups` from a beat task); every other day (always today) is computed
+from the source tables by the same `*_live` functions that build the rollups, so both paths give the
+same rows. The dashboard's selectors (`botapp.selectors.dashboard`) only ever see these rows.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from botapp.models import (
+    AIModel,
+    DailyActiveUser,
+    DailyGenerations,
+    DailyLedger,
+    DashboardDay,
+    GenRequest,
+    Payment,
+    TgUser,
+    Transaction,
+)
+
+ZERO = Decimal("0")
+DEFAULT_VIDEO_SECONDS = 8
+# Upper bounds (seconds) of the time-to-result histogram; p50/p95 are read as the bound of the bucket
+# holding the nearest rank. Beyond the last bound: whole hours.
+DURATION_BOUNDS: tuple[int, ...] = (
+    *range(1, 11), 12, 14, 16, 18, 20, 25, 30, 35, 40, 45, 50, 55, 60, 70, 80, 90, 100, 110, 120, 150, 180,
+    210, 240, 270, 300, 360, 420, 480, 540, 600, 720, 900, 1200, 1500, 1800, 2700, 3600,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole days `start`..`end` (both included) in the current time zone."""
+
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError(f"period ends ({self.end}) before it starts ({self.start})")
+
+    @property
+    def since(self) -> datetime:
+        return timezone.make_aware(datetime.combine(self.start, time.min))
+
+    @property
+    def until(self) -> datetime:
+        """The first moment after the period (exclusive bound)."""
+        return timezone.make_aware(datetime.combine(self.end + timedelta(days=1), time.min))
+
+    @property
+    def length(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range(self.length)]
+
+
+def within(period: Period, name: str) -> Q:
+    return Q(**{f"{name}__gte": period.since, f"{name}__lt": period.until})
+
+
+def duration_bound(seconds: float) -> int:
+    """The histogram bucket (its upper bound, in seconds) of a time to result."""
+    at = bisect.bisect_left(DURATION_BOUNDS, seconds)
+    if at < len(DURATION_BOUNDS):
+        return DURATION_BOUNDS[at]
+    return math.ceil(seconds / 3600) * 3600
+
+
+def percentile(histogram: dict[int, int], fraction: float) -> float | None:
+    """Nearest-rank percentile of a {bound: count} histogram: the bound of the bucket holding it."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank = max(math.ceil(fraction * total), 1)
+    seen = 0
+    for bound in sorted(histogram):
+        seen += histogram[bound]
+        if seen >= rank:
+            return float(bound)
+    return float(max(histogram))  # not reached
+
+
+# --- which days are rolled up ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Split:
+    rolled: Period | None  # the leading days of the period that have rollups
+    live: Period | None  # the rest: computed from the source tables
+
+
+def split(period: Period) -> Split:
+    """The period's leading run of built days (rollups), and the rest (live). Days after the first
+    unbuilt one are computed live even if built: one live span keeps the queries few."""
+    built = set(DashboardDay.objects.filter(day__gte=period.start, day__lte=period.end).values_list("day", flat=True))
+    day = period.start
+    while day <= period.end and day in built:
+        day += timedelta(days=1)
+    rolled = Period(start=period.start, end=day - timedelta(days=1)) if day > period.start else None
+    live = Period(start=day, end=period.end) if day <= period.end else None
+    return Split(rolled=rolled, live=live)
+
+
+# --- the ledger -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LedgerRow:
+    day: date
+    kind: str
+    bucket: str
+    ai_model_id: int | None  # the model of the generation the row belongs to, if any
+    rows: int
+    amount: Decimal
+
+
+def ledger_rows_live(*, period: Period) -> list[LedgerRow]:
+    rows = (
+        Transaction.objects.filter(within(period, "created_at"))
+        .order_by()  # the model's default ordering would split the groups
+        .annotate(day=TruncDate("created_at"), model=F("gen_request__ai_model_id"))
+        .values("day", "kind", "bucket", "model")
+        .annotate(n=Count("id"), total=Sum("amount"))
+    )
+    return [
+        LedgerRow(day=r["day"], kind=r["kind"], bucket=r["bucket"], ai_model_id=r["model"], rows=r["n"],
+                  amount=r["total"] or ZERO)
+        for r in rows
+    ]  # fmt: skip
+
+
+def ledger_rows(*, period: Period) -> list[LedgerRow]:
+    parts = split(period)
+    rows = []
+    if parts.rolled:
+        rows += [
+            LedgerRow(day=r.day, kind=r.kind, bucket=r.bucket, ai_model_id=r.ai_model_id, rows=r.rows, amount=r.amount)
+            for r in DailyLedger.objects.filter(day__gte=parts.rolled.start, day__lte=parts.rolled.end)
+        ]
+    if parts.live:
+        rows += ledger_rows_live(period=parts.live)
+    return rows
+
+
+# --- generation requests --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GenerationRow:
+    day: date  # the day the request was made
+    ai_model_id: int | None
+    status: str
+    error_code: str
+    requests: int
+    refunded: int
+    units: int  # succeeded: images, or seconds of video, made
+    durations: dict[int, int]  # succeeded: time-to-result histogram {bound: count}
+
+
+def _as_int(value: object, default: int) -> int:
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError):
+        return default
+    return number if number > 0 else default
+
+
+def default_seconds(model: AIModel | None) -> int:
+    if model is None:
+        return DEFAULT_VIDEO_SECONDS
+    seconds = _as_int(model.default_params.get("duration_seconds"), 0)
+    return seconds or (max(model.durations) if model.durations else DEFAULT_VIDEO_SECONDS)
+
+
+def units_of(model: AIModel | None, *, images: object, seconds: object) -> int:
+    """What one succeeded request made: seconds of video for a video model, else images (default 1)."""
+    if model is not None and model.kind == AIModel.Kind.VIDEO:
+        return _as_int(seconds, default_seconds(model))
+    return _as_int(images, 1)
+
+
+def generation_rows_live(*, period: Period) -> list[GenerationRow]:
+    requests = GenRequest.objects.filter(within(period, "created_at")).order_by()
+    counts = (
+        requests.annotate(day=TruncDate("created_at"))
+        .values("day", "ai_model_id", "status", "error_code")
+        .annotate(n=Count("id"), refunded=Count("id", filter=Q(refunded_at__isnull=False)))
+    )
+    # The succeeded requests one by one (only their model, parameters and times): units and durations.
+    models = AIModel.objects.in_bulk()
+    units: dict[tuple, int] = defaultdict(int)
+    durations: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    details = (
+        requests.filter(status=GenRequest.Status.SUCCEEDED)
+        .annotate(
+            day=TruncDate("created_at"),
+            images=KeyTextTransform("number_of_images", "params"),
+            seconds=KeyTextTransform("duration_seconds", "params"),
+        )
+        .values_list("day", "ai_model_id", "error_code", "images", "seconds", "created_at", "finished_at")
+    )
+    for day, model_id, code, images, seconds, created, finished in details.iterator(chunk_size=5000):
+        key = (day, model_id, code)
+        units[key] += units_of(models.get(model_id), images=images, seconds=seconds)
+        if finished is not None:
+            durations[key][duration_bound(max((finished - created).total_seconds(), 0.0))] += 1
+    rows = []
+    for r in counts:
+        key = (r["day"], r["ai_model_id"], r["error_code"])
+        succeeded = r["status"] == GenRequest.Status.SUCCEEDED
+        rows.append(
+            GenerationRow(
+                day=r["day"], ai_model_id=r["ai_model_id"], status=r["status"], error_code=r["error_code"],
+                requests=r["n"], refunded=r["refunded"], units=units[key] if succeeded else 0,
+                durations=dict(durations[key]) if succeeded else {},
+            )
+        )  # fmt: skip
+    return rows
+
+
+def generation_rows(*, period: Period) -> list[GenerationRow]:
+    parts = split(period)
+    rows = []
+    if parts.rolled:
+        rows += [
+            GenerationRow(day=r.day, ai_model_id=r.ai_model_id, status=r.status, error_code=r.error_code,
+                          requests=r.requests, refunded=r.refunded, units=r.units,
+                          durations={int(k): v for k, v in r.durations.items()})
+            for r in DailyGenerations.objects.filter(day__gte=parts.rolled.start, day__lte=parts.rolled.end)
+        ]  # fmt: skip
+    if parts.live:
+        rows += generation_rows_live(period=parts.live)
+    return rows
+
+
+# --- the users' activity --------------------------------------------------------------------------------
+def activity_pairs_live(*, period: Period) -> QuerySet:
+    """Distinct (day, user id) pairs of every interaction in the period, from the source tables: a UNION
+    of the users' last-seen and sign-up times, generation requests and succeeded payments."""
+
+    def pairs(qs: QuerySet, when: str, who: str) -> QuerySet:
+        return qs.filter(within(period, when)).order_by().annotate(d=TruncDate(when), u=F(who)).values_list("d", "u")
+
+    return pairs(TgUser.objects.all(), "last_seen_at", "id").union(
+        pairs(TgUser.objects.all(), "created_at", "id"),
+        pairs(GenRequest.objects.all(), "created_at", "user_id"),
+        pairs(Payment.objects.filter(status=Payment.Status.SUCCEEDED), "paid_at", "user_id"),
+    )
+
+
+def activity_pairs(*, period: Period) -> QuerySet:
+    """Distinct (day, user id) pairs of the period: the stored ones (every built day, and the samples of
+    `last_seen_at` the rollup task records as it runs) and, for the days not built, the live ones."""
+    stored = (
+        DailyActiveUser.objects.filter(day__gte=period.start, day__lte=period.end)
+        .order_by()
+        .annotate(d=F("day"), u=F("user_id"))
+        .values_list("d", "u")
+    )
+    live = split(period).live
+    return stored.union(activity_pairs_live(period=live)) if live else stored
