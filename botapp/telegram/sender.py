@@ -201,6 +201,7 @@ class TelegramSender:
         best_effort: bool = False,
         repeatable: bool = True,
         timeout: float | None = None,
+        patience: float | None = None,
         what: str = "call",
         paid: bool = False,
     ) -> Any:
@@ -224,7 +225,9 @@ class TelegramSender:
         timeout = float(timeout or self.limits.request_timeout)
         failures = 0
         while True:
-            wait = self.limiter.reserve(buckets, 0.0 if best_effort else self.limits.max_wait)
+            if patience is None:
+                patience = 0.0 if best_effort else self.limits.max_wait
+            wait = self.limiter.reserve(buckets, patience)
             if wait is None:
                 if best_effort:
                     return None
@@ -312,10 +315,13 @@ class TelegramSender:
         return result is not None
 
     def delete_message(self, chat_id: int, message_id: int) -> bool:
+        """Best effort, but it waits a few seconds for the chat's slot: a status message deleted right
+        after the result would otherwise be skipped (the result used the chat's burst) and linger."""
         result = self._call(
             chat_id,
             lambda bot, rt: bot.delete_message(chat_id=chat_id, message_id=message_id, request_timeout=rt),
             best_effort=True,
+            patience=min(5.0, self.limits.max_wait),
             what="deleteMessage",
         )
         return bool(result)

@@ -1,0 +1,162 @@
+"""The newcomer's first impression, in a real browser: `make run` without a token, then the printed chat
+URL. Every process is real: the sandbox (Bot API emulator + web chat), the bot polling it, the Celery
+worker with the demo provider, the admin; chromium clicks through the page as a person would.
+
+The screenshots go to a temporary folder, or to SCREENSHOTS_DIR (`SCREENSHOTS_DIR=docs` refreshes the
+README's pictures).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import chromium, skip_reason
+from tests.ops.test_startup import free_port, stack_env
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT = 20_000  # ms: the first generation includes the worker picking it up
+SHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "sandbox-screenshots")
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))]
+
+
+@pytest.fixture(scope="module")
+def chat_url(tmp_path_factory) -> Iterator[str]:
+    """`make run` with no BOT_TOKEN and no Google credentials, on free ports and a fresh database."""
+    folder = tmp_path_factory.mktemp("make-run")
+    web, sandbox = free_port(), free_port()
+    env = stack_env(
+        PORT=str(web),
+        SANDBOX_PORT=str(sandbox),
+        BOT_TOKEN="",
+        BOT_USERNAME="",
+        DEBUG="false",
+        SECRET_KEY="browser-test-secret-key-0123456789-abcdefghijklmnop",
+        ADMIN_USERNAME="admin",
+        ADMIN_PASSWORD="browser-test-password",
+        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
+        MEDIA_ROOT=str(folder / "media"),
+        CELERY_BROKER_FOLDER=str(folder / "broker"),
+        CELERY_BEAT_SCHEDULE_FILENAME=str(folder / "beat"),
+        GENERATION_PROVIDER_MODE="auto",
+        GOOGLE_API_KEY="",
+        GOOGLE_VERTEX_API_KEY="",
+        GOOGLE_CLOUD_PROJECT="",
+        THROTTLE_RATE="0",
+    )
+    log = folder / "run.log"
+    with log.open("w") as out:
+        make = subprocess.Popen(
+            ["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while "Press Ctrl+C to stop." not in log.read_text(errors="replace"):
+            assert make.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.3)
+        url = re.search(r"Chat:\s+(http://\S+)", log.read_text(errors="replace")).group(1)
+        yield url
+    finally:
+        os.killpg(make.pid, signal.SIGINT)
+        try:
+            make.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(make.pid, signal.SIGKILL)
+        print(log.read_text(errors="replace")[-3000:])
+
+
+class Chat:
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def as_user(self, user_id: int) -> None:
+        self.page.click(f"[data-testid=user-option][data-user-id='{user_id}']")
+        self.page.wait_for_selector(f"[data-testid=user-option][data-user-id='{user_id}'].active", timeout=WAIT)
+
+    def send(self, text: str) -> None:
+        self.page.fill("[data-testid=message-input]", text)
+        self.page.press("[data-testid=message-input]", "Enter")
+
+    def bot(self, text: str) -> Any:
+        """The newest bot message containing `text` (waited for)."""
+        found = self.page.locator("[data-testid=message][data-from=bot]", has_text=text).last
+        found.wait_for(timeout=WAIT)
+        return found
+
+    def press(self, message: Any, label: str) -> None:
+        message.locator("[data-testid=inline-button]", has_text=label).first.click()
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def test_a_newcomer_generates_pays_and_redeems_in_the_browser(chat_url):
+    with chromium(viewport={"width": 1100, "height": 860}) as browser:
+        page = browser.new_page()
+        chat = Chat(page)
+        page.goto(f"{chat_url}#user=100002")  # Ben, a preset sandbox user who speaks English
+        page.wait_for_selector("[data-testid=user-option][data-user-id='100002'].active", timeout=WAIT)
+
+        chat.send("/start")
+        menu = chat.bot("Main menu")
+        chat.shot("sandbox-menu")
+
+        chat.press(menu, "Create image")
+        models = chat.bot("Choose a model")
+        chat.press(models, "Nano Banana")
+        chat.press(chat.bot("Nano Banana"), "Next")
+        chat.bot("Describe the image")
+        chat.send("a lighthouse on a cliff at dawn, watercolor")
+        card = chat.bot("Check and confirm")
+        # A new user has no tokens yet: the card shows the shortfall and a one-tap top-up.
+        card.get_by_text("short").wait_for(timeout=WAIT)
+        chat.shot("sandbox-confirm")
+
+        chat.press(card, "Buy")
+        methods = chat.bot("Telegram Stars")
+        chat.press(methods, "Telegram Stars")
+        pay = page.locator("[data-testid=pay-button]").last
+        pay.wait_for(timeout=WAIT)
+        pay.click()
+        page.wait_for_selector("[data-testid=checkout]", timeout=WAIT)
+        chat.shot("sandbox-payment")
+        page.click("[data-testid=checkout-confirm]")
+        paid = chat.bot("Payment received")
+
+        chat.press(paid, "Back to the generation")
+        card = chat.bot("Check and confirm")
+        chat.press(card, "Generate")
+        result = page.locator("[data-testid=message][data-from=bot]:has([data-testid=message-photo])").last
+        result.wait_for(timeout=60_000)
+        assert "lighthouse" in result.inner_text() and "DEMO" in result.inner_text()
+        result.locator("[data-testid=message-photo]").evaluate("img => img.decode()")  # the picture loads
+        assert result.locator("[data-testid=message-photo]").evaluate("img => img.naturalWidth") > 100
+        # The status message ("sending the result…") is deleted once the result is there.
+        status = page.locator("[data-testid=message][data-from=bot]", has_text="sending the result")
+        status.first.wait_for(state="detached", timeout=WAIT)
+        chat.shot("sandbox-result")
+
+        # Another sandbox user (Anna, Russian) redeems a promocode.
+        chat.as_user(100001)
+        chat.send("/start")
+        menu = chat.bot("Главное меню")
+        chat.press(menu, "Промокод")
+        chat.bot("Пришлите промокод")
+        chat.send("WELCOME2025")
+        chat.bot("активирован")
+        assert chat.errors == []
