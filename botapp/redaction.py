@@ -125,7 +125,15 @@ class RedactSecretsFilter(logging.Filter):
 
     _formatter = logging.Formatter()
 
+    # Loggers whose formatter reads the arguments themselves (uvicorn's access formatter unpacks
+    # client, method, path, version and status): their arguments are redacted in place, not merged.
+    KEEP_ARGS = frozenset({"uvicorn.access"})
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name in self.KEEP_ARGS and isinstance(record.args, tuple):
+            record.msg = redact(str(record.msg))
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+            return True
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: keep the raw parts, redacted

@@ -164,3 +164,29 @@ def test_sentry_stays_off_without_a_dsn():
     result = run_python("import django, sentry_sdk; django.setup(); print(sentry_sdk.get_client().is_active())")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+# --- uvicorn's access log under the redaction filter -------------------------------------------------------
+def test_uvicorn_access_lines_are_redacted_and_still_formatted(capsys):
+    """uvicorn's access formatter unpacks the record's arguments: the filter keeps them (redacted), so
+    the web process prints its access lines instead of a "Logging error" for each request."""
+    import io
+    import logging
+
+    from uvicorn.logging import AccessFormatter
+
+    from botapp.redaction import RedactSecretsFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False))
+    handler.addFilter(RedactSecretsFilter())
+    logger = logging.getLogger("uvicorn.access")
+    logger.addHandler(handler)
+    try:
+        key = "AIza" + "x" * 35
+        logger.warning('%s - "%s %s HTTP/%s" %d', "10.0.0.1:5000", "GET", f"/healthz?key={key}", "1.1", 200)
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue() == '10.0.0.1:5000 - "GET /healthz?key=[redacted] HTTP/1.1" 200 OK\n'
+    assert "Logging error" not in capsys.readouterr().err
