@@ -184,9 +184,12 @@ def send_to(
     photo: bytes | str | None = None,
     paid: bool = False,
     repeatable: bool = False,
+    markup: Any = None,
 ) -> SentMessage | None:
-    """One copy of the broadcast to one chat (`photo`: the bytes to upload, or the Telegram file_id)."""
-    markup = keyboard(broadcast=broadcast, lang=lang)
+    """One copy of the broadcast to one chat (`photo`: the bytes to upload, or the Telegram file_id;
+    `markup`: the keyboard, if already built for `lang`)."""
+    if markup is None:
+        markup = keyboard(broadcast=broadcast, lang=lang)
     if broadcast.photo:
         if photo is None:
             photo = broadcast.photo_file_id or _photo_bytes(broadcast)
@@ -456,6 +459,12 @@ class _Run:
     paid: bool = False
     retry_in: float | None = None  # set when the run should end and come back later (flood control)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    markups: dict[str, Any] = field(default_factory=dict)  # the keyboard per language, built once
+
+    def markup(self, lang: str) -> Any:
+        if lang not in self.markups:
+            self.markups[lang] = keyboard(broadcast=self.broadcast, lang=lang)
+        return self.markups[lang]
 
     def come_back(self, seconds: float) -> None:
         with self.lock:
@@ -531,10 +540,10 @@ def _prepare(broadcast: Broadcast, token: str, stop: threading.Event) -> bool:
     return False
 
 
-def _due(broadcast_id: int) -> list[BroadcastRecipient]:
+def _due(broadcast_id: int, after: int = 0) -> list[BroadcastRecipient]:
     now = _now()
     return list(
-        BroadcastRecipient.objects.filter(broadcast_id=broadcast_id, status=R.PENDING)
+        BroadcastRecipient.objects.filter(broadcast_id=broadcast_id, status=R.PENDING, pk__gt=after)
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
         .select_related("user", "user__settings")
         .order_by("pk")[:SEND_BATCH]
@@ -542,32 +551,51 @@ def _due(broadcast_id: int) -> list[BroadcastRecipient]:
 
 
 def _send_all(state: _Run) -> float | None:
+    """Feed the due rows (in id order, a batch per query) to the sending threads without stopping
+    between batches; at the end of a pass, wait for the sends in flight and look again from the start
+    (rows postponed by flood control, or not sent when a slot could not be had)."""
     broadcast_id = state.broadcast.pk
     deadline = time.monotonic() + SLICE_SECONDS
-    work: queue.Queue[BroadcastRecipient | None] = queue.Queue()
+    threads_count = max(1, int(settings.BROADCAST_THREADS))
+    work: queue.Queue[BroadcastRecipient | None] = queue.Queue(maxsize=threads_count * 4)
     threads = [
         threading.Thread(target=_worker, args=(state, work), name=f"broadcast-{broadcast_id}-{n}", daemon=True)
-        for n in range(max(1, int(settings.BROADCAST_THREADS)))
+        for n in range(threads_count)
     ]
     for thread in threads:
         thread.start()
+
+    def halted() -> bool:
+        return state.stop.is_set() or state.retry_in is not None or time.monotonic() > deadline
+
+    cursor = 0
     try:
-        while not state.stop.is_set():
-            if state.retry_in is not None:
-                return state.retry_in
-            if time.monotonic() > deadline:
-                return 0.5  # a fresh task continues (lets the worker stop warmly between slices)
-            rows = _due(broadcast_id)
+        while not halted():
+            rows = _due(broadcast_id, after=cursor)
             if not rows:
-                return _finish_or_wait(state)
+                work.join()  # the sends in flight
+                if halted():
+                    break
+                if cursor == 0:
+                    return _finish_or_wait(state)
+                cursor = 0  # a second look from the start
+                continue
+            cursor = rows[-1].pk
             if state.broadcast.photo and not state.photo:
-                # The photo is uploaded once; the rest reuse its file_id.
+                # The photo is uploaded once (here, alone); the others reuse its file_id.
+                work.join()
                 _send_one(state, rows.pop(0))
-                if not rows:
-                    continue
             for row in rows:
-                work.put(row)
-            work.join()
+                while not halted():
+                    try:
+                        work.put(row, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+        if state.retry_in is not None:
+            return state.retry_in
+        if not state.stop.is_set():
+            return 0.5  # the slice is over: a fresh task continues (a worker can stop warmly between)
         return None
     finally:
         for _ in threads:
@@ -584,7 +612,7 @@ def _worker(state: _Run, work: queue.Queue) -> None:
                 if row is None:
                     return
                 if not state.stop.is_set() and state.retry_in is None:
-                    _send_one(state, row)
+                    _send_one(state, row)  # otherwise skipped: it stays pending
             except Exception:
                 log.exception("broadcast #%s: sending to recipient %s failed", state.broadcast.pk, row and row.pk)
             finally:
@@ -635,6 +663,7 @@ def _send_one(state: _Run, row: BroadcastRecipient) -> None:
             lang=lang,
             photo=state.photo,
             paid=state.paid,
+            markup=state.markup(lang),
         )
     except BotBlocked as exc:
         _outcome(row, state.token, status=R.BLOCKED, error=error_text(exc))
