@@ -16,7 +16,12 @@ from .server import BotAPIEmulator
 
 async def _serve(args: argparse.Namespace) -> None:
     emu = BotAPIEmulator(
-        args.token, host=args.host, port=args.port, bot_username=args.username, webchat=not args.no_webchat
+        args.token,
+        host=args.host,
+        port=args.port,
+        bot_username=args.username,
+        bot_first_name=args.name,
+        webchat=not args.no_webchat,
     )
     await emu.start()
     if emu.webchat is not None:
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--token", default=None, help="bot token to accept (generated if omitted)")
     parser.add_argument("--username", default="emulator_bot", help="the bot's username")
+    parser.add_argument("--name", default="Emulator Bot", help="the bot's display name")
     parser.add_argument(
         "--user", action="append", default=[], metavar="ID[:NAME[:LANG]]", help="pre-create a user chat"
     )

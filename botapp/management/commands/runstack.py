@@ -46,6 +46,7 @@ from botapp.redaction import error_text
 STOP_TIMEOUT = 20.0
 PORT_IN_USE_EXIT_CODE = 2
 SANDBOX_BOT = "genstudio_sandbox_bot"
+SANDBOX_BOT_NAME = "GenStudio"
 SANDBOX_START_TIMEOUT = 30.0
 
 
@@ -170,7 +171,7 @@ class Command(BaseCommand):
                 Child(
                     "sandbox",
                     [python, "-m", "sandbox.telegram", "--host", sandbox.host, "--port", str(sandbox.port),
-                     "--token", sandbox.token, "--username", sandbox.username],
+                     "--token", sandbox.token, "--username", sandbox.username, "--name", SANDBOX_BOT_NAME],
                     ready_port=(sandbox.host, sandbox.port),
                 )
             )  # fmt: skip
