@@ -4,7 +4,6 @@ and a tiny scripted aiogram bot (``scripted_bot.py``). Playwright never download
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import urllib.request
@@ -16,37 +15,15 @@ from typing import Any
 import pytest
 
 from sandbox.telegram import BotAPIEmulator, sample_image
+from tests.browser import chromium, skip_reason
 
 from .scripted_bot import XSS_ENTITY_TEXT, ScriptedBot
 
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SHOTS = Path(tempfile.gettempdir()) / "webchat-screenshots"
 WAIT = 10_000  # ms
 
 
-def _skip_reason() -> str | None:
-    if os.environ.get("CI"):
-        return None  # CI installs chromium (.ci/run) and the dev requirements: there it must run
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing (apt-get install -y chromium; CI installs it)"
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (the dev requirements pin it)"
-    return None
-
-
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))]
 
 
 @pytest.fixture(scope="module")
@@ -58,22 +35,8 @@ def emu() -> Iterator[BotAPIEmulator]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    profile = tempfile.mkdtemp(prefix="webchat-chromium-")
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            profile,
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1200, "height": 820},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with chromium() as context:
+        yield context
 
 
 class ChatPage:
