@@ -180,41 +180,25 @@ def make_data(*, users: int, ledger: int, days: int) -> None:
              f"B{i:07d}", referrer, 1, 0, when, moment_after(when))
         )  # fmt: skip
     with transaction.atomic():
-        w.write(
-            "botapp_tguser",
-            ["id", "telegram_id", "username", "first_name", "last_name", "language_code", "is_premium",
-             "is_banned", "ban_reason", "bot_blocked", "referral_code", "referred_by_id", "level", "xp",
-             "created_at", "last_seen_at"],
-            user_rows,
-        )  # fmt: skip
-
-        # Payments: 15% of the users pay, 1-8 times; 85% in Stars.
+        # Payments: 15% of the users pay, 1-8 times; 85% in Stars. Every table is written in time order
+        # (ids growing with time), as the live system appends its rows.
         payment_rows, deposits = [], []
-        pid = 0
-        for uid in rng.sample(range(1, users + 1), users * 15 // 100):
-            signup = created[uid - 1]
-            for _ in range(rng.randint(1, 8)):
-                pid += 1
-                paid = moment_after(signup)
-                stars = rng.random() < 0.85
-                tokens = Decimal(rng.choice((10, 25, 60, 150)))
-                amount = tokens * (5 if stars else Decimal("9.9"))
-                status = rng.choices(("succeeded", "refunded", "failed", "pending"), (94, 1, 3, 2))[0]
-                payment_rows.append(
-                    (pid, uid, "telegram_stars" if stars else "yookassa", status, amount, "XTR" if stars else "RUB",
-                     tokens, (tokens / 10).quantize(Decimal("0.01")), f"bench:{pid}", f"ch{pid}", "{}",
-                     paid - timedelta(minutes=1), paid if status in ("succeeded", "refunded") else None,
-                     paid + timedelta(days=1) if status == "refunded" else None)
-                )  # fmt: skip
-                if status in ("succeeded", "refunded"):
-                    deposits.append((uid, pid, tokens, paid))
-        w.write(
-            "botapp_payment",
-            ["id", "user_id", "provider", "status", "amount", "currency", "tokens", "bonus_tokens",
-             "invoice_payload", "provider_charge_id", "raw", "created_at", "paid_at", "refunded_at"],
-            payment_rows,
-        )  # fmt: skip
-
+        payers = rng.sample(range(1, users + 1), users * 15 // 100)
+        times = sorted((moment_after(created[uid - 1]), uid) for uid in payers for _ in range(rng.randint(1, 8)))
+        for pid, (paid, uid) in enumerate(times, start=1):
+            stars = rng.random() < 0.85
+            tokens = Decimal(rng.choice((10, 25, 60, 150)))
+            amount = tokens * (5 if stars else Decimal("9.9"))
+            status = rng.choices(("succeeded", "refunded", "failed", "pending"), (94, 1, 3, 2))[0]
+            payment_rows.append(
+                (pid, uid, "telegram_stars" if stars else "yookassa", status, amount, "XTR" if stars else "RUB",
+                 tokens, (tokens / 10).quantize(Decimal("0.01")), f"bench:{pid}", f"ch{pid}", "{}",
+                 paid - timedelta(minutes=1), paid if status in ("succeeded", "refunded") else None,
+                 paid + timedelta(days=1) if status == "refunded" else None)
+            )  # fmt: skip
+            if status in ("succeeded", "refunded"):
+                deposits.append((uid, pid, tokens, paid))
+        last_event = {i: row[-1] for i, row in enumerate(user_rows, start=1)}
         # Requests: enough that charges (some split over two rows), refunds and the rest fill the ledger.
         n_requests = int((ledger - len(deposits) * 2 - users * 0.1) / 1.35)
         request_rows, tx_rows = [], []
@@ -229,10 +213,10 @@ def make_data(*, users: int, ledger: int, days: int) -> None:
         for uid, pid, tokens, paid in deposits:
             tx(uid, "deposit", "main", tokens, paid, pay=pid)
             tx(uid, "deposit", "bonus", (tokens / 10).quantize(Decimal("0.01")), paid, pay=pid)
-        for rid in range(1, n_requests + 1):
-            uid = rng.randint(1, users)
+        who = [rng.randint(1, users) for _ in range(n_requests)]
+        made = sorted((moment_after(created[uid - 1]), uid) for uid in who)
+        for rid, (when, uid) in enumerate(made, start=1):
             model = rng.choices(models, (60, 10, 25, 5))[0]
-            when = moment_after(created[uid - 1])
             age = (now - when).total_seconds()
             if age < 120:
                 status = rng.choice(("created", "queued", "running"))
@@ -262,6 +246,28 @@ def make_data(*, users: int, ledger: int, days: int) -> None:
         while tx_id < ledger:
             uid = rng.randint(1, users)
             tx(uid, "bonus" if tx_id % 50 else "admin_adjustment", "bonus", Decimal(1), moment_after(created[uid - 1]))
+        # Every interaction comes with an update that moves last_seen on: it is at least the user's latest
+        # payment and generation (the dashboard relies on that for windows reaching today).
+        for paid, uid in times:
+            last_event[uid] = max(last_event[uid], paid)
+        for when, uid in made:
+            last_event[uid] = max(last_event[uid], when)
+        user_rows = [(*row[:-1], max(row[-1], last_event[row[0]])) for row in user_rows]
+        w.write(
+            "botapp_tguser",
+            ["id", "telegram_id", "username", "first_name", "last_name", "language_code", "is_premium",
+             "is_banned", "ban_reason", "bot_blocked", "referral_code", "referred_by_id", "level", "xp",
+             "created_at", "last_seen_at"],
+            user_rows,
+        )  # fmt: skip
+
+        w.write(
+            "botapp_payment",
+            ["id", "user_id", "provider", "status", "amount", "currency", "tokens", "bonus_tokens",
+             "invoice_payload", "provider_charge_id", "raw", "created_at", "paid_at", "refunded_at"],
+            payment_rows,
+        )  # fmt: skip
+
         w.write(
             "botapp_genrequest",
             ["id", "user_id", "ai_model_id", "model", "kind", "prompt", "negative_prompt", "input_images", "params",
@@ -274,7 +280,7 @@ def make_data(*, users: int, ledger: int, days: int) -> None:
             "botapp_transaction",
             ["id", "user_id", "kind", "bucket", "amount", "balance_after", "gen_request_id", "payment_id",
              "promocode_id", "description", "operation_key", "idempotency_key", "created_at"],
-            tx_rows[:ledger],
+            [(i, *row[1:]) for i, row in enumerate(sorted(tx_rows[:ledger], key=lambda row: row[-1]), start=1)],
         )  # fmt: skip
         w.reset_sequences()
     print(
@@ -380,7 +386,7 @@ def main() -> None:
         report(f"dashboard, {label}", params, args.runs)
     # For comparison: the same page with every day computed from the source tables (no rollups).
     all_live = daily.split
-    daily.split = lambda period: daily.Split(rolled=None, live=period)
+    daily.split = lambda period: daily.Split(rolled=(), live=(period,))
     try:
         for label, params in ranges:
             report(f"without rollups, {label}", params, 1)

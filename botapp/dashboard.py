@@ -596,6 +596,7 @@ def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[st
     money = request.user.has_perm(MONEY_PERMISSION)
     context.update(
         {
+            "title": "Dashboard",
             "dashboard": build_dashboard(period=choice.period, money=money),
             "range": choice,
             "range_links": _range_links(choice),

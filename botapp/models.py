@@ -316,6 +316,8 @@ class Payment(models.Model):
             ),
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_non_negative"),
         ]
+        # The dashboard's revenue, paying users and activity: payments by the time they were paid.
+        indexes = [models.Index(fields=["paid_at"], name="payment_paid_at")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.provider} {self.amount} {self.currency} ({self.status})"
@@ -439,6 +441,7 @@ class DashboardDay(models.Model):
 
     day = models.DateField(primary_key=True)
     built_at = models.DateTimeField()
+    active_users = models.PositiveIntegerField(default=0, help_text="Distinct users active on the day.")
 
     def __str__(self) -> str:
         return f"rollups of {self.day}"

@@ -12,11 +12,13 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db import connections
+from django.db.models import Count, F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -76,6 +78,23 @@ def within(period: Period, name: str) -> Q:
     return Q(**{f"{name}__gte": period.since, f"{name}__lt": period.until})
 
 
+class SecondsBetween(Func):
+    """Whole seconds from one datetime column to another, rounded up (NULL if either is NULL)."""
+
+    output_field = IntegerField()
+
+    def __init__(self, start: str, end: str) -> None:
+        super().__init__(F(end), F(start))
+
+    def as_sql(self, compiler, connection, **extra):  # PostgreSQL: exact interval arithmetic
+        template = "CAST(CEIL(ROUND(EXTRACT(EPOCH FROM (%(expressions)s)), 3)) AS integer)"
+        return super().as_sql(compiler, connection, template=template, arg_joiner=" - ", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):  # julianday: native, ~20 µs precise, rounded to ms
+        template = "CAST(CEILING(ROUND((julianday(%(expressions)s)) * 86400.0, 3)) AS integer)"
+        return super().as_sql(compiler, connection, template=template, arg_joiner=") - julianday(", **extra)
+
+
 def duration_bound(seconds: float) -> int:
     """The histogram bucket (its upper bound, in seconds) of a time to result."""
     at = bisect.bisect_left(DURATION_BOUNDS, seconds)
@@ -99,22 +118,31 @@ def percentile(histogram: dict[int, int], fraction: float) -> float | None:
 
 
 # --- which days are rolled up ---------------------------------------------------------------------------
+MAX_LIVE_SPANS = 3  # more gaps than this in the rollups: one live span from the first gap to the end
+
+
 @dataclass(frozen=True)
 class Split:
-    rolled: Period | None  # the leading days of the period that have rollups
-    live: Period | None  # the rest: computed from the source tables
+    rolled: tuple[date, ...]  # the days read from the rollups
+    live: tuple[Period, ...]  # runs of days computed from the source tables (always today's)
 
 
 def split(period: Period) -> Split:
-    """The period's leading run of built days (rollups), and the rest (live). Days after the first
-    unbuilt one are computed live even if built: one live span keeps the queries few."""
+    """The period's built days (rollups) and the runs of days without rollups (live): typically the
+    days before the first data (no rows, cheap) and today."""
     built = set(DashboardDay.objects.filter(day__gte=period.start, day__lte=period.end).values_list("day", flat=True))
-    day = period.start
-    while day <= period.end and day in built:
-        day += timedelta(days=1)
-    rolled = Period(start=period.start, end=day - timedelta(days=1)) if day > period.start else None
-    live = Period(start=day, end=period.end) if day <= period.end else None
-    return Split(rolled=rolled, live=live)
+    spans: list[Period] = []
+    for day in period.days:
+        if day in built:
+            continue
+        if spans and spans[-1].end == day - timedelta(days=1):
+            spans[-1] = Period(start=spans[-1].start, end=day)
+        else:
+            spans.append(Period(start=day, end=day))
+    if len(spans) > MAX_LIVE_SPANS:
+        spans = [*spans[: MAX_LIVE_SPANS - 1], Period(start=spans[MAX_LIVE_SPANS - 1].start, end=period.end)]
+    live_days = {day for span in spans for day in span.days}
+    return Split(rolled=tuple(day for day in period.days if day not in live_days), live=tuple(spans))
 
 
 # --- the ledger -----------------------------------------------------------------------------------------
@@ -129,10 +157,12 @@ class LedgerRow:
 
 
 def ledger_rows_live(*, period: Period) -> list[LedgerRow]:
+    # The request's model by primary key, row by row: cheaper than joining the whole requests table.
+    model = Subquery(GenRequest.objects.filter(pk=OuterRef("gen_request_id")).values("ai_model_id")[:1])
     rows = (
         Transaction.objects.filter(within(period, "created_at"))
         .order_by()  # the model's default ordering would split the groups
-        .annotate(day=TruncDate("created_at"), model=F("gen_request__ai_model_id"))
+        .annotate(day=TruncDate("created_at"), model=model)
         .values("day", "kind", "bucket", "model")
         .annotate(n=Count("id"), total=Sum("amount"))
     )
@@ -145,14 +175,12 @@ def ledger_rows_live(*, period: Period) -> list[LedgerRow]:
 
 def ledger_rows(*, period: Period) -> list[LedgerRow]:
     parts = split(period)
-    rows = []
-    if parts.rolled:
-        rows += [
-            LedgerRow(day=r.day, kind=r.kind, bucket=r.bucket, ai_model_id=r.ai_model_id, rows=r.rows, amount=r.amount)
-            for r in DailyLedger.objects.filter(day__gte=parts.rolled.start, day__lte=parts.rolled.end)
-        ]
-    if parts.live:
-        rows += ledger_rows_live(period=parts.live)
+    stored = DailyLedger.objects.filter(day__in=parts.rolled).values_list(
+        "day", "kind", "bucket", "ai_model_id", "rows", "amount"
+    )
+    rows = [LedgerRow(*values) for values in stored]
+    for span in parts.live:
+        rows += ledger_rows_live(period=span)
     return rows
 
 
@@ -198,7 +226,7 @@ def generation_rows_live(*, period: Period) -> list[GenerationRow]:
         .values("day", "ai_model_id", "status", "error_code")
         .annotate(n=Count("id"), refunded=Count("id", filter=Q(refunded_at__isnull=False)))
     )
-    # The succeeded requests one by one (only their model, parameters and times): units and durations.
+    # The succeeded requests grouped by their parameters and whole seconds to result: units, durations.
     models = AIModel.objects.in_bulk()
     units: dict[tuple, int] = defaultdict(int)
     durations: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
@@ -208,14 +236,16 @@ def generation_rows_live(*, period: Period) -> list[GenerationRow]:
             day=TruncDate("created_at"),
             images=KeyTextTransform("number_of_images", "params"),
             seconds=KeyTextTransform("duration_seconds", "params"),
+            took=SecondsBetween("created_at", "finished_at"),
         )
-        .values_list("day", "ai_model_id", "error_code", "images", "seconds", "created_at", "finished_at")
+        .values("day", "ai_model_id", "error_code", "images", "seconds", "took")
+        .annotate(n=Count("id"))
     )
-    for day, model_id, code, images, seconds, created, finished in details.iterator(chunk_size=5000):
-        key = (day, model_id, code)
-        units[key] += units_of(models.get(model_id), images=images, seconds=seconds)
-        if finished is not None:
-            durations[key][duration_bound(max((finished - created).total_seconds(), 0.0))] += 1
+    for r in details:
+        key = (r["day"], r["ai_model_id"], r["error_code"])
+        units[key] += r["n"] * units_of(models.get(r["ai_model_id"]), images=r["images"], seconds=r["seconds"])
+        if r["took"] is not None:
+            durations[key][duration_bound(max(int(r["took"]), 0))] += r["n"]
     rows = []
     for r in counts:
         key = (r["day"], r["ai_model_id"], r["error_code"])
@@ -238,36 +268,75 @@ def generation_rows(*, period: Period) -> list[GenerationRow]:
             GenerationRow(day=r.day, ai_model_id=r.ai_model_id, status=r.status, error_code=r.error_code,
                           requests=r.requests, refunded=r.refunded, units=r.units,
                           durations={int(k): v for k, v in r.durations.items()})
-            for r in DailyGenerations.objects.filter(day__gte=parts.rolled.start, day__lte=parts.rolled.end)
+            for r in DailyGenerations.objects.filter(day__in=parts.rolled)
         ]  # fmt: skip
-    if parts.live:
-        rows += generation_rows_live(period=parts.live)
+    for span in parts.live:
+        rows += generation_rows_live(period=span)
     return rows
 
 
 # --- the users' activity --------------------------------------------------------------------------------
-def activity_pairs_live(*, period: Period) -> QuerySet:
-    """Distinct (day, user id) pairs of every interaction in the period, from the source tables: a UNION
-    of the users' last-seen and sign-up times, generation requests and succeeded payments."""
-
-    def pairs(qs: QuerySet, when: str, who: str) -> QuerySet:
-        return qs.filter(within(period, when)).order_by().annotate(d=TruncDate(when), u=F(who)).values_list("d", "u")
-
-    return pairs(TgUser.objects.all(), "last_seen_at", "id").union(
-        pairs(TgUser.objects.all(), "created_at", "id"),
-        pairs(GenRequest.objects.all(), "created_at", "user_id"),
-        pairs(Payment.objects.filter(status=Payment.Status.SUCCEEDED), "paid_at", "user_id"),
-    )
+def _as_day(value: date | datetime | str) -> date:
+    """A day from a raw cursor (SQLite gives 'YYYY-MM-DD' text, PostgreSQL a date)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
 
 
-def activity_pairs(*, period: Period) -> QuerySet:
-    """Distinct (day, user id) pairs of the period: the stored ones (every built day, and the samples of
-    `last_seen_at` the rollup task records as it runs) and, for the days not built, the live ones."""
-    stored = (
+def fetch(qs: QuerySet, template: str, params: Iterable[object] = ()) -> list[tuple]:
+    """Run `template` with `{inner}` replaced by `qs`'s SQL (for aggregates over a UNION, which the ORM
+    cannot group). `params` are the template's own placeholders, which come before the inner ones."""
+    sql, inner_params = qs.query.sql_with_params()
+    with connections[qs.db].cursor() as cursor:
+        cursor.execute(template.replace("{inner}", sql), [*params, *inner_params])
+        return cursor.fetchall()
+
+
+def _pairs(qs: QuerySet, period: Period, when: str, who: str) -> QuerySet:
+    return qs.filter(within(period, when)).order_by().annotate(d=TruncDate(when), u=F(who)).values_list("d", "u")
+
+
+def _live_parts(period: Period) -> list[QuerySet]:
+    return [
+        _pairs(TgUser.objects.all(), period, "last_seen_at", "id"),
+        _pairs(TgUser.objects.all(), period, "created_at", "id"),
+        _pairs(GenRequest.objects.all(), period, "created_at", "user_id"),
+        _pairs(Payment.objects.filter(status=Payment.Status.SUCCEEDED), period, "paid_at", "user_id"),
+    ]
+
+
+def _stored_pairs(period: Period) -> QuerySet:
+    return (
         DailyActiveUser.objects.filter(day__gte=period.start, day__lte=period.end)
         .order_by()
         .annotate(d=F("day"), u=F("user_id"))
         .values_list("d", "u")
     )
-    live = split(period).live
-    return stored.union(activity_pairs_live(period=live)) if live else stored
+
+
+def activity_pairs_live(*, period: Period) -> QuerySet:
+    """Distinct (day, user id) pairs of every interaction in the period, from the source tables: a UNION
+    of the users' last-seen and sign-up times, generation requests and succeeded payments."""
+    first, *rest = _live_parts(period)
+    return first.union(*rest)
+
+
+def activity_pairs(*, period: Period) -> QuerySet:
+    """(day, user id) pairs of the period, some possibly repeated (a UNION ALL, for per-user maxima): the
+    stored ones (every built day, and the samples of `last_seen_at` the rollup task records as it runs)
+    and, for the days without rollups, the live ones."""
+    live = [part for span in split(period).live for part in _live_parts(span)]
+    stored = _stored_pairs(period)
+    return stored.union(*live, all=True) if live else stored
+
+
+def active_by_day(*, period: Period) -> dict[date, int]:
+    """Distinct active users per day: counted in the rollups for built days, from a UNION otherwise."""
+    parts = split(period)
+    counts = dict(DashboardDay.objects.filter(day__in=parts.rolled).values_list("day", "active_users"))
+    for span in parts.live:
+        pairs = _stored_pairs(span).union(*_live_parts(span))
+        counts.update({_as_day(d): n for d, n in fetch(pairs, "SELECT d, COUNT(*) FROM ({inner}) pairs GROUP BY d")})
+    return counts

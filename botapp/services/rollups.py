@@ -71,7 +71,8 @@ def build_day(day: date) -> None:
             for r in generations
         )  # fmt: skip
         record_activity(period=period)
-        DashboardDay.objects.update_or_create(day=day, defaults={"built_at": timezone.now()})
+        active = DailyActiveUser.objects.filter(day=day).count()
+        DashboardDay.objects.update_or_create(day=day, defaults={"built_at": timezone.now(), "active_users": active})
 
 
 def first_day() -> date | None:

@@ -251,6 +251,17 @@ def test_user_stats(world):
     assert stats.blocked_share == pytest.approx(2 / 6)
 
 
+def test_user_stats_of_a_window_reaching_today_count_last_seen(world):
+    """With the period ending today, a user is active when last seen in the window (every interaction
+    moves last_seen on): four counts, no history. The fixture's u1 generated on 7 March but was last seen
+    on 3 March (impossible live), so today's DAU is u4 (seen 9 March) here, u1 in the history."""
+    stats = sel.user_stats(period=P, today=P.end)
+    assert (stats.active, stats.dau, stats.wau, stats.mau) == (4, 1, 4, 6)
+    TgUser.objects.filter(username="u4").update(last_seen_at=at(6))
+    assert sel.user_stats(period=P, today=P.end).dau == 0
+    assert sel.user_stats(period=P).dau == 1  # the past window: u1's generation on 7 March
+
+
 def test_users_by_day(world):
     rows = {row.day.day: (row.new, row.active) for row in sel.users_by_day(period=P)}
     assert rows == {1: (0, 0), 2: (1, 2), 3: (1, 2), 4: (0, 2), 5: (0, 1), 6: (1, 1), 7: (0, 1)}
@@ -595,12 +606,26 @@ def test_rollups_give_the_same_numbers_as_live(world):
     built = rollups.rebuild(days=20, today=date(2025, 3, 8))
     assert built[0] == date(2025, 2, 16) and built[-1] == date(2025, 3, 7)
     assert DashboardDay.objects.count() == 20 and DailyLedger.objects.exists() and DailyGenerations.objects.exists()
-    assert daily.split(P) == daily.Split(rolled=P, live=None)
+    assert daily.split(P) == daily.Split(rolled=tuple(P.days), live=())
     assert snapshot() == live
-    # Half built, half live: the same again.
-    DashboardDay.objects.filter(day__gte=date(2025, 3, 5)).delete()
-    assert daily.split(P).live == Period(start=date(2025, 3, 5), end=date(2025, 3, 7))
+    # Gaps: built days around live runs (the days before the data, a hole, the last days): the same again.
+    DashboardDay.objects.filter(day__in=[date(2025, 3, 3), date(2025, 3, 6), date(2025, 3, 7)]).delete()
+    assert daily.split(P).live == (Period(start=date(2025, 3, 3), end=date(2025, 3, 3)),
+                                   Period(start=date(2025, 3, 6), end=date(2025, 3, 7)))  # fmt: skip
     assert snapshot() == live
+    wide = Period(start=date(2025, 1, 1), end=date(2025, 3, 7))
+    assert daily.split(wide).live[0] == Period(start=date(2025, 1, 1), end=date(2025, 2, 15))  # nothing built
+    assert snapshot(wide)["tokens"].sold == live["tokens"].sold
+
+
+def test_split_merges_many_gaps_into_one_live_run(db):
+    for day in (1, 3, 5, 7):
+        DashboardDay.objects.create(day=date(2025, 3, day), built_at=NOW)
+    parts = daily.split(Period(start=date(2025, 3, 1), end=date(2025, 3, 9)))
+    assert parts.live == (Period(start=date(2025, 3, 2), end=date(2025, 3, 2)),
+                          Period(start=date(2025, 3, 4), end=date(2025, 3, 4)),
+                          Period(start=date(2025, 3, 6), end=date(2025, 3, 9)))  # fmt: skip
+    assert parts.rolled == (date(2025, 3, 1), date(2025, 3, 3), date(2025, 3, 5))
 
 
 def test_built_days_are_read_from_the_rollups(world):
