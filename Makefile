@@ -41,6 +41,7 @@ bench: install
 	$(PY) bench/ledger.py
 	$(PY) bench/updates.py
 	$(PY) bench/inflight.py
+	$(PY) bench/dashboard.py
 
 ## lock: re-pin both locks from pyproject.toml (run after changing its dependencies), with pip-tools:
 ## requirements/prod.txt from [project].dependencies, requirements/dev.txt from those plus the `dev`
