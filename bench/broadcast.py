@@ -173,9 +173,7 @@ def main() -> None:
     statuses = Counter(BroadcastRecipient.objects.filter(broadcast=broadcast).values_list("status", flat=True))
     per_chat = Counter(c.chat_id for c in calls if c.ok)
     duplicates = sum(1 for n in per_chat.values() if n > 1)
-    received = sum(
-        1 for chat_id in emu_ids if any(m.get("text") for m in emulator.messages(chat_id))
-    )
+    received = sum(1 for chat_id in emu_ids if any(m.get("text") for m in emulator.messages(chat_id)))
     lost = statuses.get("pending", 0) + statuses.get("sending", 0) + statuses.get("unknown", 0)
     prepare = broadcast.total
     print(f"recipients: {prepare}; the first send {first - t0_epoch:.1f} s after the start (rows created in batches)")
