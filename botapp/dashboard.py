@@ -78,7 +78,7 @@ def parse_range(params: Mapping[str, str], *, today: date) -> RangeChoice:
     try:
         end = date.fromisoformat(raw_to) if raw_to else today
         start = date.fromisoformat(raw_from) if raw_from else end - timedelta(days=29)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a date, or "to" too close to year 1 for a default "from"
         return fallback("The dates must look like 2025-01-31: showing the last 30 days.")
     end = min(end, today)
     if start > end:
@@ -208,11 +208,13 @@ def _changelist(name: str, **params: object) -> str:
     return f"{url}?{urlencode(params)}" if params else url
 
 
-def build_dashboard(*, period: Period, money: bool, now: datetime | None = None) -> dict[str, Any]:
+def build_dashboard(
+    *, period: Period, money: bool, now: datetime | None = None, links: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Everything the template shows, from the selectors. `money`: compute and show the money panels
     (nothing about revenue is queried otherwise)."""
     now = now or timezone.now()
-    links = _links()
+    links = links if links is not None else _links()
     labels = _labels(period)
     users = selectors.user_stats(period=period)
     users_daily = selectors.users_by_day(period=period)
@@ -578,29 +580,35 @@ def _money_panels(
     }
 
 
-def _links() -> dict[str, str]:
+def _links(user: Any = None) -> dict[str, str]:
+    """The changelists the KPI cards open; "" (no link) where `user` may not view the model."""
+    targets = {
+        "users": ("tguser", {}),
+        "payments": ("payment", {"status__exact": Payment.Status.SUCCEEDED}),
+        "generations": ("genrequest", {}),
+        "failed": ("genrequest", {"status__exact": GenRequest.Status.FAILED}),
+        "in_flight": ("genrequest", {"status__in": ",".join(GenRequest.IN_FLIGHT)}),
+        "ledger": ("transaction", {}),
+        "promocodes": ("promocodeactivation", {}),
+        "models": ("aimodel", {}),
+    }
     return {
-        "users": _changelist("tguser"),
-        "payments": _changelist("payment", status__exact=Payment.Status.SUCCEEDED),
-        "generations": _changelist("genrequest"),
-        "failed": _changelist("genrequest", status__exact=GenRequest.Status.FAILED),
-        "in_flight": _changelist("genrequest", status__in=",".join(GenRequest.IN_FLIGHT)),
-        "ledger": _changelist("transaction"),
-        "promocodes": _changelist("promocodeactivation"),
-        "models": _changelist("aimodel"),
+        key: _changelist(model, **params) if user is None or user.has_perm(f"botapp.view_{model}") else ""
+        for key, (model, params) in targets.items()
     }
 
 
 def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     choice = parse_range(request.GET, today=timezone.localdate())
     money = request.user.has_perm(MONEY_PERMISSION)
+    links = _links(request.user)
     context.update(
         {
             "title": "Dashboard",
-            "dashboard": build_dashboard(period=choice.period, money=money),
+            "dashboard": build_dashboard(period=choice.period, money=money, links=links),
             "range": choice,
             "range_links": _range_links(choice),
-            "links": _links(),
+            "links": links,
         }
     )
     return context

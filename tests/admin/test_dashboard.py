@@ -233,6 +233,8 @@ def test_range_presets_and_custom_dates(params, start, end, preset):
         ({"range": "forever"}, "Unknown range"),
         ({"range": "<script>" * 10}, "Unknown range"),
         ({"from": "\x00\x01"}, "must look like"),
+        ({"to": "0001-01-05"}, "must look like"),  # no room for the default 30 days before it
+        ({"from": "2025-03-01", "to": "9" * 5000}, "must look like"),
     ],
 )
 def test_bad_range_falls_back_to_the_default_with_a_notice(params, notice):
@@ -529,6 +531,9 @@ def test_staff_without_the_payment_permission_sees_no_money(staff, world):
     cards = kpis(response)
     assert cards["new"] == "3" and cards["requests"] == "8"  # the rest of the page is there
     assert "revenue" not in cards and "arppu" not in cards
+    # The cards link only to lists this user may open (none here).
+    assert {kpi["href"] for group in d["kpis"].values() for kpi in group} == {""}
+    assert reverse("admin:botapp_genrequest_changelist") not in html
 
 
 def test_staff_with_the_payment_permission_sees_money(staff, world):
@@ -537,6 +542,9 @@ def test_staff_with_the_payment_permission_sees_money(staff, world):
     assert response.context["dashboard"]["money"] is True
     assert 'id="money"' in response.content.decode()
     assert kpis(response)["payments"] == "2"
+    d = response.context["dashboard"]
+    assert d["money_kpis"][0]["href"].startswith(reverse("admin:botapp_payment_changelist"))
+    assert d["kpis"]["generations"][0]["href"] == ""  # no view_genrequest
 
 
 def test_kpi_links_open(admin_client, world):
