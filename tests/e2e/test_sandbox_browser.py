@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.browser import chromium, skip_reason
+from tests.ops.test_run import ctrl_c_stops_everything, run_stack, wait_running
 from tests.ops.test_startup import free_port, stack_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,26 +53,12 @@ def chat_url(tmp_path_factory) -> Iterator[str]:
         THROTTLE_RATE="0",
     )
     log = folder / "run.log"
-    with log.open("w") as out:
-        make = subprocess.Popen(
-            ["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+    make = run_stack(env, log, ["make", "--no-print-directory", "run"])
     try:
-        deadline = time.monotonic() + 120
-        while "Press Ctrl+C to stop." not in log.read_text(errors="replace"):
-            assert make.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, log.read_text(errors="replace")
-            time.sleep(0.3)
-        url = re.search(r"Chat:\s+(http://\S+)", log.read_text(errors="replace")).group(1)
-        yield url
+        output = wait_running(make, log)
+        yield re.search(r"Chat:\s+(http://\S+)", output).group(1)
     finally:
-        os.killpg(make.pid, signal.SIGINT)
-        try:
-            make.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(make.pid, signal.SIGKILL)
-        print(log.read_text(errors="replace")[-3000:])
+        ctrl_c_stops_everything(make, log)  # make run's whole process tree stops on Ctrl+C
 
 
 class Chat:

@@ -118,8 +118,44 @@ def _group_alive(pid: int) -> bool:
     return True
 
 
+def run_stack(env: dict[str, str], log: Path, command: list[str]) -> subprocess.Popen:
+    """Start `command` in its own process group, like a shell's foreground job (Ctrl+C reaches the group)."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_running(proc: subprocess.Popen, log: Path, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while "Press Ctrl+C to stop." not in log.read_text(errors="replace"):
+        assert proc.poll() is None, log.read_text(errors="replace")
+        assert time.monotonic() < deadline, log.read_text(errors="replace")
+        time.sleep(0.3)
+    return log.read_text(errors="replace")
+
+
+def ctrl_c_stops_everything(proc: subprocess.Popen, log: Path) -> None:
+    """SIGINT to the group (what Ctrl+C in the terminal does): every child's process group must be gone."""
+    pids = _pids(log.read_text(errors="replace"))
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(60)
+        deadline = time.monotonic() + 30
+        while any(_group_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = [name for name, pid in pids.items() if _group_alive(pid)]
+        assert left == [], f"still running after Ctrl+C: {left}\n{log.read_text(errors='replace')}"
+    finally:
+        for pid in [proc.pid, *pids.values()]:
+            if _group_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
 @pytest.mark.slow
-def test_make_run_without_a_token_runs_the_sandbox_and_stops_on_ctrl_c(tmp_path):
+def test_without_a_token_the_stack_migrates_runs_the_sandbox_and_stops_on_ctrl_c(tmp_path):
+    """`manage.py runstack` (the last step of `make run`; the browser test in tests/e2e runs `make run`
+    itself and stops it the same way) on a database that was never migrated."""
     web, sandbox = free_port(), free_port()
     log = tmp_path / "run.log"
     env = stack_env(
@@ -130,7 +166,7 @@ def test_make_run_without_a_token_runs_the_sandbox_and_stops_on_ctrl_c(tmp_path)
         SECRET_KEY="a-real-secret-key-for-this-test-only-0123456789",
         ADMIN_USERNAME="admin",
         ADMIN_PASSWORD="run-test-password",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.sqlite3'}",  # never migrated: runstack migrates it
+        DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.sqlite3'}",
         MEDIA_ROOT=str(tmp_path / "media"),
         CELERY_BROKER_FOLDER=str(tmp_path / "broker"),
         CELERY_BEAT_SCHEDULE_FILENAME=str(tmp_path / "beat"),
@@ -138,27 +174,17 @@ def test_make_run_without_a_token_runs_the_sandbox_and_stops_on_ctrl_c(tmp_path)
         GOOGLE_API_KEY="",
         GOOGLE_VERTEX_API_KEY="",
     )
-    with log.open("w") as out:
-        # Its own process group, like a shell's foreground job: Ctrl+C reaches the whole group.
-        make = subprocess.Popen(
-            ["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    pids: dict[str, int] = {}
+    proc = run_stack(env, log, [sys.executable, "manage.py", "runstack"])
     try:
-        deadline = time.monotonic() + 120
-        while "Press Ctrl+C to stop." not in log.read_text(errors="replace"):
-            assert make.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, log.read_text(errors="replace")
-            time.sleep(0.3)
-        output = log.read_text(errors="replace")
-        pids = _pids(output)
-        assert set(pids) == {"sandbox", "web", "bot", "worker"}, output
+        output = wait_running(proc, log)
+        assert "The database is not migrated yet: migrating it first." in output
+        assert set(_pids(output)) == {"sandbox", "web", "bot", "worker"}, output
         assert f"Chat:       http://127.0.0.1:{sandbox}/chat/" in output
         assert f"Admin:      http://127.0.0.1:{web}/admin/   login: admin / run-test-password" in output
         assert "Telegram:   sandbox" in output and "Generation: demo provider" in output
         assert "Database:   SQLite" in output and "Task queue: a folder" in output
-        assert "The database is not migrated yet: migrating it first." not in output  # make run migrated it
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/admin/login/", timeout=10) as response:
+            assert response.status == 200  # the admin's tables exist
         token = re.search(r"Token: (\S+)", output).group(1)
         # The bot polls the sandbox with the sandbox's token, as it would poll Telegram.
         deadline = time.monotonic() + 30
@@ -169,36 +195,5 @@ def test_make_run_without_a_token_runs_the_sandbox_and_stops_on_ctrl_c(tmp_path)
                     break
             assert time.monotonic() < deadline, "the bot never reached the sandbox"
             time.sleep(0.5)
-        os.killpg(make.pid, signal.SIGINT)  # what Ctrl+C in the terminal does
-        make.wait(60)
-        deadline = time.monotonic() + 30
-        while any(_group_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        left = [name for name, pid in pids.items() if _group_alive(pid)]
-        assert left == [], f"still running after Ctrl+C: {left}\n{log.read_text(errors='replace')}"
     finally:
-        for pid in [make.pid, *pids.values()]:
-            if _group_alive(pid):
-                os.killpg(pid, signal.SIGKILL)
-
-
-@pytest.mark.slow
-def test_runstack_migrates_a_database_that_is_not_migrated(tmp_path):
-    port = free_port()
-    env = stack_env(PORT=str(port), DEBUG="true", DATABASE_URL=f"sqlite:///{tmp_path / 'new.sqlite3'}")
-    with (tmp_path / "out.log").open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runstack", "--no-bot", "--no-worker"], cwd=ROOT, env=env,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while "Press Ctrl+C to stop." not in (tmp_path / "out.log").read_text(errors="replace"):
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "out.log").read_text()
-            time.sleep(0.3)
-        assert "The database is not migrated yet: migrating it first." in (tmp_path / "out.log").read_text()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=10) as response:
-            assert response.status == 200  # the admin's tables exist
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(30)
+        ctrl_c_stops_everything(proc, log)
