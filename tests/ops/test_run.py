@@ -183,7 +183,7 @@ def test_without_a_token_the_stack_migrates_runs_the_sandbox_and_stops_on_ctrl_c
         assert f"Admin:      http://127.0.0.1:{web}/admin/   login: admin / run-test-password" in output
         assert "Telegram:   sandbox" in output and "Generation: demo provider" in output
         assert "Database:   SQLite" in output and "Task queue: a folder" in output
-        with urllib.request.urlopen(f"http://127.0.0.1:{web}/admin/login/", timeout=10) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/admin/login/", timeout=60) as response:
             assert response.status == 200  # the admin's tables exist
         token = re.search(r"Token: (\S+)", output).group(1)
         # The bot polls the sandbox with the sandbox's token, as it would poll Telegram.

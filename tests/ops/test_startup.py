@@ -129,9 +129,9 @@ def test_web_process_of_make_run_starts_and_serves_static_files_quietly(tmp_path
     def serve_static(text: str) -> bool:
         if "Uvicorn running" not in text:
             return False
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/admin/css/base.css", timeout=10) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/admin/css/base.css", timeout=60) as response:
             fetched["css"] = response.read()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=10) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=60) as response:
             fetched["health"] = response.read()
         time.sleep(0.5)  # a warning is printed after the response
         return True
