@@ -35,11 +35,13 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.services import postgres_available, recreate_postgres_database, redis_available  # noqa: E402
+
 PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "bench_broadcast"
 REDIS_BENCH_URL = "redis://127.0.0.1:6379/13"
@@ -47,33 +49,6 @@ TOKEN = "7300000003:AAbench-broadcast-token"
 TEXT = "📣 <b>New:</b> Veo 3.1 Pro is here. Try it from the menu!"
 
 
-def postgres_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
-            return True
-    except Exception:
-        return False
-
-
-def redis_available() -> bool:
-    try:
-        import redis
-
-        return bool(redis.Redis.from_url(REDIS_BENCH_URL, socket_connect_timeout=2).ping())
-    except Exception:
-        return False
-
-
-def recreate_postgres_database() -> str:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(PG_BENCH_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_BENCH_DB)))
-    return urlparse(PG_ADMIN_URL)._replace(path=f"/{PG_BENCH_DB}").geturl()
 
 
 def main() -> None:
@@ -91,14 +66,18 @@ def main() -> None:
     from sandbox.telegram import BotAPIEmulator
 
     folder = Path(tempfile.mkdtemp(prefix="bench-broadcast-"))
-    use_pg = not args.sqlite and postgres_available()
-    use_redis = not args.no_redis and redis_available()
+    use_pg = not args.sqlite and postgres_available(PG_ADMIN_URL)
+    use_redis = not args.no_redis and redis_available(REDIS_BENCH_URL)
     emulator = BotAPIEmulator(TOKEN).start_in_thread()
     os.environ.update(
         {
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-" + secrets.token_urlsafe(32),
-            "DATABASE_URL": recreate_postgres_database() if use_pg else f"sqlite:///{folder / 'bench.sqlite3'}",
+            "DATABASE_URL": (
+                recreate_postgres_database(PG_ADMIN_URL, PG_BENCH_DB)
+                if use_pg
+                else f"sqlite:///{folder / 'bench.sqlite3'}"
+            ),
             "DB_CONN_MAX_AGE": "600",
             "REDIS_URL": REDIS_BENCH_URL if use_redis else "",
             "CELERY_BROKER_URL": "filesystem://",

@@ -46,13 +46,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 from celery import shared_task
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.services import postgres_available, recreate_postgres_database, redis_available  # noqa: E402
+
 PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "bench_inflight"
 REDIS_BENCH_URL = "redis://127.0.0.1:6379/13"
@@ -95,34 +97,6 @@ def naive_video(request_id: int) -> str:
 # --------------------------------------------------------------------------------------------------
 # Environment
 # --------------------------------------------------------------------------------------------------
-def postgres_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
-            return True
-    except Exception:
-        return False
-
-
-def redis_available() -> bool:
-    try:
-        import redis
-
-        return bool(redis.Redis.from_url(REDIS_BENCH_URL, socket_connect_timeout=2).ping())
-    except Exception:
-        return False
-
-
-def recreate_postgres_database() -> str:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(PG_BENCH_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_BENCH_DB)))
-    parts = urlparse(PG_ADMIN_URL)
-    return parts._replace(path=f"/{PG_BENCH_DB}").geturl()
 
 
 @dataclass
@@ -138,9 +112,10 @@ class Environment:
 
 def prepare_environment(args: argparse.Namespace) -> Environment:
     folder = Path(tempfile.mkdtemp(prefix="bench-inflight-"))
-    use_pg = not args.sqlite and postgres_available()
-    use_redis = not args.no_redis and redis_available()
-    database_url = recreate_postgres_database() if use_pg else f"sqlite:///{folder / 'bench.sqlite3'}"
+    use_pg = not args.sqlite and postgres_available(PG_ADMIN_URL)
+    use_redis = not args.no_redis and redis_available(REDIS_BENCH_URL)
+    sqlite_url = f"sqlite:///{folder / 'bench.sqlite3'}"
+    database_url = recreate_postgres_database(PG_ADMIN_URL, PG_BENCH_DB) if use_pg else sqlite_url
     redis_url = REDIS_BENCH_URL if use_redis else ""
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     description = (

@@ -24,6 +24,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from django.conf import settings
+
 MASK = "[redacted]"
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words; no real secret is that short
 
@@ -57,8 +59,8 @@ def _password_of(url: str) -> str:
 
 
 def _settings_secrets() -> tuple[str, ...]:
-    from django.conf import settings
-
+    # `settings` is imported at the top: an import here fails while the interpreter shuts down,
+    # which is when aiohttp logs its "Unclosed client session".
     if not settings.configured:
         return ()
     found: list[str] = [str(getattr(settings, name, "") or "") for name in SECRET_SETTINGS]

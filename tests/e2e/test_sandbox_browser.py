@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.browser import chromium, skip_reason
-from tests.ops.test_run import ctrl_c_stops_everything, run_stack, wait_running
-from tests.ops.test_startup import free_port, stack_env
+from tests.ops.test_run import ctrl_c_stops_everything, run_stack, sandbox_env, wait_running
+from tests.ops.test_startup import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 20_000  # ms: the first generation includes the worker picking it up
@@ -33,25 +33,7 @@ def chat_url(tmp_path_factory) -> Iterator[str]:
     """`make run` with no BOT_TOKEN and no Google credentials, on free ports and a fresh database."""
     folder = tmp_path_factory.mktemp("make-run")
     web, sandbox = free_port(), free_port()
-    env = stack_env(
-        PORT=str(web),
-        SANDBOX_PORT=str(sandbox),
-        BOT_TOKEN="",
-        BOT_USERNAME="",
-        DEBUG="false",
-        SECRET_KEY="browser-test-secret-key-0123456789-abcdefghijklmnop",
-        ADMIN_USERNAME="admin",
-        ADMIN_PASSWORD="browser-test-password",
-        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
-        MEDIA_ROOT=str(folder / "media"),
-        CELERY_BROKER_FOLDER=str(folder / "broker"),
-        CELERY_BEAT_SCHEDULE_FILENAME=str(folder / "beat"),
-        GENERATION_PROVIDER_MODE="auto",
-        GOOGLE_API_KEY="",
-        GOOGLE_VERTEX_API_KEY="",
-        GOOGLE_CLOUD_PROJECT="",
-        THROTTLE_RATE="0",
-    )
+    env = sandbox_env(folder, web=web, sandbox=sandbox, ADMIN_PASSWORD="browser-test-password", THROTTLE_RATE="0")
     log = folder / "run.log"
     make = run_stack(env, log, ["make", "--no-print-directory", "run"])
     try:

@@ -118,6 +118,28 @@ def _group_alive(pid: int) -> bool:
     return True
 
 
+def sandbox_env(folder: Path, *, web: int, sandbox: int, **extra: str) -> dict[str, str]:
+    """What a newcomer's `make run` sees: no token, no Google, no Redis; its own ports and files."""
+    return stack_env(
+        PORT=str(web),
+        SANDBOX_PORT=str(sandbox),
+        BOT_TOKEN="",
+        BOT_USERNAME="",
+        DEBUG="false",
+        SECRET_KEY="a-real-secret-key-for-this-test-only-0123456789",
+        ADMIN_USERNAME="admin",
+        DATABASE_URL=f"sqlite:///{folder / 'fresh.sqlite3'}",  # never migrated
+        MEDIA_ROOT=str(folder / "media"),
+        CELERY_BROKER_FOLDER=str(folder / "broker"),
+        CELERY_BEAT_SCHEDULE_FILENAME=str(folder / "beat"),
+        GENERATION_PROVIDER_MODE="auto",
+        GOOGLE_API_KEY="",
+        GOOGLE_VERTEX_API_KEY="",
+        GOOGLE_CLOUD_PROJECT="",
+        **extra,
+    )
+
+
 def run_stack(env: dict[str, str], log: Path, command: list[str]) -> subprocess.Popen:
     """Start `command` in its own process group, like a shell's foreground job (Ctrl+C reaches the group)."""
     with log.open("w") as out:
@@ -158,22 +180,7 @@ def test_without_a_token_the_stack_migrates_runs_the_sandbox_and_stops_on_ctrl_c
     itself and stops it the same way) on a database that was never migrated."""
     web, sandbox = free_port(), free_port()
     log = tmp_path / "run.log"
-    env = stack_env(
-        PORT=str(web),
-        SANDBOX_PORT=str(sandbox),
-        BOT_TOKEN="",
-        DEBUG="false",
-        SECRET_KEY="a-real-secret-key-for-this-test-only-0123456789",
-        ADMIN_USERNAME="admin",
-        ADMIN_PASSWORD="run-test-password",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.sqlite3'}",
-        MEDIA_ROOT=str(tmp_path / "media"),
-        CELERY_BROKER_FOLDER=str(tmp_path / "broker"),
-        CELERY_BEAT_SCHEDULE_FILENAME=str(tmp_path / "beat"),
-        GENERATION_PROVIDER_MODE="auto",
-        GOOGLE_API_KEY="",
-        GOOGLE_VERTEX_API_KEY="",
-    )
+    env = sandbox_env(tmp_path, web=web, sandbox=sandbox, ADMIN_PASSWORD="run-test-password")
     proc = run_stack(env, log, [sys.executable, "manage.py", "runstack"])
     try:
         output = wait_running(proc, log)
