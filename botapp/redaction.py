@@ -24,8 +24,6 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from django.conf import settings
-
 MASK = "[redacted]"
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words; no real secret is that short
 
@@ -59,8 +57,10 @@ def _password_of(url: str) -> str:
 
 
 def _settings_secrets() -> tuple[str, ...]:
-    # `settings` is imported at the top: an import here fails while the interpreter shuts down,
-    # which is when aiohttp logs its "Unclosed client session".
+    try:  # imported here: the providers that use this module stay free of Django at import time
+        from django.conf import settings
+    except ImportError:  # the interpreter is shutting down (aiohttp logs "Unclosed client session")
+        return ()
     if not settings.configured:
         return ()
     found: list[str] = [str(getattr(settings, name, "") or "") for name in SECRET_SETTINGS]
