@@ -42,11 +42,10 @@ SECRET_SETTINGS = (
     "GOOGLE_VERTEX_API_KEY",
     "SECRET_KEY",
     "ADMIN_PASSWORD",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "YOOKASSA_SECRET_KEY",
 )
-URL_SETTINGS = ("REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL")
+# Credentials that only the libraries read, from the environment (boto3 for S3).
+ENV_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+URL_SETTINGS = ("REDIS_URL", "CELERY_BROKER_URL")  # the database's password is in DATABASES
 
 
 def _password_of(url: str) -> str:
@@ -63,12 +62,11 @@ def _settings_secrets() -> tuple[str, ...]:
         return ()
     if not settings.configured:
         return ()
-    found: list[str] = [str(getattr(settings, name, "") or "") for name in SECRET_SETTINGS]
-    found += [_password_of(str(getattr(settings, name, "") or "")) for name in URL_SETTINGS]
-    for database in getattr(settings, "DATABASES", {}).values():
+    found: list[str] = [str(getattr(settings, name) or "") for name in SECRET_SETTINGS]
+    found += [_password_of(str(getattr(settings, name) or "")) for name in URL_SETTINGS]
+    for database in settings.DATABASES.values():
         found.append(str(database.get("PASSWORD") or ""))
-    # Credentials that only the libraries read from the environment (boto3, google-auth).
-    found += [os.environ.get(name, "") for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
+    found += [os.environ.get(name, "") for name in ENV_SECRETS]
     return tuple(found)
 
 

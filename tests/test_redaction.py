@@ -10,18 +10,19 @@ import pytest
 from botapp.redaction import MASK, RedactSecretsFilter, error_text, install_log_redaction, redact
 
 pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
-TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+SECRET_HALF = "fake-bot-secret-" + "x" * 20  # shaped like a token, obviously not one
+TOKEN = f"123456789:{SECRET_HALF}"
 
 
 @pytest.fixture
-def secrets(settings):
+def secrets(settings, monkeypatch):
     settings.BOT_TOKEN = TOKEN
     settings.GOOGLE_API_KEY = "gemini-key-0123456789"
     settings.GOOGLE_VERTEX_API_KEY = "vertex-key-9876543210"
     settings.WEBHOOK_SECRET = "hook-secret-42"
     settings.REDIS_URL = "redis://:redis-pass-77@cache.internal:6379/0"
     settings.CELERY_BROKER_URL = "amqp://bot:amqp%2Fpass@mq.internal:5672//"
-    settings.AWS_SECRET_ACCESS_KEY = "aws/secret+key=="
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws/secret+key==")  # boto reads it from the environment
     settings.DATABASES = {**settings.DATABASES, "default": {**settings.DATABASES["default"], "PASSWORD": "db-pass-55"}}
     return settings
 
@@ -46,16 +47,17 @@ def secrets(settings):
 def test_known_secrets_are_masked(secrets, leak):
     text = redact(f"error: {leak} (while sending)")
     assert MASK in text
-    for secret in ("AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", "gemini-key", "vertex-key", "hook-secret", "redis-pass",
+    for secret in (SECRET_HALF, "gemini-key", "vertex-key", "hook-secret", "redis-pass",
                    "amqp%2Fpass", "amqp/pass", "db-pass", "aws/secret", "aws%2Fsecret"):  # fmt: skip
         assert secret not in text
 
 
 def test_shapes_are_masked_without_configuration(settings):
     settings.BOT_TOKEN = ""
-    other_bot = "987654321:ZZHdqTcvCH1vGWJxfSeofSAs0K5PALDsZZ"
-    text = redact(f"/bot{other_bot}/getFile and key=AIzaSyA1234567890abcdefghijklmnopqrstuv")
-    assert other_bot not in text and "AIzaSyA1234567890" not in text
+    other_bot = "987654321:other-fake-secret-" + "y" * 20
+    google_key = "AIza" + "z" * 35  # the shape of a Google API key
+    text = redact(f"/bot{other_bot}/getFile and key={google_key}")
+    assert other_bot not in text and google_key not in text
 
 
 def test_ordinary_text_is_left_alone(secrets):
@@ -85,7 +87,7 @@ def test_the_log_filter_redacts_message_arguments_and_traceback(secrets):
         logger.removeHandler(handler)
     output = stream.getvalue()
     assert "Traceback" in output and "RuntimeError" in output
-    assert TOKEN not in output and "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" not in output
+    assert TOKEN not in output and SECRET_HALF not in output
     assert output.count(MASK) >= 3
 
 
