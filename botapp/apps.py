@@ -11,7 +11,7 @@ class BotappConfig(AppConfig):
 
         from botapp.redaction import install_log_redaction
 
-        # The admin's landing page is the operator's dashboard (botapp/dashboard.py, UNFOLD's
+        # The admin's landing page is the operator's dashboard (botapp/admin/dashboard.py, UNFOLD's
         # DASHBOARD_CALLBACK). A template of its own name: "unfold" comes before this app in
         # INSTALLED_APPS, so an admin/index.html here would never be found.
         admin.site.index_template = "admin/dashboard.html"

@@ -352,8 +352,8 @@ UNFOLD = {
     "SITE_TITLE": "GenStudio admin",
     "SITE_HEADER": "GenStudio",
     "SITE_SYMBOL": "auto_awesome",
-    # The admin's landing page: the operator's dashboard (botapp/dashboard.py).
-    "DASHBOARD_CALLBACK": "botapp.dashboard.dashboard_callback",
+    # The admin's landing page: the operator's dashboard (botapp/admin/dashboard.py).
+    "DASHBOARD_CALLBACK": "botapp.admin.dashboard.dashboard_callback",
 }
 
 # --- Generation queue --------------------------------------------------------------------------------

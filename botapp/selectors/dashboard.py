@@ -1,4 +1,4 @@
-"""The numbers of the operator's dashboard (the admin's landing page, `botapp/dashboard.py`).
+"""The numbers of the operator's dashboard (the admin's landing page, `botapp/admin/dashboard.py`).
 
 Read-only query functions: keyword-only arguments, typed results (frozen dataclasses), no writes.
 Every function answers for a `Period` (whole days in the admin's time zone, `TIME_ZONE`) with a few

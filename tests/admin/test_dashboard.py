@@ -26,7 +26,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from botapp import dashboard, tasks
+from botapp import tasks
+from botapp.admin import dashboard
 from botapp.models import (
     AIModel,
     DailyActiveUser,

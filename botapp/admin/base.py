@@ -1,0 +1,186 @@
+"""What every admin page shares: status badges, mixins (read-only, exact id search, activation), the
+ledger rows inline and the CSV export."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from decimal import Decimal
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, IntegerField, Model, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from unfold.admin import TabularInline
+from unfold.decorators import action
+
+from botapp.models import (
+    GenRequest,
+    Payment,
+    Transaction,
+)
+
+MAX_LISTED = 20  # names listed in one message before "and N more"
+
+STATUS_LABELS = {
+    # generation requests
+    GenRequest.Status.CREATED: "info",
+    GenRequest.Status.QUEUED: "info",
+    GenRequest.Status.RUNNING: "warning",
+    GenRequest.Status.SUCCEEDED: "success",
+    GenRequest.Status.FAILED: "danger",
+    GenRequest.Status.CANCELLED: "",
+}
+PAYMENT_LABELS = {
+    Payment.Status.PENDING: "info",
+    Payment.Status.SUCCEEDED: "success",
+    Payment.Status.FAILED: "danger",
+    Payment.Status.CANCELLED: "",
+    Payment.Status.REFUNDED: "warning",
+}
+TX_LABELS = {
+    Transaction.Kind.DEPOSIT: "success",
+    Transaction.Kind.CHARGE: "info",
+    Transaction.Kind.REFUND: "warning",
+    Transaction.Kind.BONUS: "primary",
+    Transaction.Kind.REFERRAL: "primary",
+    Transaction.Kind.PROMO: "primary",
+    Transaction.Kind.ADMIN_ADJUSTMENT: "danger",
+    Transaction.Kind.PAYMENT_REFUND: "warning",
+}
+
+
+# --- helpers -------------------------------------------------------------------------------------
+def listing(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:MAX_LISTED])
+    return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
+
+
+def changelist_url(model: type[Model], **params: object) -> str:
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def signed(value: Decimal) -> str:
+    return f"{value:+}"
+
+
+def csv_cell(value: object) -> object:
+    """Neutralise spreadsheet formulas in user-supplied text (CSV injection); numbers stay as they are."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def csv_response(filename: str, header: Iterable[str], rows: Iterable[Iterable[object]]) -> HttpResponse:
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}-{stamp}.csv"'
+    response.write("\ufeff")  # lets spreadsheet programs detect UTF-8 (names are often Cyrillic)
+    writer = csv.writer(response)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([csv_cell(value) for value in row])
+    return response
+
+
+def count_of(model: type[Model], fk: str) -> Coalesce:
+    """A per-row COUNT as a correlated subquery: computed only for the rows of the current page."""
+    counted = model.objects.filter(**{fk: OuterRef("pk")}).order_by().values(fk).annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+class ExactIdSearchMixin:
+    """Search a number exactly (and with an index) in id columns, next to the text search_fields:
+    `icontains` on a Telegram id would be a full scan that also matches unrelated ids."""
+
+    exact_id_search_fields: tuple[str, ...] = ()
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip().lstrip("#@")
+        if self.exact_id_search_fields and term.isdigit() and len(term) <= 18:
+            exact = Q.create([(name, int(term)) for name in self.exact_id_search_fields], connector=Q.OR)
+            results = results | queryset.filter(exact)
+        return results, may_have_duplicates
+
+
+class ReadOnlyAdminMixin:
+    """View-only: no add, no change, no delete; the write paths refuse even if reached directly."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        raise PermissionDenied
+
+    def delete_model(self, request, obj):
+        raise PermissionDenied
+
+    def delete_queryset(self, request, queryset):
+        raise PermissionDenied
+
+
+class ReadOnlyInline(TabularInline):
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+class ActivationActionsMixin:
+    """activate / deactivate bulk actions for models with `is_active`."""
+
+    @action(description="Activate selected", permissions=["change"], icon="toggle_on")
+    def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queryset.filter(is_active=False).update(is_active=True)
+        self.message_user(request, f"Activated {count} {self.opts.verbose_name_plural}.", messages.SUCCESS)
+
+    @action(description="Deactivate selected", permissions=["change"], icon="toggle_off")
+    def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queryset.filter(is_active=True).update(is_active=False)
+        self.message_user(request, f"Deactivated {count} {self.opts.verbose_name_plural}.", messages.SUCCESS)
+
+
+class LinkedTransactionInline(ReadOnlyInline):
+    """The ledger rows that belong to one payment / generation / promocode."""
+
+    model = Transaction
+    verbose_name_plural = "Ledger rows"
+    fields = ("created_at", "user", "kind", "bucket", "amount", "balance_after", "description")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+    per_page = 20
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = max(delta.total_seconds(), 0)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes} min {seconds} s"

@@ -1,0 +1,365 @@
+"""Money: balances, the ledger, payments, top-up packages, promocodes and their activations."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import (
+    ChoicesDropdownFilter,
+    RangeDateTimeFilter,
+    RelatedDropdownFilter,
+)
+from unfold.decorators import action, display
+
+from botapp.admin.base import (
+    PAYMENT_LABELS,
+    TX_LABELS,
+    ActivationActionsMixin,
+    ExactIdSearchMixin,
+    LinkedTransactionInline,
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    csv_response,
+    signed,
+)
+from botapp.models import (
+    Payment,
+    Promocode,
+    PromocodeActivation,
+    TopUpPackage,
+    Transaction,
+    UserBalance,
+)
+from botapp.services.promo import CODE_RE, normalize_code
+
+
+@admin.register(UserBalance)
+class UserBalanceAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
+    """Balances are a cache of the ledger: shown, never edited (use "Grant or take tokens" on users)."""
+
+    list_display = (
+        "user",
+        "balance",
+        "bonus_balance",
+        "total",
+        "total_deposited",
+        "total_spent",
+        "total_refunded",
+        "updated_at",
+    )
+    list_select_related = ("user",)
+    search_fields = ("user__username",)
+    exact_id_search_fields = ("user__telegram_id", "user_id")
+    list_filter = (("updated_at", RangeDateTimeFilter),)
+    list_filter_submit = True
+    ordering = ("-updated_at",)
+    show_full_result_count = False
+    actions = None
+
+    @display(description="Total")
+    def total(self, obj: UserBalance) -> Decimal:
+        return obj.total
+
+
+class PaymentTransactionInline(LinkedTransactionInline):
+    fk_name = "payment"
+
+
+@admin.register(Payment)
+class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
+    """Read-only: payments are created and credited by PaymentService (exactly once per charge id)."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "user",
+        "provider",
+        "status_badge",
+        "amount_display",
+        "tokens",
+        "bonus_tokens",
+        "promocode",
+        "provider_charge_id",
+        "paid_at",
+    )
+    list_select_related = ("user", "promocode")
+    list_filter = (
+        "provider",
+        ("status", ChoicesDropdownFilter),
+        "currency",
+        ("created_at", RangeDateTimeFilter),
+        ("paid_at", RangeDateTimeFilter),
+    )
+    list_filter_submit = True
+    search_fields = ("provider_charge_id", "invoice_payload", "user__username", "promocode__code")
+    exact_id_search_fields = ("pk", "user__telegram_id")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    actions = ("export_csv",)
+    inlines = (PaymentTransactionInline,)
+
+    @display(description="Status", ordering="status", label=PAYMENT_LABELS)
+    def status_badge(self, obj: Payment) -> tuple[str, str]:
+        return obj.status, obj.get_status_display()
+
+    @display(description="Amount", ordering="amount")
+    def amount_display(self, obj: Payment) -> str:
+        return f"{obj.amount} {obj.currency}"
+
+    @action(description="Export selected to CSV", permissions=["view"], icon="download")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        fields = (
+            "pk",
+            "created_at",
+            "paid_at",
+            "refunded_at",
+            "user__telegram_id",
+            "user__username",
+            "provider",
+            "status",
+            "amount",
+            "currency",
+            "tokens",
+            "bonus_tokens",
+            "package_id",
+            "promocode__code",
+            "provider_charge_id",
+            "invoice_payload",
+        )
+        header = ["id", *(name.replace("__", "_") for name in fields[1:])]
+        rows = queryset.order_by("pk").values_list(*fields).iterator(chunk_size=2000)
+        return csv_response("payments", header, rows)
+
+
+@admin.register(Transaction)
+class TransactionAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
+    """The append-only ledger: strictly read-only. The only action is an export."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "user",
+        "kind_badge",
+        "bucket",
+        "amount_display",
+        "balance_after",
+        "gen_request_link",
+        "payment_link",
+        "promocode",
+        "description",
+    )
+    list_select_related = ("user", "promocode")
+    list_filter = (
+        ("kind", ChoicesDropdownFilter),
+        "bucket",
+        ("created_at", RangeDateTimeFilter),
+    )
+    list_filter_submit = True
+    search_fields = (
+        "user__username",
+        "operation_key",
+        "idempotency_key",
+        "description",
+        "payment__provider_charge_id",
+        "promocode__code",
+    )
+    exact_id_search_fields = ("pk", "user__telegram_id", "gen_request_id", "payment_id")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    show_full_result_count = False
+    actions = ("export_csv",)
+
+    @display(description="Kind", ordering="kind", label=TX_LABELS)
+    def kind_badge(self, obj: Transaction) -> tuple[str, str]:
+        return obj.kind, obj.get_kind_display()
+
+    @display(description="Amount", ordering="amount")
+    def amount_display(self, obj: Transaction) -> str:
+        return signed(obj.amount)
+
+    @display(description="Generation")
+    def gen_request_link(self, obj: Transaction) -> str:
+        if not obj.gen_request_id:
+            return "-"
+        url = reverse("admin:botapp_genrequest_change", args=(obj.gen_request_id,))
+        return format_html('<a href="{}">#{}</a>', url, obj.gen_request_id)
+
+    @display(description="Payment")
+    def payment_link(self, obj: Transaction) -> str:
+        if not obj.payment_id:
+            return "-"
+        url = reverse("admin:botapp_payment_change", args=(obj.payment_id,))
+        return format_html('<a href="{}">#{}</a>', url, obj.payment_id)
+
+    @action(description="Export selected to CSV", permissions=["view"], icon="download")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        fields = (
+            "pk",
+            "created_at",
+            "user_id",
+            "user__telegram_id",
+            "kind",
+            "bucket",
+            "amount",
+            "balance_after",
+            "gen_request_id",
+            "payment_id",
+            "promocode__code",
+            "operation_key",
+            "description",
+        )
+        header = ["id", *(name.replace("__", "_") for name in fields[1:])]
+        rows = queryset.order_by("pk").values_list(*fields).iterator(chunk_size=2000)
+        return csv_response("transactions", header, rows)
+
+
+@admin.register(TopUpPackage)
+class TopUpPackageAdmin(ActivationActionsMixin, ModelAdmin):
+    list_display = (
+        "display_name",
+        "tokens",
+        "price_stars",
+        "stars_per_token",
+        "price_rub",
+        "price_usd",
+        "bonus_percent",
+        "is_active",
+        "sort_order",
+    )
+    list_display_links = ("display_name",)
+    list_editable = ("price_stars", "bonus_percent", "is_active", "sort_order")
+    list_filter = ("is_active",)
+    search_fields = ("name",)
+    ordering = ("sort_order", "tokens")
+    actions = ("activate", "deactivate")
+
+    @display(description="Package", ordering="name")
+    def display_name(self, obj: TopUpPackage) -> str:
+        return obj.name or str(obj)
+
+    @display(description="⭐ per token")
+    def stars_per_token(self, obj: TopUpPackage) -> str:
+        return f"{Decimal(obj.price_stars) / obj.tokens:.2f}" if obj.tokens else "-"
+
+
+class PromocodeActivationInline(ReadOnlyInline):
+    model = PromocodeActivation
+    fields = ("created_at", "user", "uses", "consumed_by", "consumed_at")
+    readonly_fields = fields
+    ordering = ("-created_at",)
+    per_page = 20
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user", "consumed_by")
+
+
+# --- promocodes ----------------------------------------------------------------------------------
+class PromocodeForm(forms.ModelForm):
+    class Meta:
+        model = Promocode
+        fields = (
+            "code",
+            "kind",
+            "value",
+            "description",
+            "is_active",
+            "max_uses",
+            "per_user_limit",
+            "first_topup_only",
+            "valid_from",
+            "valid_until",
+        )
+
+    def clean_code(self) -> str:
+        code = normalize_code(self.cleaned_data["code"])
+        if not CODE_RE.match(code):
+            raise ValidationError("2–64 characters: Latin letters, digits, “_” and “-” (case does not matter).")
+        return code
+
+    def clean(self):
+        data = super().clean()
+        kind, value = data.get("kind"), data.get("value")
+        if kind == Promocode.Kind.TOPUP_DISCOUNT and value is not None and value >= 100:
+            self.add_error("value", "A discount is a percentage below 100.")
+        start, end = data.get("valid_from"), data.get("valid_until")
+        if start and end and end <= start:
+            self.add_error("valid_until", "Must be after “valid from”.")
+        return data
+
+
+@admin.register(Promocode)
+class PromocodeAdmin(ActivationActionsMixin, ModelAdmin):
+    form = PromocodeForm
+    list_display = (
+        "code",
+        "kind",
+        "value",
+        "uses",
+        "per_user_limit",
+        "valid_from",
+        "valid_until",
+        "first_topup_only",
+        "state",
+        "created_at",
+    )
+    list_filter = (
+        "kind",
+        "is_active",
+        "first_topup_only",
+        ("valid_until", RangeDateTimeFilter),
+    )
+    list_filter_submit = True
+    search_fields = ("code", "description")
+    readonly_fields = ("uses_count", "created_at")
+    ordering = ("-created_at",)
+    actions = ("activate", "deactivate")
+    inlines = (PromocodeActivationInline,)
+    fieldsets = (
+        (None, {"fields": ("code", "kind", "value", "description", "is_active")}),
+        ("Limits", {"fields": ("max_uses", "uses_count", "per_user_limit", "first_topup_only")}),
+        ("Validity", {"fields": ("valid_from", "valid_until")}),
+        ("Timestamps", {"fields": ("created_at",)}),
+    )
+
+    @display(description="Uses", ordering="uses_count")
+    def uses(self, obj: Promocode) -> str:
+        return f"{obj.uses_count} / {obj.max_uses if obj.max_uses is not None else '∞'}"
+
+    @display(
+        description="State",
+        label={"active": "success", "inactive": "", "expired": "danger", "used up": "warning", "scheduled": "info"},
+    )
+    def state(self, obj: Promocode) -> str:
+        now = timezone.now()
+        if not obj.is_active:
+            return "inactive"
+        if obj.valid_until and obj.valid_until <= now:
+            return "expired"
+        if obj.max_uses is not None and obj.uses_count >= obj.max_uses:
+            return "used up"
+        if obj.valid_from and obj.valid_from > now:
+            return "scheduled"
+        return "active"
+
+
+@admin.register(PromocodeActivation)
+class PromocodeActivationAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
+    list_display = ("promocode", "user", "uses", "created_at", "consumed_by", "consumed_at")
+    list_select_related = ("promocode", "user", "consumed_by")
+    list_filter = (("promocode", RelatedDropdownFilter), ("created_at", RangeDateTimeFilter))
+    list_filter_submit = True
+    search_fields = ("promocode__code", "user__username")
+    exact_id_search_fields = ("user__telegram_id",)
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    show_full_result_count = False

@@ -1,0 +1,436 @@
+"""Users and support: the users list (search, moderation, grant or take tokens, export) and their settings."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from unfold.admin import ModelAdmin, StackedInline
+from unfold.contrib.filters.admin import (
+    FieldTextFilter,
+    RangeDateTimeFilter,
+)
+from unfold.decorators import action, display
+from unfold.widgets import UnfoldAdminDecimalFieldWidget, UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget
+
+from botapp.admin.base import (
+    MAX_LISTED,
+    ExactIdSearchMixin,
+    ReadOnlyInline,
+    changelist_url,
+    count_of,
+    csv_response,
+    listing,
+    signed,
+)
+from botapp.models import (
+    AIModel,
+    GenRequest,
+    Payment,
+    TgUser,
+    Transaction,
+    UserBalance,
+    UserSettings,
+)
+from botapp.services.balance import BalanceService
+from botapp.services.exceptions import DomainError
+from botapp.services.users import set_ban
+
+MAX_ADJUST_USERS = 500  # one balance adjustment form applies to at most this many users
+
+
+# --- inlines ---------------------------------------------------------------------------------------
+class UserBalanceInline(StackedInline):
+    model = UserBalance
+    can_delete = False
+    extra = 0
+    max_num = 0
+    fields = ("balance", "bonus_balance", "total_deposited", "total_spent", "total_refunded", "updated_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class UserSettingsInline(ReadOnlyInline):
+    model = UserSettings
+    show_change_link = True
+    fields = (
+        "language",
+        "default_image_model",
+        "default_video_model",
+        "aspect_ratio",
+        "video_duration",
+        "video_resolution",
+        "send_as_file",
+        "notifications",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("default_image_model", "default_video_model")
+
+
+class TransactionInline(ReadOnlyInline):
+    model = Transaction
+    fk_name = "user"
+    verbose_name_plural = "Last transactions"
+    per_page = 10
+    fields = ("created_at", "kind", "bucket", "amount", "balance_after", "description", "operation_key")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+
+
+class GenRequestInline(ReadOnlyInline):
+    model = GenRequest
+    verbose_name_plural = "Last generations"
+    per_page = 10
+    fields = ("created_at", "model", "status", "price", "error_code", "delivered_at", "refunded_at")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+
+
+# --- the balance adjustment form -----------------------------------------------------------------
+class CommaDecimalField(forms.DecimalField):
+    """A decimal that accepts "2,50" as well as "2.50" whatever the admin's language (a comma is
+    never read as a thousands separator: "2,25" must not become 225 tokens)."""
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = value.strip().replace(" ", "").replace("\u00a0", "").replace(",", ".")
+        return super().to_python(value)
+
+
+class BalanceAdjustmentForm(forms.Form):
+    amount = CommaDecimalField(
+        max_digits=12,
+        decimal_places=2,
+        widget=UnfoldAdminDecimalFieldWidget,
+        help_text="Positive grants, negative takes (e.g. 10 or -2.50). Applied to each selected user.",
+    )
+    bucket = forms.ChoiceField(
+        choices=Transaction.Bucket.choices,
+        initial=Transaction.Bucket.MAIN,
+        widget=UnfoldAdminSelectWidget,
+        help_text="Main: purchased tokens. Bonus: bonus tokens (spent first).",
+    )
+    reason = forms.CharField(
+        max_length=200,
+        widget=UnfoldAdminTextInputWidget,
+        help_text="Written to the ledger with your login, e.g. “compensation for ticket 123”.",
+    )
+    # One id per rendered form: the ledger key of each user is admin:<operation_id>:<user id>, so
+    # submitting the same form twice (a double click, a browser retry) credits once.
+    operation_id = forms.UUIDField(widget=forms.HiddenInput)
+
+    def clean_amount(self) -> Decimal:
+        amount = self.cleaned_data["amount"]
+        if amount == 0:
+            raise ValidationError("The amount must not be zero.")
+        return amount
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise ValidationError("A reason is required.")
+        return reason
+
+
+# --- users ---------------------------------------------------------------------------------------
+@admin.register(TgUser)
+class TgUserAdmin(ExactIdSearchMixin, ModelAdmin):
+    list_display = (
+        "telegram_id",
+        "username_display",
+        "full_name",
+        "balance_display",
+        "level",
+        "generations",
+        "created_at",
+        "last_seen_at",
+        "state",
+    )
+    list_display_links = ("telegram_id", "username_display")
+    list_filter = (
+        "is_banned",
+        "bot_blocked",
+        "is_premium",
+        ("language_code", FieldTextFilter),
+        "level",
+        ("created_at", RangeDateTimeFilter),
+        ("last_seen_at", RangeDateTimeFilter),
+    )
+    list_filter_submit = True
+    search_fields = ("username", "first_name", "last_name", "referral_code")
+    exact_id_search_fields = ("telegram_id", "pk")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    list_per_page = 50
+    show_full_result_count = False
+    inlines = (UserBalanceInline, UserSettingsInline, TransactionInline, GenRequestInline)
+    actions = ("adjust_balance", "ban", "unban", "export_csv")
+    fieldsets = (
+        (None, {"fields": ("telegram_id", "username", "first_name", "last_name", "language_code", "is_premium")}),
+        ("Moderation", {"fields": ("is_banned", "ban_reason", "bot_blocked")}),
+        ("Loyalty", {"fields": ("level", "xp", "referral_code", "referred_by", "referrals_count")}),
+        ("Activity", {"fields": ("created_at", "last_seen_at", "links")}),
+    )
+    # Identity comes from Telegram; level/XP and referrals from the services. Only moderation is edited.
+    readonly_fields = (
+        "telegram_id",
+        "username",
+        "first_name",
+        "last_name",
+        "language_code",
+        "is_premium",
+        "bot_blocked",
+        "level",
+        "xp",
+        "referral_code",
+        "referred_by",
+        "referrals_count",
+        "created_at",
+        "last_seen_at",
+        "links",
+    )
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("balance")
+            .annotate(gen_count=count_of(GenRequest, "user"), ref_count=count_of(TgUser, "referred_by"))
+        )
+
+    def has_add_permission(self, request, obj=None):
+        return False  # users come from Telegram
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # ban instead; the ledger protects users with history anyway
+
+    def save_model(self, request, obj, form, change):
+        if not obj.is_banned:
+            obj.ban_reason = ""
+        super().save_model(request, obj, form, change)
+
+    def has_adjust_balance_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("botapp.change_userbalance")
+
+    # -- columns --
+    @display(description="Username", ordering="username")
+    def username_display(self, obj: TgUser) -> str:
+        return f"@{obj.username}" if obj.username else "-"
+
+    @display(description="Name")
+    def full_name(self, obj: TgUser) -> str:
+        return obj.full_name or "-"
+
+    @display(description="Balance + bonus", ordering="balance__balance")
+    def balance_display(self, obj: TgUser) -> str:
+        balance = getattr(obj, "balance", None)
+        if balance is None:
+            return "-"
+        return f"{balance.balance} + {balance.bonus_balance}"
+
+    @display(description="Generations", ordering="gen_count")
+    def generations(self, obj: TgUser) -> int:
+        return obj.gen_count
+
+    @display(
+        description="State",
+        label={"banned": "danger", "blocked the bot": "warning", "active": "success"},
+    )
+    def state(self, obj: TgUser) -> str:
+        if obj.is_banned:
+            return "banned"
+        if obj.bot_blocked:
+            return "blocked the bot"
+        return "active"
+
+    @display(description="Referrals")
+    def referrals_count(self, obj: TgUser) -> int:
+        return obj.ref_count
+
+    @display(description="Related")
+    def links(self, obj: TgUser) -> str:
+        if obj.pk is None:
+            return "-"
+        return format_html(
+            '<a href="{}">Transactions</a> · <a href="{}">Generations</a> · <a href="{}">Payments</a>',
+            changelist_url(Transaction, user__id__exact=obj.pk),
+            changelist_url(GenRequest, user__id__exact=obj.pk),
+            changelist_url(Payment, user__id__exact=obj.pk),
+        )
+
+    # -- actions --
+    @action(description="Grant or take tokens…", permissions=["adjust_balance"], icon="account_balance_wallet")
+    def adjust_balance(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        users = list(queryset.select_related("balance").order_by("pk")[: MAX_ADJUST_USERS + 1])
+        if len(users) > MAX_ADJUST_USERS:
+            self.message_user(
+                request, f"Select at most {MAX_ADJUST_USERS} users for one balance adjustment.", messages.ERROR
+            )
+            return None
+        if "apply" in request.POST:
+            form = BalanceAdjustmentForm(request.POST)
+            if form.is_valid():
+                self._apply_adjustment(request, users, **form.cleaned_data)
+                return None
+        else:
+            form = BalanceAdjustmentForm(initial={"operation_id": uuid.uuid4(), "bucket": Transaction.Bucket.MAIN})
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            "admin/botapp/tguser/adjust_balance.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Grant or take tokens",
+                "subtitle": None,
+                "opts": self.opts,
+                "media": self.media + form.media,
+                "form": form,
+                "users": users,
+                "action_name": "adjust_balance",
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+                "changelist_url": reverse("admin:botapp_tguser_changelist"),
+            },
+        )
+
+    def _apply_adjustment(
+        self,
+        request: HttpRequest,
+        users: list[TgUser],
+        *,
+        amount: Decimal,
+        bucket: str,
+        reason: str,
+        operation_id: uuid.UUID,
+    ) -> None:
+        done: list[str] = []
+        replayed: list[str] = []
+        failed: list[str] = []
+        ledger_reason = f"{reason} (by {request.user.get_username()})"
+        for user in users:
+            try:
+                result = BalanceService.admin_adjust(
+                    user_id=user.pk,
+                    amount=amount,
+                    reason=ledger_reason,
+                    key=f"admin:{operation_id}:{user.pk}",
+                    bucket=bucket,
+                )
+            except DomainError as exc:
+                failed.append(f"{user}: {exc.message}")
+                continue
+            if result.replayed:
+                replayed.append(str(user))
+                continue
+            done.append(f"{user} → {result.balance} + {result.bonus_balance} bonus")
+            self.log_change(request, user, f"Balance adjusted by {signed(amount)} ({bucket}): {reason}")
+        verb = "Granted" if amount > 0 else "Took"
+        if done:
+            self.message_user(request, f"{verb} {abs(amount)} {bucket} tokens: {listing(done)}.", messages.SUCCESS)
+        if replayed:
+            self.message_user(
+                request,
+                f"This form was already applied, nothing changed for: {listing(replayed)}.",
+                messages.WARNING,
+            )
+        for line in failed[:MAX_LISTED]:
+            self.message_user(request, f"Not applied to {line}", messages.ERROR)
+        if len(failed) > MAX_LISTED:
+            self.message_user(request, f"… and {len(failed) - MAX_LISTED} more users failed.", messages.ERROR)
+
+    @action(description="Ban selected users", permissions=["change"], icon="block")
+    def ban(self, request: HttpRequest, queryset: QuerySet) -> None:
+        users = list(queryset.filter(is_banned=False))
+        reason = f"banned by {request.user.get_username()}"
+        for user in users:
+            set_ban(user_id=user.pk, banned=True, reason=reason)
+            self.log_change(request, user, "Banned")
+        self.message_user(request, f"Banned {len(users)} users.", messages.SUCCESS)
+
+    @action(description="Unban selected users", permissions=["change"], icon="lock_open")
+    def unban(self, request: HttpRequest, queryset: QuerySet) -> None:
+        users = list(queryset.filter(is_banned=True))
+        for user in users:
+            set_ban(user_id=user.pk, banned=False)
+            self.log_change(request, user, "Unbanned")
+        self.message_user(request, f"Unbanned {len(users)} users.", messages.SUCCESS)
+
+    @action(description="Export selected to CSV", permissions=["view"], icon="download")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        fields = (
+            "pk",
+            "telegram_id",
+            "username",
+            "first_name",
+            "last_name",
+            "language_code",
+            "balance__balance",
+            "balance__bonus_balance",
+            "balance__total_deposited",
+            "balance__total_spent",
+            "balance__total_refunded",
+            "level",
+            "xp",
+            "is_banned",
+            "bot_blocked",
+            "referral_code",
+            "referred_by__telegram_id",
+            "created_at",
+            "last_seen_at",
+        )
+        header = [name.replace("balance__", "").replace("__", "_") for name in fields]
+        header[0] = "id"
+        rows = queryset.order_by("pk").values_list(*fields).iterator(chunk_size=2000)
+        return csv_response("users", header, rows)
+
+
+@admin.register(UserSettings)
+class UserSettingsAdmin(ExactIdSearchMixin, ModelAdmin):
+    list_display = (
+        "user",
+        "language",
+        "default_image_model",
+        "default_video_model",
+        "aspect_ratio",
+        "video_duration",
+        "video_resolution",
+        "send_as_file",
+        "notifications",
+        "updated_at",
+    )
+    list_select_related = ("user", "default_image_model", "default_video_model")
+    list_filter = ("language", "send_as_file", "notifications")
+    search_fields = ("user__username",)
+    exact_id_search_fields = ("user__telegram_id", "user_id")
+    readonly_fields = ("user", "updated_at")
+    show_full_result_count = False
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        kinds = {"default_image_model": AIModel.Kind.IMAGE, "default_video_model": AIModel.Kind.VIDEO}
+        if db_field.name in kinds:
+            kwargs["queryset"] = AIModel.objects.filter(kind=kinds[db_field.name])
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_add_permission(self, request, obj=None):
+        return False  # created with the user
+
+    def has_delete_permission(self, request, obj=None):
+        return False
