@@ -19,11 +19,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
@@ -39,6 +40,8 @@ from botapp.models import (
     UserBalance,
     UserSettings,
 )
+from botapp.selectors import dashboard as dashboard_selectors
+from botapp.selectors.daily import Period
 from botapp.services import delivery, levels, users
 from botapp.services.generation import GenerationService, UserStats
 from botapp.services.payments import PaymentOutcome, PaymentService, TopUpQuote
@@ -521,6 +524,68 @@ def complete_payment(
         raw=raw,
     )
     return outcome, _balance_view(outcome.payment.user_id)
+
+
+# --- the operator's numbers (/admin) --------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OpsToday:
+    """Today's key numbers (since local midnight in TIME_ZONE), as the admin's dashboard counts them
+    (`botapp.selectors.dashboard`: the definitions are there)."""
+
+    day: date
+    as_of: datetime
+    new_users: int
+    active_users: int
+    payments: int  # succeeded, paid today
+    stars_payments: int
+    stars: Decimal  # paid in Telegram Stars
+    card_payments: int
+    card_rub: Decimal  # paid by card, in roubles
+    revenue_rub: Decimal  # all of it in roubles (Stars at STARS_RUB_RATE)
+    tokens_sold: Decimal
+    tokens_spent: Decimal
+    tokens_refunded: Decimal
+    generations: int  # requests made today, any status
+    succeeded: int
+    failed: int
+    in_flight: int  # now: created, queued or running
+    queue_depth: int  # now: waiting for a worker
+
+
+@bridged
+def ops_today() -> OpsToday:
+    """Today's numbers for an operator, from the dashboard's selectors (today is always computed live)."""
+    now = timezone.now()
+    today = timezone.localdate(now)
+    period = Period(start=today, end=today)
+    people = dashboard_selectors.user_stats(period=period, today=today)
+    money = dashboard_selectors.revenue(period=period, stars_rub_rate=settings.STARS_RUB_RATE)
+    tokens = dashboard_selectors.token_flow(period=period)
+    generations = dashboard_selectors.generation_stats(period=period)
+    queue = dashboard_selectors.queue_now(now=now)
+    methods = {row.method: row for row in money.by_method}
+    stars = methods.get(Payment.Provider.TELEGRAM_STARS)
+    card = methods.get(Payment.Provider.YOOKASSA)
+    return OpsToday(
+        day=today,
+        as_of=now,
+        new_users=people.new,
+        active_users=people.active,
+        payments=money.payments,
+        stars_payments=stars.payments if stars else 0,
+        stars=stars.stars if stars else ZERO,
+        card_payments=card.payments if card else 0,
+        card_rub=card.rub if card else ZERO,
+        revenue_rub=money.rub,
+        tokens_sold=tokens.sold,
+        tokens_spent=tokens.spent,
+        tokens_refunded=tokens.refunded,
+        generations=generations.total,
+        succeeded=generations.succeeded,
+        failed=generations.failed,
+        in_flight=queue.in_flight,
+        queue_depth=queue.depth,
+    )
 
 
 # --- helpers for the keyboards ----------------------------------------------------------------------

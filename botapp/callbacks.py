@@ -117,3 +117,20 @@ class PayCb(CallbackData, prefix="p"):
     action: PayAction
     package_id: int
     method: PayMethod | None = None
+
+
+class ScreenCb(CallbackData, prefix="sc"):
+    """A button that opens a screen of the main menu as a NEW message (a broadcast's "bot screen"
+    button: the message it sits under stays as it is)."""
+
+    screen: MenuAction
+
+
+class OpsAction(StrEnum):
+    REFRESH = "rf"
+
+
+class OpsCb(CallbackData, prefix="op"):
+    """The operator's /admin card (acts only for ADMIN_IDS; anyone else gets "outdated")."""
+
+    action: OpsAction

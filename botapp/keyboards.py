@@ -24,6 +24,8 @@ from botapp.callbacks import (
     HistoryCb,
     MenuAction,
     MenuCb,
+    OpsAction,
+    OpsCb,
     PayAction,
     PayCb,
     PayMethod,
@@ -403,4 +405,15 @@ def paid_keyboard(lang: str, *, resume: bool) -> InlineKeyboardMarkup:
         ]
     )
     rows.append([_menu_button(lang)])
+    return _markup(rows)
+
+
+# --- the operator's /admin card ---------------------------------------------------------------------
+@cache
+def ops_keyboard(lang: str, dashboard_url: str = "") -> InlineKeyboardMarkup:
+    """Refresh in place, and a URL button to the admin (`dashboard_url`: one Telegram takes as a button
+    URL, or empty when the link goes in the text instead)."""
+    rows = [[_button(t("admin.refresh", lang), OpsCb(action=OpsAction.REFRESH))]]
+    if dashboard_url:
+        rows.append([InlineKeyboardButton(text=t("admin.open_dashboard", lang), url=dashboard_url)])
     return _markup(rows)

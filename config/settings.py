@@ -228,6 +228,9 @@ BOT_USERNAME = env.str("BOT_USERNAME", default="")
 WEBHOOK_URL = env.str("WEBHOOK_URL", default="")
 WEBHOOK_SECRET = env.str("WEBHOOK_SECRET", default="")
 ADMIN_IDS = env.list("ADMIN_IDS", cast=int, default=[])  # operators' Telegram ids: they get the alerts
+# The admin's absolute URL, linked from the operators' /admin in the bot (a URL button when Telegram
+# takes the host: not localhost or a loopback address, for which the link is shown as text).
+ADMIN_URL = env.str("ADMIN_URL", default="http://127.0.0.1:8000/admin/")
 # The @username users are pointed to in /help for support (empty: no support line).
 SUPPORT_USERNAME = env.str("SUPPORT_USERNAME", default="").lstrip("@")
 # Shows the "card" payment button. The card provider (YooKassa) arrives with the payments issue; until

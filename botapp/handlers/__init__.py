@@ -1,8 +1,8 @@
 """The bot's routers, gathered in a deliberate order.
 
 Commands that work everywhere come first (menu: /start /menu /cancel; help: /help; balance:
-/balance), then the feature screens, then the generation flow with its state handlers, and the
-fallback last (unknown commands, unexpected input, outdated buttons, errors).
+/balance; ops: the operators' /admin), then the feature screens, then the generation flow with its state handlers, and the
+fallback last (unknown commands, unexpected input, outdated buttons, a non-operator's /admin, errors).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from botapp.handlers import (
     generation,
     help,
     menu,
+    ops,
     payment,
     profile,
     promo,
@@ -27,6 +28,7 @@ ROUTERS: tuple[Router, ...] = (
     menu.router,
     help.router,
     balance.router,
+    ops.router,
     payment.router,
     profile.router,
     settings.router,
