@@ -1,7 +1,8 @@
 """The bot's routers, gathered in a deliberate order.
 
 Commands that work everywhere come first (menu: /start /menu /cancel; help: /help; balance:
-/balance; ops: the operators' /admin), then the feature screens, then the generation flow with its state handlers, and the
+/balance; ops: the operators' /admin), then the feature screens (and `screens`: a screen opened as
+a new message, by a broadcast's button), then the generation flow with its state handlers, and the
 fallback last (unknown commands, unexpected input, outdated buttons, a non-operator's /admin, errors).
 """
 
@@ -21,6 +22,7 @@ from botapp.handlers import (
     profile,
     promo,
     referral,
+    screens,
     settings,
 )
 
@@ -34,6 +36,7 @@ ROUTERS: tuple[Router, ...] = (
     settings.router,
     referral.router,
     promo.router,
+    screens.router,
     generation.router,
     fallback.router,
 )

@@ -46,7 +46,12 @@ async def cmd_balance(message: Message, user: UserContext, lang: str) -> None:
     await message.answer(await balance_text(user, lang), reply_markup=keyboards.balance_keyboard(lang))
 
 
+async def show_balance(target: CallbackQuery | Message, user: UserContext, lang: str) -> None:
+    """The balance screen: in place of the pressed message (a callback), or as a new one (a message)."""
+    await show(target, await balance_text(user, lang), keyboards.balance_keyboard(lang))
+
+
 @router.callback_query(MenuCb.filter(F.action == MenuAction.BALANCE))
 async def on_balance(query: CallbackQuery, user: UserContext, lang: str) -> None:
-    await show(query, await balance_text(user, lang), keyboards.balance_keyboard(lang))
+    await show_balance(query, user, lang)
     await answer(query)

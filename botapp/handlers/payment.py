@@ -32,10 +32,15 @@ def card_enabled() -> bool:
 @router.callback_query(MenuCb.filter(F.action == MenuAction.TOPUP))
 async def on_topup(query: CallbackQuery, user: UserContext, lang: str) -> None:
     """The package list. A generation flow in progress is kept (the user can resume after paying)."""
+    await show_topup(query, user, lang)
+    await answer(query)
+
+
+async def show_topup(target: CallbackQuery | Message, user: UserContext, lang: str) -> None:
+    """The package list: in place of the pressed message (a callback), or as a new one (a message)."""
     packages, pending = await bridge.topup_packages(user.id)
     if not packages:
-        await show(query, t("pay.no_packages", lang), keyboards.back_to(lang, MenuAction.BALANCE))
-        await answer(query)
+        await show(target, t("pay.no_packages", lang), keyboards.back_to(lang, MenuAction.BALANCE))
         return
     lines = []
     for package in packages:
@@ -54,8 +59,7 @@ async def on_topup(query: CallbackQuery, user: UserContext, lang: str) -> None:
     if pending is not None:
         key = "pay.pending_discount" if pending.kind == Promocode.Kind.TOPUP_DISCOUNT else "pay.pending_bonus"
         text += "\n\n" + t(key, lang, code=esc(pending.code), percent=fmt_tokens(pending.value))
-    await show(query, text, keyboards.packages_keyboard(lang, packages))
-    await answer(query)
+    await show(target, text, keyboards.packages_keyboard(lang, packages))
 
 
 @router.callback_query(PayCb.filter(F.action == PayAction.PACKAGE))

@@ -33,11 +33,16 @@ def promo_outcome(result: RedeemResult, balance: BalanceView, lang: str) -> str:
     return t("promo.topup_bonus", lang, code=code, percent=fmt_tokens(result.value))
 
 
-@router.callback_query(MenuCb.filter(F.action == MenuAction.PROMO))
-async def on_promo(query: CallbackQuery, state: FSMContext, lang: str) -> None:
+async def open_promo(target: CallbackQuery | Message, state: FSMContext, lang: str) -> None:
+    """Ask for a code (in place of the pressed message, or as a new message) and wait for it."""
     await state.clear()
     await state.set_state(PromoFlow.code)
-    await show(query, t("promo.ask", lang), keyboards.promo_keyboard(lang))
+    await show(target, t("promo.ask", lang), keyboards.promo_keyboard(lang))
+
+
+@router.callback_query(MenuCb.filter(F.action == MenuAction.PROMO))
+async def on_promo(query: CallbackQuery, state: FSMContext, lang: str) -> None:
+    await open_promo(query, state, lang)
     await answer(query)
 
 

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from aiogram import Bot, F, Router
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery
+from aiogram.types import CallbackQuery, Message
 from django.conf import settings
 
 from botapp import bridge, keyboards
@@ -31,6 +31,14 @@ async def invite_link(bot: Bot, user: UserContext) -> str:
 
 @router.callback_query(MenuCb.filter(F.action == MenuAction.INVITE))
 async def on_invite(query: CallbackQuery, state: FSMContext, user: UserContext, lang: str, bot: Bot) -> None:
+    await show_invite(query, state, user, lang, bot)
+    await answer(query)
+
+
+async def show_invite(
+    target: CallbackQuery | Message, state: FSMContext, user: UserContext, lang: str, bot: Bot
+) -> None:
+    """The invite screen: in place of the pressed message (a callback), or as a new one (a message)."""
     await state.clear()
     link = await invite_link(bot, user)
     stats = await bridge.referral_stats(user.id)
@@ -45,5 +53,4 @@ async def on_invite(query: CallbackQuery, state: FSMContext, user: UserContext, 
         earned=fmt_tokens(stats["earned"]),
     )
     share = f"https://t.me/share/url?url={quote(link, safe='')}&text={quote(t('referral.share_text', lang), safe='')}"
-    await show(query, text, keyboards.invite_keyboard(lang, share))
-    await answer(query)
+    await show(target, text, keyboards.invite_keyboard(lang, share))

@@ -154,17 +154,18 @@ def check(*, broadcast: Broadcast) -> None:
 # The message
 # --------------------------------------------------------------------------------------------------
 def keyboard(*, broadcast: Broadcast, lang: str) -> Any:
-    """The broadcast's button (a URL, or a bot screen through the bot's own MenuCb), or None."""
+    """The broadcast's button (a URL, or a bot screen through the bot's ScreenCb, which opens the screen
+    as a new message and leaves the broadcast as it is), or None."""
     from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-    from botapp.callbacks import MenuAction, MenuCb
+    from botapp.callbacks import MenuAction, ScreenCb
 
     if broadcast.button_url:
         button = InlineKeyboardButton(text=broadcast.button_text, url=broadcast.button_url)
     elif broadcast.button_screen:
-        action = MenuAction(broadcast.button_screen)
+        screen = MenuAction(broadcast.button_screen)
         label = broadcast.button_text or t(f"broadcast.buttons.{broadcast.button_screen}", lang)
-        button = InlineKeyboardButton(text=label, callback_data=MenuCb(action=action).pack())
+        button = InlineKeyboardButton(text=label, callback_data=ScreenCb(screen=screen).pack())
     else:
         return None
     return InlineKeyboardMarkup(inline_keyboard=[[button]])
@@ -625,9 +626,7 @@ def _outcome(row: BroadcastRecipient, token: str, **changes: Any) -> bool:
     """Record a send's outcome (only while the row is still ours: a new runner may have settled it)."""
     if "error" in changes:
         changes["error"] = str(changes["error"])[:ERROR_CHARS]
-    return bool(
-        BroadcastRecipient.objects.filter(pk=row.pk, status=R.SENDING, claim_token=token).update(**changes)
-    )
+    return bool(BroadcastRecipient.objects.filter(pk=row.pk, status=R.SENDING, claim_token=token).update(**changes))
 
 
 def _send_one(state: _Run, row: BroadcastRecipient) -> None:

@@ -127,15 +127,17 @@ def test_button_checks(text, url, screen, reason):
             service.check_button(text=text, url=url, screen=screen)
 
 
-def test_every_screen_is_a_menu_callback_the_bot_handles():
-    from botapp.callbacks import MenuAction, MenuCb
+def test_every_screen_is_a_screen_callback_the_bot_handles():
+    from botapp.callbacks import MenuAction, ScreenCb
+    from botapp.handlers.screens import SCREENS
 
     for screen in Broadcast.Screen.values:
         if screen:
             broadcast = Broadcast(text="x", button_screen=screen)
             markup = service.keyboard(broadcast=broadcast, lang="ru")
             data = markup.inline_keyboard[0][0].callback_data
-            assert MenuCb.unpack(data).action == MenuAction(screen)
+            assert ScreenCb.unpack(data).screen == MenuAction(screen)
+            assert MenuAction(screen) in SCREENS
 
 
 # --- the audience -----------------------------------------------------------------------------------------
