@@ -10,6 +10,9 @@
         refunds whatever is stuck
     notify_failure(id, reason): tells the user why it failed and that the tokens are back
     notify_refund(id): tells the user an operator refunded their generation (botapp.services.notices)
+    notify_adjustment(tx id): tells the user an operator granted or took tokens (botapp.services.notices)
+    check_failure_rate / check_video_queue (beat): operator alerts (botapp.services.alerts)
+    send_support_message(id): an operator's message to a user, written in the admin (botapp.services.support)
     run_broadcast(id): sends a broadcast (botapp.services.broadcasts); comes back later on flood control
     tick_broadcasts (beat, every BROADCAST_TICK_SECONDS): starts due scheduled broadcasts, replaces the
         runner of a broadcast whose worker died
@@ -88,6 +91,16 @@ def check_failure_rate() -> bool:
     return alerts.check_failure_rate()
 
 
+@shared_task(name="botapp.tasks.check_video_queue", ignore_result=True)
+def check_video_queue() -> bool:
+    """Beat, every ALERT_QUEUE_CHECK_SECONDS: alert the operators on running generations the poller left
+    overdue; also sends the summary of alerts suppressed by ALERT_MAX_PER_MINUTE once a storm is over."""
+    from botapp.services import alerts
+
+    alerts.flush_suppressed()
+    return alerts.check_video_queue()
+
+
 @shared_task(name="botapp.tasks.send_operator_alert", bind=True, ignore_result=True, max_retries=8)
 def send_operator_alert(self, chat_id: int, key: str, params: dict) -> None:
     """One operator's alert (queued by botapp.services.alerts.alert_operators)."""
@@ -105,6 +118,30 @@ def notify_refund(self, request_id: int) -> None:
 
     retry_in = notices.send_refund_notice(request_id=request_id)
     if retry_in:
+        raise self.retry(countdown=retry_in + 0.5)
+
+
+@shared_task(name="botapp.tasks.notify_adjustment", bind=True, acks_late=True, ignore_result=True, max_retries=8)
+def notify_adjustment(self, transaction_id: int) -> None:
+    """Tell the user an operator granted or took tokens (queued on commit of BalanceService.admin_adjust)."""
+    from botapp.services import notices
+
+    retry_in = notices.send_adjustment_notice(transaction_id=transaction_id)
+    if retry_in:
+        raise self.retry(countdown=retry_in + 0.5)
+
+
+@shared_task(name="botapp.tasks.send_support_message", bind=True, acks_late=True, ignore_result=True, max_retries=8)
+def send_support_message(self, message_id: int) -> None:
+    """An operator's message to a user (botapp.services.support): claimed pending -> sending before
+    the send, so a duplicate or redelivered task never sends it twice; flood control retries."""
+    from botapp.services import support
+
+    retry_in = support.send(message_id=message_id)
+    if retry_in:
+        if self.request.retries >= self.max_retries:
+            support.give_up(message_id=message_id)
+            return
         raise self.retry(countdown=retry_in + 0.5)
 
 

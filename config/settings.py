@@ -163,8 +163,10 @@ CELERY_TASK_ROUTES = {
     "botapp.tasks.deliver_generation": {"queue": CELERY_SEND_QUEUE},
     "botapp.tasks.notify_failure": {"queue": CELERY_SEND_QUEUE},
     "botapp.tasks.check_failure_rate": {"queue": CELERY_TICK_QUEUE},
+    "botapp.tasks.check_video_queue": {"queue": CELERY_TICK_QUEUE},
     "botapp.tasks.rollup_dashboard": {"queue": CELERY_TICK_QUEUE},
     "botapp.tasks.send_operator_alert": {"queue": CELERY_SEND_QUEUE},
+    "botapp.tasks.send_support_message": {"queue": CELERY_SEND_QUEUE},
     "botapp.tasks.run_broadcast": {"queue": CELERY_SEND_QUEUE},
     "botapp.tasks.tick_broadcasts": {"queue": CELERY_TICK_QUEUE},
 }
@@ -181,6 +183,13 @@ ALERT_FAILURE_WINDOW_SECONDS = env.float("ALERT_FAILURE_WINDOW_SECONDS", default
 ALERT_FAILURE_PERCENT = env.float("ALERT_FAILURE_PERCENT", default=30.0)
 ALERT_FAILURE_MIN_REQUESTS = env.int("ALERT_FAILURE_MIN_REQUESTS", default=10)
 ALERT_COOLDOWN_SECONDS = env.float("ALERT_COOLDOWN_SECONDS", default=900.0)
+# Every ALERT_QUEUE_CHECK_SECONDS: running generations due (a video poll, a retry) for more than
+# ALERT_QUEUE_STUCK_MINUTES without being polled -> one alert per incident (the poller is not running).
+ALERT_QUEUE_CHECK_SECONDS = env.float("ALERT_QUEUE_CHECK_SECONDS", default=60.0)
+ALERT_QUEUE_STUCK_MINUTES = env.float("ALERT_QUEUE_STUCK_MINUTES", default=10.0)
+# At most this many alerts a minute (all kinds, all processes; 0: no cap): the rest are only logged, and
+# one summary says how many were suppressed once the storm is over.
+ALERT_MAX_PER_MINUTE = env.int("ALERT_MAX_PER_MINUTE", default=10)
 # The admin dashboard's daily rollups (botapp.services.rollups): rebuilt this often.
 DASHBOARD_ROLLUP_SECONDS = env.float("DASHBOARD_ROLLUP_SECONDS", default=600.0)
 # Broadcasts (botapp.services.broadcasts): messages per second of a broadcast (BROADCAST_RATE, within
@@ -213,6 +222,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "botapp.tasks.check_failure_rate",
         "schedule": ALERT_FAILURE_CHECK_SECONDS,
         "options": {"expires": max(5.0, ALERT_FAILURE_CHECK_SECONDS)},
+    },
+    "video-queue-check": {
+        "task": "botapp.tasks.check_video_queue",
+        "schedule": ALERT_QUEUE_CHECK_SECONDS,
+        "options": {"expires": max(5.0, ALERT_QUEUE_CHECK_SECONDS)},
     },
     "dashboard-rollup": {
         "task": "botapp.tasks.rollup_dashboard",

@@ -9,9 +9,17 @@
 
 The text is `ops.<key>` from botapp/locales (ops.toml); parameters are HTML-escaped.
 
-Alerts so far: a successful payment that could not be credited (the payment handler) and a
-generation failure rate over the threshold (`check_failure_rate`, a beat task every
-ALERT_FAILURE_CHECK_SECONDS).
+A storm of *different* alerts (say 500 payments failing to credit) is capped: at most
+ALERT_MAX_PER_MINUTE alerts a minute are sent, counted across all keys and processes (an atomic
+counter per minute in the cache). Alerts over the cap are logged (the WARNING above) but not sent;
+once the storm is over (a whole minute without a suppressed alert) ONE summary "N more alerts were
+suppressed, see the logs" is sent, by the next alert or by the beat check (`flush_suppressed`).
+
+Alerts so far: a successful payment that could not be credited (the payment handler), a generation
+failure rate over the threshold (`check_failure_rate`, a beat task every ALERT_FAILURE_CHECK_SECONDS),
+a model whose id Google does not know any more (`model_not_found`, from the worker), running
+generations the poller left overdue (`check_video_queue`, a beat task every ALERT_QUEUE_CHECK_SECONDS)
+and the end of a broadcast (botapp/services/broadcasts.py).
 """
 
 from __future__ import annotations
@@ -20,13 +28,14 @@ import hashlib
 import html
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from botapp.i18n import t
@@ -35,6 +44,17 @@ from botapp.models import GenRequest
 log = logging.getLogger(__name__)
 
 CACHE_PREFIX = "ops-alert"
+# The storm cap (ALERT_MAX_PER_MINUTE): sent alerts per minute, and the alerts suppressed since the
+# last summary (with the minute of the last one), shared by all processes through the cache.
+MINUTE_KEY = f"{CACHE_PREFIX}:minute"
+SUPPRESSED_KEY = f"{CACHE_PREFIX}:suppressed"
+SUPPRESSED_MINUTE_KEY = f"{CACHE_PREFIX}:suppressed-minute"
+SUMMARY_LOCK_KEY = f"{CACHE_PREFIX}:summary-lock"
+SUPPRESSED_TTL = 7 * 24 * 3600
+# A retired model fails every request until an operator switches its id: remind at most this often.
+MODEL_ALERT_MIN_COOLDOWN_SECONDS = 6 * 3600
+
+_clock = time.time  # the storm cap's clock (tests move it)
 
 
 def admin_language() -> str:
@@ -59,36 +79,121 @@ def alert_operators(*, key: str, dedupe: str | None = None, cooldown: float | No
 
     Never raises (alerts are sent from error paths): a failure to queue is logged. The same alert
     (by `dedupe`, or by key and parameters) is sent at most once per `cooldown` seconds
-    (ALERT_COOLDOWN_SECONDS by default).
+    (ALERT_COOLDOWN_SECONDS by default). Over ALERT_MAX_PER_MINUTE alerts a minute (all keys) an alert
+    is only logged and counted for the summary (`flush_suppressed`); its cool-down still holds.
     """
     try:
         log.warning("operator alert %s: %s", key, render(key=key, params=params, lang="en"))
-        admin_ids = [int(chat_id) for chat_id in settings.ADMIN_IDS]
+        admin_ids = _admin_ids()
         if not admin_ids:
             return False
         ttl = settings.ALERT_COOLDOWN_SECONDS if cooldown is None else cooldown
         if not cache.add(_dedupe_key(key, params, dedupe), 1, timeout=max(1, int(ttl))):
             log.info("operator alert %s: already sent within the cool-down", key)
             return False
-        payload = {name: str(value) for name, value in params.items()}
-
-        def enqueue() -> None:
-            from botapp.tasks import send_operator_alert
-
-            for chat_id in admin_ids:
-                try:
-                    send_operator_alert.delay(chat_id, key, payload)
-                except Exception:
-                    log.exception("operator alert %s: could not queue the message to %s", key, chat_id)
-
-        if transaction.get_connection().in_atomic_block:
-            transaction.on_commit(enqueue)
-        else:  # as on_commit would, without opening a database connection for nothing (the bot's threads)
-            enqueue()
+        now = _clock()
+        flush_suppressed(now=now)  # the summary of a storm that is over goes first
+        if _over_the_cap(now):
+            _suppress(key, now)
+            return False
+        _enqueue(key, {name: str(value) for name, value in params.items()}, admin_ids)
         return True
     except Exception:
         log.exception("operator alert %s could not be queued", key)
         return False
+
+
+def _admin_ids() -> list[int]:
+    return [int(chat_id) for chat_id in settings.ADMIN_IDS]
+
+
+def _enqueue(key: str, payload: dict[str, str], admin_ids: list[int]) -> None:
+    """One `send_operator_alert` task per operator, on commit (the caller's transaction)."""
+
+    def enqueue() -> None:
+        from botapp.tasks import send_operator_alert
+
+        for chat_id in admin_ids:
+            try:
+                send_operator_alert.delay(chat_id, key, payload)
+            except Exception:
+                log.exception("operator alert %s: could not queue the message to %s", key, chat_id)
+
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(enqueue)
+    else:  # as on_commit would, without opening a database connection for nothing (the bot's threads)
+        enqueue()
+
+
+# --- the storm cap -----------------------------------------------------------------------------------
+def _minute(now: float) -> int:
+    return int(now // 60)
+
+
+def _count(key: str, timeout: int) -> int:
+    """An atomic counter in the cache (Redis: INCR, shared by all processes); returns the new value."""
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=timeout)
+        return 1
+
+
+def _over_the_cap(now: float) -> bool:
+    """Count this alert in its minute; True when the minute already had ALERT_MAX_PER_MINUTE (0: no cap)."""
+    cap = int(settings.ALERT_MAX_PER_MINUTE)
+    if cap <= 0:
+        return False
+    return _count(f"{MINUTE_KEY}:{_minute(now)}", timeout=120) > cap
+
+
+def _suppress(key: str, now: float) -> None:
+    suppressed = _count(SUPPRESSED_KEY, timeout=SUPPRESSED_TTL)
+    cache.set(SUPPRESSED_MINUTE_KEY, _minute(now), timeout=SUPPRESSED_TTL)
+    log.warning(
+        "operator alert %s suppressed: more than ALERT_MAX_PER_MINUTE=%s alerts this minute (%d suppressed "
+        "since the last summary)",
+        key,
+        settings.ALERT_MAX_PER_MINUTE,
+        suppressed,
+    )
+
+
+def flush_suppressed(*, now: float | None = None) -> int:
+    """Once a storm is over (no alert suppressed in this minute or the one before), send ONE summary
+    of the alerts it suppressed. Returns how many it summarised (0: nothing to send, or not yet).
+
+    Called by every alert and by the beat check (`botapp.tasks.check_video_queue`); a lock in the
+    cache and an atomic decrement make concurrent callers send it once and lose no count.
+    """
+    try:
+        now = _clock() if now is None else now
+        if not cache.get(SUPPRESSED_KEY):
+            return 0
+        last = cache.get(SUPPRESSED_MINUTE_KEY)
+        if last is not None and int(last) >= _minute(now) - 1:
+            return 0  # the storm may still be going on
+        if not cache.add(SUMMARY_LOCK_KEY, 1, timeout=60):
+            return 0
+        try:
+            count = int(cache.get(SUPPRESSED_KEY) or 0)
+            if count <= 0:
+                return 0
+            cache.decr(SUPPRESSED_KEY, count)  # alerts suppressed meanwhile stay counted
+            params = {"count": count, "limit": settings.ALERT_MAX_PER_MINUTE}
+            log.warning(
+                "operator alert alerts_suppressed: %s", render(key="alerts_suppressed", params=params, lang="en")
+            )
+            admin_ids = _admin_ids()
+            if admin_ids:
+                _enqueue("alerts_suppressed", {name: str(value) for name, value in params.items()}, admin_ids)
+            return count
+        finally:
+            cache.delete(SUMMARY_LOCK_KEY)
+    except Exception:
+        log.exception("the summary of suppressed operator alerts could not be queued")
+        return 0
 
 
 def send_alert(*, chat_id: int, key: str, params: dict[str, object]) -> float | None:
@@ -156,4 +261,77 @@ def check_failure_rate(*, now: datetime | None = None) -> bool:
         minutes=f"{window / 60:g}",
         percent=f"{rate.percent:.0f}",
         threshold=f"{settings.ALERT_FAILURE_PERCENT:g}",
+    )
+
+
+# --- a model Google does not know (any more) -------------------------------------------------------------
+def model_not_found(*, request: GenRequest, message: str = "") -> bool:
+    """Google answered "not found" for the model of `request`: it probably retired or renamed the id.
+
+    Alerts the operators once per incident (per model and provider id; reminded at most every
+    MODEL_ALERT_MIN_COOLDOWN_SECONDS, or ALERT_COOLDOWN_SECONDS if longer) to switch the id in the admin
+    (Catalogue -> AI models). Nothing is changed automatically: the model stays active (its requests
+    fail and are refunded) until an operator edits or deactivates it. True when the alert was queued.
+    """
+    ai_model = request.ai_model
+    model_id = ai_model.provider_model_id if ai_model else request.model
+    name = ai_model.name if ai_model else request.model
+    return alert_operators(
+        key="model_not_found",
+        dedupe=f"{request.ai_model_id}:{model_id}",
+        cooldown=max(float(settings.ALERT_COOLDOWN_SECONDS), MODEL_ALERT_MIN_COOLDOWN_SECONDS),
+        name=name,
+        model_id=model_id,
+        error=message[:300],
+    )
+
+
+# --- the video queue: due operations nobody polls --------------------------------------------------------
+@dataclass(frozen=True)
+class QueueLag:
+    stuck: int  # running requests due for longer than the threshold
+    oldest_minutes: float  # how long the most overdue of them has been due
+
+
+def video_queue_lag(*, stuck_after_seconds: float, now: datetime | None = None) -> QueueLag:
+    """Running requests that have been due for more than `stuck_after_seconds` and are still not taken.
+
+    A running request is due (worker.due_filter) at `next_poll_at` (its next poll, a retry, or the end
+    of a worker's claim) or, without one, a work lease after `started_at` (a worker that died on its
+    first step). The poller (poll_generations) takes due requests every tick, so one due for minutes
+    means the poller or the workers are not running. One aggregate query.
+    """
+    from botapp.services.worker import work_lease
+
+    now = now or timezone.now()
+    lease = work_lease()
+    limit = now - timedelta(seconds=stuck_after_seconds)
+    without_alarm = Q(next_poll_at__isnull=True)
+    counts = GenRequest.objects.filter(
+        Q(next_poll_at__lte=limit) | Q(without_alarm, started_at__lte=limit - lease),
+        status=GenRequest.Status.RUNNING,
+    ).aggregate(
+        stuck=Count("id"),
+        oldest_alarm=Min("next_poll_at"),
+        oldest_start=Min("started_at", filter=without_alarm),
+    )
+    due_since = [at for at in (counts["oldest_alarm"], counts["oldest_start"] and counts["oldest_start"] + lease) if at]
+    oldest = (now - min(due_since)).total_seconds() / 60 if due_since else 0.0
+    return QueueLag(stuck=counts["stuck"], oldest_minutes=oldest)
+
+
+def check_video_queue(*, now: datetime | None = None) -> bool:
+    """Alert the operators when running generations have been due for more than
+    ALERT_QUEUE_STUCK_MINUTES without being polled; once per incident (per cool-down). True when an
+    alert was queued."""
+    threshold = float(settings.ALERT_QUEUE_STUCK_MINUTES)
+    lag = video_queue_lag(stuck_after_seconds=threshold * 60, now=now)
+    if not lag.stuck:
+        return False
+    return alert_operators(
+        key="video_queue_stuck",
+        dedupe="video_queue",
+        count=lag.stuck,
+        minutes=f"{lag.oldest_minutes:.0f}",
+        threshold=f"{threshold:g}",
     )

@@ -59,7 +59,7 @@ from botapp.providers import (
 from botapp.providers.demo import OPERATION_PREFIX as DEMO_OPERATION_PREFIX
 from botapp.providers.media import image_size, probe_mp4
 from botapp.redaction import error_text, redact
-from botapp.services import levels
+from botapp.services import alerts, levels
 from botapp.services.delivery import (
     chat_action,
     claim_delivery,
@@ -335,6 +335,8 @@ def handle_poll(request: GenRequest, token: datetime | None, outcome: PollOutcom
 def handle_error(request: GenRequest, token: datetime | None, exc: ProviderError, *, submit: bool) -> str:
     log.warning("generation #%s: %s %r", request.pk, "submit" if submit else "poll", exc)
     if not exc.retryable:
+        if submit and exc.code == "model_not_found":  # (on a poll, a 404 is the operation's, not the model's)
+            alerts.model_not_found(request=request, message=exc.message)
         reason = exc.reason if isinstance(exc, SafetyBlocked) else None
         return fail(request, exc.code, exc.message, reason=reason)
     retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
