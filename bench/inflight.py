@@ -280,7 +280,9 @@ def create_requests(count: int, emulator, label: str) -> list[int]:
     for i in range(count):
         emu_user = emulator.user(first_name=f"{label}{i}", language_code="en")
         user, _ = upsert_user(TelegramProfile(telegram_id=emu_user.id, first_name=f"{label}{i}", language_code="en"))
-        BalanceService.admin_adjust(user_id=user.pk, amount=Decimal(50), reason="bench", key=f"bench:{label}:{user.pk}")
+        BalanceService.admin_adjust(
+            user_id=user.pk, amount=Decimal(50), reason="bench", key=f"bench:{label}:{user.pk}", notify=False
+        )
         request = GenerationService.create_request(
             user_id=user.pk, ai_model_id=veo.pk, prompt=f"bench video {label} {i}", chat_id=emu_user.chat_id
         )

@@ -202,7 +202,7 @@ def make_users(run: str, count: int, funds: Decimal) -> list[int]:
 
     def fund(user_id: int) -> Callable[[], None]:
         return lambda: BalanceService.admin_adjust(
-            user_id=user_id, amount=funds, reason="bench funds", key=f"bench:{run}:fund:{user_id}"
+            user_id=user_id, amount=funds, reason="bench funds", key=f"bench:{run}:fund:{user_id}", notify=False
         )
 
     result = run_threads("funding", [[fund(uid) for uid in ids[t::4]] for t in range(4)])

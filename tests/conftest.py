@@ -97,7 +97,11 @@ def make_user(db):
             user.save()
         if Decimal(balance):
             BalanceService.admin_adjust(
-                user_id=user.pk, amount=Decimal(balance), reason="test funds", key=f"test-fund:{user.pk}:main"
+                user_id=user.pk,
+                amount=Decimal(balance),
+                reason="test funds",
+                key=f"test-fund:{user.pk}:main",
+                notify=False,
             )
         if Decimal(bonus):
             BalanceService.admin_adjust(
@@ -106,6 +110,7 @@ def make_user(db):
                 reason="test funds",
                 key=f"test-fund:{user.pk}:bonus",
                 bucket="bonus",
+                notify=False,
             )
         return user
 

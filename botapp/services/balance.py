@@ -240,8 +240,14 @@ class BalanceService:
         reason: str,
         key: str,
         bucket: str = MAIN,
+        notify: bool = True,
     ) -> LedgerResult:
-        """Grant (positive) or take (negative) tokens by an operator, with a reason for the ledger."""
+        """Grant (positive) or take (negative) tokens by an operator, with a reason for the ledger.
+
+        `notify` (default): the call that wrote (not a replay of `key`) tells the user, after commit,
+        through the `notify_adjustment` task ("you received N tokens: <reason>" / "N tokens were
+        deducted: <reason>"), keyed by the ledger row. `notify=False`: say nothing (test funds, tools).
+        """
         amount = _signed_amount(amount)
         if not reason.strip():
             raise InvalidAmount("A reason is required for a manual adjustment.")
@@ -254,7 +260,7 @@ class BalanceService:
                 raise InsufficientFunds(required=-amount, available=current)
             return {bucket: amount}
 
-        return cls._apply(
+        result = cls._apply(
             user_id=user_id,
             kind=Transaction.Kind.ADMIN_ADJUSTMENT,
             key=key,
@@ -263,6 +269,10 @@ class BalanceService:
             links={},
             description=reason.strip()[:255],
         )
+        if notify and not result.replayed and result.transaction_ids:
+            row_id = result.transaction_ids[0]
+            transaction.on_commit(lambda: _notify_adjustment(row_id))
+        return result
 
     @classmethod
     def debit_refunded_payment(cls, *, payment: Payment, key: str) -> LedgerResult:
@@ -385,6 +395,12 @@ class BalanceService:
             transaction_ids=tuple(row.pk for row in done),
             replayed=True,
         )
+
+
+def _notify_adjustment(transaction_id: int) -> None:
+    from botapp.services.notices import enqueue_adjustment_notice
+
+    enqueue_adjustment_notice(transaction_id=transaction_id)
 
 
 # --- SQL of the hot path -------------------------------------------------------------------------

@@ -1,16 +1,23 @@
 """Messages to a user about their money that no bot update asked for: an operator's refund of a
-generation ("your generation #N was refunded: X tokens are back").
+generation ("your generation #N was refunded: X tokens are back") and an operator's grant or take of
+tokens ("you received N tokens: <reason>" / "N tokens were deducted: <reason>").
 
 The refund's service (`GenerationService.admin_refund`) calls `enqueue_refund_notice` on commit,
 only for the call that actually refunded, so one refund is one notice. The Celery task
 `botapp.tasks.notify_refund` sends it through the one Telegram sender (rate limits, 403 -> blocked),
 on the send queue: the operator's admin request never waits for Telegram. A cache marker keeps a
 redelivered or duplicated task from telling the user twice.
+
+A grant or take (`BalanceService.admin_adjust`, notify=True) works the same way, keyed by the ledger
+row: `enqueue_adjustment_notice(transaction_id=...)` on commit of a call that wrote (not a replayed
+idempotency key), the task `botapp.tasks.notify_adjustment`, and a cache marker per ledger row.
 """
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from decimal import Decimal
 
 from django.conf import settings
@@ -82,4 +89,78 @@ def send_refund_notice(*, request_id: int) -> float | None:
         log.info("generation #%s: the refund notice may not have arrived: %s", request_id, exc)
     except (BotBlocked, SendRejected) as exc:
         log.info("generation #%s: could not tell the user about the refund: %s", request_id, exc)
+    return None
+
+
+# --- an operator's grant or take of tokens ----------------------------------------------------------------
+# The admin signs the ledger's reason with the operator ("<reason> (by alice)"): the user sees the reason.
+_OPERATOR_SIGNATURE = re.compile(r"\s*\(by [^()]*\)\s*$")
+
+
+def enqueue_adjustment_notice(*, transaction_id: int) -> None:
+    """Hand the grant/take notice to the workers (call on commit). A broker failure never fails the grant."""
+    try:
+        from botapp import tasks
+
+        queue = getattr(settings, "CELERY_SEND_QUEUE", None)
+        tasks.notify_adjustment.apply_async((transaction_id,), **({"queue": queue} if queue else {}))
+    except Exception:
+        log.exception("ledger row #%s: could not enqueue the adjustment notice", transaction_id)
+
+
+def user_reason(description: str) -> str:
+    """The operator's reason as the user sees it: without the admin's "(by <operator>)" signature."""
+    return _OPERATOR_SIGNATURE.sub("", description or "").strip()
+
+
+def adjustment_notice_text(*, row: Transaction, lang: str) -> str | None:
+    """The notice in `lang` for the adjustment `row` belongs to, or None when it moved nothing."""
+    amount = Transaction.objects.filter(operation_key=row.operation_key, user_id=row.user_id).aggregate(
+        total=Sum("amount")
+    )["total"]
+    if not amount:
+        return None
+    balance = UserBalance.objects.filter(user_id=row.user_id).first()
+    key = "money.tokens_granted" if amount > 0 else "money.tokens_deducted"
+    return t(
+        key,
+        lang,
+        amount=_tokens(abs(amount)),
+        reason=html.escape(user_reason(row.description), quote=False) or "—",
+        balance=_tokens(balance.total if balance else ZERO),
+    )
+
+
+def send_adjustment_notice(*, transaction_id: int) -> float | None:
+    """notify_adjustment: tell the user an operator granted or took tokens. Returns a retry delay
+    (seconds) when Telegram asks us to wait, else None (sent, or nothing to send)."""
+    row = (
+        Transaction.objects.select_related("user")
+        .filter(pk=transaction_id, kind=Transaction.Kind.ADMIN_ADJUSTMENT)
+        .first()
+    )
+    if row is None or row.user.bot_blocked:
+        return None
+    sender = get_sender()
+    if sender is None:
+        return None
+    lang = normalize_language(
+        UserSettings.objects.filter(user_id=row.user_id).values_list("language", flat=True).first()
+    )
+    text = adjustment_notice_text(row=row, lang=lang)
+    if text is None:
+        return None
+    # The row's time makes the marker unique even if the database is recreated while the cache lives.
+    marker = f"tx:{row.pk}:{row.created_at.timestamp():.6f}:adjust-notified"
+    if not cache.add(marker, 1, MARKER_TTL):
+        return None
+    try:
+        sender.send_message(row.user.telegram_id, text)
+    except RetryLater as exc:
+        cache.delete(marker)
+        return exc.retry_in
+    except OutcomeUnknown as exc:  # it may have arrived: not repeated (the change is in /balance anyway)
+        log.info("ledger row #%s: the adjustment notice may not have arrived: %s", transaction_id, exc)
+    except (BotBlocked, SendRejected) as exc:
+        log.info("ledger row #%s: could not tell the user about the adjustment: %s", transaction_id, exc)
     return None

@@ -239,7 +239,12 @@ def fund(telegram_id: int, amount: Decimal | str | int, *, bucket: str = "main")
 
     user = TgUser.objects.get(telegram_id=telegram_id)
     BalanceService.admin_adjust(
-        user_id=user.pk, amount=Decimal(amount), reason="test funds", key=f"test:{uuid.uuid4().hex}", bucket=bucket
+        user_id=user.pk,
+        amount=Decimal(amount),
+        reason="test funds",
+        key=f"test:{uuid.uuid4().hex}",
+        bucket=bucket,
+        notify=False,
     )
 
 
