@@ -106,7 +106,7 @@ def test_every_outcome_once_and_the_operators_are_told_once(bcast, emulator, mak
     message = texts(emulator, users[5])[0]
     assert message["text"] == "Hello & welcome"
     button = message["reply_markup"]["inline_keyboard"][0][0]
-    assert (button["text"], button["callback_data"]) == ("💳 Top up", "m:top")  # the user's language
+    assert (button["text"], button["callback_data"]) == ("💳 Top up", "sc:top")  # the user's language
     assert (broadcast.delivered, broadcast.blocked, broadcast.failed, broadcast.unknown, broadcast.total) == (
         5, 1, 1, 1, 8,
     )  # fmt: skip
