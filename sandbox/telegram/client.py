@@ -262,6 +262,41 @@ class EmulatedUser:
         message, self.last_update_id = self.emu.replay_payment(result.charge_id)
         return message
 
+    # ------------------------------------------------------------ Stars: refunds and subscriptions
+
+    def refund_externally(self, payment: PaymentResult | str) -> JSON:
+        """Telegram (support, a chargeback) refunds this user's Stars payment without the bot; returns the
+        ``refunded_payment`` message delivered to the bot."""
+        charge_id = payment if isinstance(payment, str) else payment.charge_id
+        if not charge_id:
+            raise ValueError("only a successful payment can be refunded")
+        message, self.last_update_id = self.emu.refund_externally(charge_id)
+        return message
+
+    def renew_subscription(self, subscription: Any) -> PaymentResult:
+        """Telegram charges the next period of a Star subscription (a new charge id, ``is_recurring``);
+        ``ok`` is False when it was cancelled or lapsed. ``subscription``: a PaymentResult, charge id, ..."""
+        result = self.emu.renew_subscription(subscription)
+        if result.update_id is not None:
+            self.last_update_id = result.update_id
+        return result
+
+    def cancel_subscription(self, subscription: Any) -> None:
+        """Cancel a Star subscription in Telegram (the bot gets a ``subscription`` update, ``canceled``)."""
+        self.last_update_id = self.emu.cancel_subscription(subscription)
+
+    def restore_subscription(self, subscription: Any) -> None:
+        """Re-enable a subscription this user cancelled (a ``subscription`` update, ``active``)."""
+        self.last_update_id = self.emu.restore_subscription(subscription)
+
+    def fail_renewal(self, subscription: Any) -> None:
+        """The renewal payment fails (too few Stars): a ``subscription`` update, ``failed``; no more renewals."""
+        self.last_update_id = self.emu.lapse_subscription(subscription)
+
+    def subscription_will_renew(self, subscription: Any) -> bool:
+        """Whether Telegram would charge the next period."""
+        return self.emu.subscription_will_renew(subscription)
+
     # ------------------------------------------------------------ blocking / reading
 
     def block_bot(self) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from .api import MESSAGE_EVENTS, Predicate, WaitTimeout
 from .client import Expectation, MessageCursor
+from .ledger import Subscription
 from .state import JSON, ApiCall, EmulatorState, Event, Invoice, Payment, StoredFile, WebhookConfig, WebhookDelivery
 
 log = logging.getLogger("sandbox.telegram")
@@ -128,6 +129,21 @@ class InspectionMixin:
         """Every completed payment."""
         with self.state.lock:
             return list(self.state.payments.values())
+
+    def star_transactions(self) -> list[JSON]:
+        """The bot's Stars ledger as getStarTransactions returns it, oldest first (every page at once)."""
+        with self.state.lock:
+            return [t.to_json() for t in self.state.star_transactions]
+
+    def star_balance(self) -> int:
+        """The bot's Stars: payments in, refunds out (what getMyStarBalance answers)."""
+        with self.state.lock:
+            return sum(t.amount if t.incoming else -t.amount for t in self.state.star_transactions)
+
+    def subscriptions(self, user_id: int | None = None) -> list[Subscription]:
+        """Every Star subscription (of one user if given), oldest first; see ``emu.subscription(ref)``."""
+        with self.state.lock:
+            return [s for s in self.state.subscriptions.values() if user_id is None or s.user_id == user_id]
 
     def file(self, file_id: str) -> StoredFile:
         """A stored file by file_id (KeyError if unknown)."""

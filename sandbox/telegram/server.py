@@ -33,6 +33,7 @@ from .faults import ConnectionDropped, FaultsMixin
 from .inspection import InspectionMixin
 from .methods import BotMethods
 from .params import MAX_UPLOAD_BYTES, Params, parse_request
+from .stars import StarsMixin
 from .state import JSON, ApiCall, EmulatorState
 from .users import UsersMixin
 from .webchat import WebChat
@@ -61,7 +62,7 @@ SEND_METHODS = frozenset(
 __all__ = ["MESSAGE_EVENTS", "BotAPIEmulator", "Predicate", "WaitTimeout"]
 
 
-class BotAPIEmulator(WebhookMixin, FaultsMixin, UsersMixin, InspectionMixin):
+class BotAPIEmulator(WebhookMixin, FaultsMixin, UsersMixin, StarsMixin, InspectionMixin):
     """A Telegram Bot API emulator: HTTP server + state + fault injection + test inspection helpers."""
 
     def __init__(
@@ -78,6 +79,7 @@ class BotAPIEmulator(WebhookMixin, FaultsMixin, UsersMixin, InspectionMixin):
         allow_http_webhook: bool = True,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         webchat: bool = True,
+        bot_refund_message: bool = False,
     ) -> None:
         if token is None:
             token = f"{7_000_000_000 + secrets.randbelow(10**8)}:AA{secrets.token_urlsafe(24)}"
@@ -99,6 +101,11 @@ class BotAPIEmulator(WebhookMixin, FaultsMixin, UsersMixin, InspectionMixin):
             on_webhook_changed=self._on_webhook_changed,
             allow_http_webhook=allow_http_webhook,
         )
+        # Whether the bot's own refundStarPayment also delivers a ``refunded_payment`` message to it. Telegram
+        # shows the refund in the chat; whether the Bot API delivers that service message to the bot that made
+        # the refund is not documented, so it is off by default (refunds by Telegram always deliver it).
+        self.methods.bot_refund_message = bot_refund_message
+        self.methods.post_refunded_message = self.post_refunded_message
         self.app = web.Application(client_max_size=max_upload_bytes + 1024 * 1024)
         self.app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         self.app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)

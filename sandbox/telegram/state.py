@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .ledger import StarTransaction, Subscription
+
 T = TypeVar("T")
 JSON = dict[str, Any]
 
@@ -220,6 +222,8 @@ class Invoice:
     message_id: int | None = None
     link: str | None = None
     extra: JSON = field(default_factory=dict)
+    #: Seconds between charges for a Star subscription link (createInvoiceLink only); None for one-off invoices.
+    subscription_period: int | None = None
 
     @property
     def total_amount(self) -> int:
@@ -257,6 +261,38 @@ class Payment:
     date: int
     message_ids: list[int] = field(default_factory=list)
     refunded: bool = False
+    #: For Star subscriptions: the subscription, whether it is the first charge, and the paid-up-to date.
+    subscription_id: str | None = None
+    is_first_recurring: bool = False
+    subscription_expiration_date: int | None = None
+
+    def successful_payment(self) -> JSON:
+        """The SuccessfulPayment object of this charge."""
+        out: JSON = {
+            "currency": self.currency,
+            "total_amount": self.total_amount,
+            "invoice_payload": self.invoice_payload,
+            "telegram_payment_charge_id": self.telegram_payment_charge_id,
+            "provider_payment_charge_id": self.provider_payment_charge_id,
+        }
+        if self.subscription_id is not None:
+            out["subscription_expiration_date"] = self.subscription_expiration_date
+            out["is_recurring"] = True
+            if self.is_first_recurring:
+                out["is_first_recurring"] = True
+        return out
+
+    def refunded_payment(self) -> JSON:
+        """The RefundedPayment object of this charge."""
+        out: JSON = {
+            "currency": self.currency,
+            "total_amount": self.total_amount,
+            "invoice_payload": self.invoice_payload,
+            "telegram_payment_charge_id": self.telegram_payment_charge_id,
+        }
+        if self.provider_payment_charge_id:
+            out["provider_payment_charge_id"] = self.provider_payment_charge_id
+        return out
 
 
 @dataclass
@@ -354,6 +390,10 @@ class EmulatorState:
         self.invoice_by_message: dict[tuple[int, int], str] = {}
         self.invoice_by_link: dict[str, str] = {}
         self.payments: dict[str, Payment] = {}
+        #: The bot's Stars ledger, oldest first (what getStarTransactions pages through).
+        self.star_transactions: list[StarTransaction] = []
+        self.subscriptions: dict[str, Subscription] = {}
+        self.subscription_by_charge: dict[str, str] = {}
         self.callback_queries: dict[str, CallbackQueryRecord] = {}
         self.pre_checkouts: dict[str, PreCheckoutRecord] = {}
         self.commands: dict[str, list[JSON]] = {}

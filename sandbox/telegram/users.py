@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from .api import PaymentResult
 from .client import EmulatedUser
+from .ledger import Subscription
 from .media import probe_image
+from .methods.stars import ledger_payment
 from .state import JSON, CallbackQueryRecord, EmulatorState, Invoice, Payment, PreCheckoutRecord, now
 
 if TYPE_CHECKING:
@@ -162,32 +164,22 @@ class UsersMixin:
                 return PaymentResult(ok=False, error_message=record.error_message, **base)
             payment = self.state.payments.get(charge_id or "")
             if payment is None:
-                is_stars = invoice.currency == "XTR"
-                charge = charge_id or (("stx" if is_stars else "") + secrets.token_urlsafe(24))
-                payment = Payment(
-                    telegram_payment_charge_id=charge,
-                    provider_payment_charge_id=("" if is_stars else "prov_") + secrets.token_hex(10),
-                    user_id=record.user_id,
-                    chat_id=record.chat_id,
-                    currency=invoice.currency,
-                    total_amount=invoice.total_amount,
-                    invoice_payload=invoice.payload,
-                    date=now(),
-                )
-                self.state.payments[charge] = payment
+                payment = new_payment(self.state, record.user_id, record.chat_id, invoice, charge_id)
+                if invoice.subscription_period:
+                    start_subscription(self.state, payment, invoice)
+                ledger_payment(self.state, payment)
             message, update_id = self._post_payment_message(payment)
             return PaymentResult(
-                ok=True, charge_id=payment.telegram_payment_charge_id, message=message, update_id=update_id, **base
+                ok=True,
+                charge_id=payment.telegram_payment_charge_id,
+                message=message,
+                update_id=update_id,
+                subscription_id=payment.subscription_id,
+                **base,
             )
 
     def _post_payment_message(self, payment: Payment) -> tuple[JSON, int]:
-        successful = {
-            "currency": payment.currency,
-            "total_amount": payment.total_amount,
-            "invoice_payload": payment.invoice_payload,
-            "telegram_payment_charge_id": payment.telegram_payment_charge_id,
-            "provider_payment_charge_id": payment.provider_payment_charge_id,
-        }
+        successful = payment.successful_payment()
         message, update_id = self.post_user_message(payment.user_id, {"successful_payment": successful})
         with self.state.lock:
             payment.message_ids.append(message["message_id"])
@@ -199,6 +191,49 @@ class UsersMixin:
         with self.state.lock:
             payment = self.state.payments[charge_id]
         return self._post_payment_message(payment)
+
+
+def new_payment(
+    state: EmulatorState, user_id: int, chat_id: int, invoice: Invoice, charge_id: str | None = None
+) -> Payment:
+    """A new charge for an invoice (call with the lock held); Stars charge ids look like Telegram's ``stx...``."""
+    is_stars = invoice.currency == "XTR"
+    charge = charge_id or (("stx" if is_stars else "") + secrets.token_urlsafe(24))
+    payment = Payment(
+        telegram_payment_charge_id=charge,
+        provider_payment_charge_id=("" if is_stars else "prov_") + secrets.token_hex(10),
+        user_id=user_id,
+        chat_id=chat_id,
+        currency=invoice.currency,
+        total_amount=invoice.total_amount,
+        invoice_payload=invoice.payload,
+        date=now(),
+    )
+    state.payments[charge] = payment
+    return payment
+
+
+def start_subscription(state: EmulatorState, payment: Payment, invoice: Invoice) -> Subscription:
+    """Turn the first charge of a subscription link into a Subscription (call with the lock held)."""
+    period = int(invoice.subscription_period or 0)
+    subscription = Subscription(
+        id="sub_" + secrets.token_hex(8),
+        user_id=payment.user_id,
+        chat_id=payment.chat_id,
+        invoice_id=invoice.id,
+        title=invoice.title,
+        payload=invoice.payload,
+        amount=invoice.total_amount,
+        period=period,
+        expiration_date=payment.date + period,
+        charge_ids=[payment.telegram_payment_charge_id],
+    )
+    state.subscriptions[subscription.id] = subscription
+    state.subscription_by_charge[payment.telegram_payment_charge_id] = subscription.id
+    payment.subscription_id = subscription.id
+    payment.is_first_recurring = True
+    payment.subscription_expiration_date = subscription.expiration_date
+    return subscription
 
 
 def _message_address(ref: Any, default_chat: int) -> tuple[int, int]:

@@ -31,6 +31,7 @@ from .files import FilesMixin
 from .messages import MessagesMixin
 from .payments import PaymentsMixin
 from .settings import SettingsMixin
+from .stars import StarsMixin
 from .updates import UpdatesMixin
 
 __all__ = [
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 
-class BotMethods(UpdatesMixin, MessagesMixin, EditingMixin, FilesMixin, SettingsMixin, PaymentsMixin):
+class BotMethods(UpdatesMixin, MessagesMixin, EditingMixin, FilesMixin, SettingsMixin, PaymentsMixin, StarsMixin):
     """Implements the supported Bot API methods."""
 
     def __init__(
@@ -110,6 +111,9 @@ class BotMethods(UpdatesMixin, MessagesMixin, EditingMixin, FilesMixin, Settings
             "createInvoiceLink",
             "answerPreCheckoutQuery",
             "refundStarPayment",
+            "getStarTransactions",
+            "getMyStarBalance",
+            "editUserStarSubscription",
         ):
             self.handlers[name.lower()] = (name, getattr(self, "m_" + name))
 

@@ -1,4 +1,13 @@
-"""Payments: invoices (messages and links), pre-checkout answers, Star refunds."""
+"""Payments: invoices (messages and links, Star subscription links) and pre-checkout answers.
+
+Subscriptions (Bot API 8.0+): ``createInvoiceLink(subscription_period=2592000)``, Stars only, at most 10000
+Stars a period. Telegram answers ``SUBSCRIPTION_PERIOD_INVALID`` for any other period and
+``SUBSCRIPTION_AMOUNT_INVALID`` above the ceiling (both measured against Telegram by others; the emulator also
+answers ``SUBSCRIPTION_PERIOD_INVALID`` for a non-XTR subscription, a case not checked against Telegram).
+``sendInvoice`` shares the Bot API server's invoice parsing, so a ``subscription_period`` reaches Telegram, which
+refuses to send a subscription invoice as a message: ``SUBSCRIPTION_EXPORT_MISSING`` (the MTProto error for
+that case; links are the only way to sell a subscription).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +16,14 @@ import secrets
 import time
 
 from ..errors import bad_request
+from ..ledger import SUBSCRIPTION_MAX_STARS, SUBSCRIPTION_PERIOD
 from ..params import Params
 from ..state import JSON, Invoice
 from .base import QUERY_INVALID, MethodsBase
 
 
 class PaymentsMixin(MethodsBase):
-    """sendInvoice, createInvoiceLink, answerPreCheckoutQuery, refundStarPayment."""
+    """sendInvoice, createInvoiceLink, answerPreCheckoutQuery (Stars refunds and the ledger: stars.py)."""
 
     def build_invoice(self, p: Params) -> Invoice:
         """Validate invoice parameters (Telegram Stars rules for XTR)."""
@@ -56,6 +66,12 @@ class PaymentsMixin(MethodsBase):
             raise bad_request("PAYMENT_PROVIDER_INVALID")
         if sum(c["amount"] for c in cleaned) <= 0:
             raise bad_request("CURRENCY_TOTAL_AMOUNT_INVALID")
+        period = p.get_int("subscription_period")
+        if period:
+            if period != SUBSCRIPTION_PERIOD or currency != "XTR":
+                raise bad_request("SUBSCRIPTION_PERIOD_INVALID")
+            if cleaned[0]["amount"] > SUBSCRIPTION_MAX_STARS:
+                raise bad_request("SUBSCRIPTION_AMOUNT_INVALID")
         extra = {k: p.raw(k) for k in ("photo_url", "max_tip_amount", "need_name", "need_email") if p.has(k)}
         return Invoice(
             id=secrets.token_hex(8),
@@ -67,11 +83,14 @@ class PaymentsMixin(MethodsBase):
             provider_token=provider_token,
             start_parameter=p.get_str("start_parameter") or "",
             extra=extra,
+            subscription_period=period or None,
         )
 
     async def m_sendInvoice(self, p: Params) -> JSON:
         chat = self.target_for(p)
         invoice = self.build_invoice(p)
+        if invoice.subscription_period:
+            raise bad_request("SUBSCRIPTION_EXPORT_MISSING")
         inline, _ = self.markup(p, inline_only=True)
         if inline and not inline["inline_keyboard"][0][0].get("pay"):
             raise bad_request("REPLY_MARKUP_BUY_EMPTY")
@@ -112,20 +131,5 @@ class PaymentsMixin(MethodsBase):
             record.answered, record.ok, record.error_message = True, ok, None if ok else error_message
             self.state.add_event(
                 "pre_checkout_answer", record.chat_id, None, {"id": qid, "ok": ok, "error_message": error_message}
-            )
-        return True
-
-    async def m_refundStarPayment(self, p: Params) -> bool:
-        user_id = p.get_int("user_id", required=True)
-        charge_id = p.get_str("telegram_payment_charge_id", required=True) or ""
-        with self.state.lock:
-            payment = self.state.payments.get(charge_id)
-            if payment is None or payment.user_id != user_id or payment.currency != "XTR":
-                raise bad_request("CHARGE_NOT_FOUND")
-            if payment.refunded:
-                raise bad_request("CHARGE_ALREADY_REFUNDED")
-            payment.refunded = True
-            self.state.add_event(
-                "refund", payment.chat_id, None, {"telegram_payment_charge_id": charge_id, "user_id": user_id}
             )
         return True

@@ -498,9 +498,17 @@
   function serviceText(m, fromBot) {
     if (m.successful_payment) {
       const p = m.successful_payment;
-      return "You successfully transferred " + starsLabel(p.currency, p.total_amount) + " to " + S.bot.name;
+      const paid = "You successfully transferred " + starsLabel(p.currency, p.total_amount) + " to " + S.bot.name;
+      if (!p.is_recurring) return paid;
+      const until = p.subscription_expiration_date
+        ? " until " + new Date(p.subscription_expiration_date * 1000).toLocaleDateString()
+        : "";
+      return paid + (p.is_first_recurring ? " for a subscription" : " (subscription renewed)") + until;
     }
-    if (m.refunded_payment) return "Payment refunded";
+    if (m.refunded_payment) {
+      const r = m.refunded_payment;
+      return "Payment of " + starsLabel(r.currency, r.total_amount) + " refunded";
+    }
     return null;
   }
 
