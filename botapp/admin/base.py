@@ -16,6 +16,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from unfold.admin import TabularInline
 from unfold.decorators import action
 
@@ -58,7 +60,9 @@ TX_LABELS = {
 # --- helpers -------------------------------------------------------------------------------------
 def listing(items: Sequence[str]) -> str:
     shown = ", ".join(items[:MAX_LISTED])
-    return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
+    if len(items) <= MAX_LISTED:
+        return shown
+    return gettext("%(shown)s and %(count)s more") % {"shown": shown, "count": len(items) - MAX_LISTED}
 
 
 def changelist_url(model: type[Model], **params: object) -> str:
@@ -153,22 +157,30 @@ class ReadOnlyInline(TabularInline):
 class ActivationActionsMixin:
     """activate / deactivate bulk actions for models with `is_active`."""
 
-    @action(description="Activate selected", permissions=["change"], icon="toggle_on")
+    @action(description=_("Activate selected"), permissions=["change"], icon="toggle_on")
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = queryset.filter(is_active=False).update(is_active=True)
-        self.message_user(request, f"Activated {count} {self.opts.verbose_name_plural}.", messages.SUCCESS)
+        self.message_user(
+            request,
+            gettext("Activated: %(count)s.") % {"count": count},
+            messages.SUCCESS,
+        )
 
-    @action(description="Deactivate selected", permissions=["change"], icon="toggle_off")
+    @action(description=_("Deactivate selected"), permissions=["change"], icon="toggle_off")
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = queryset.filter(is_active=True).update(is_active=False)
-        self.message_user(request, f"Deactivated {count} {self.opts.verbose_name_plural}.", messages.SUCCESS)
+        self.message_user(
+            request,
+            gettext("Deactivated: %(count)s.") % {"count": count},
+            messages.SUCCESS,
+        )
 
 
 class LinkedTransactionInline(ReadOnlyInline):
     """The ledger rows that belong to one payment / generation / promocode."""
 
     model = Transaction
-    verbose_name_plural = "Ledger rows"
+    verbose_name_plural = _("Ledger rows")
     fields = ("created_at", "user", "kind", "bucket", "amount", "balance_after", "description")
     readonly_fields = fields
     ordering = ("-created_at", "-id")
@@ -181,6 +193,6 @@ class LinkedTransactionInline(ReadOnlyInline):
 def format_duration(delta: timedelta) -> str:
     seconds = max(delta.total_seconds(), 0)
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return gettext("%(seconds).1f s") % {"seconds": seconds}
     minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes} min {seconds} s"
+    return gettext("%(minutes)s min %(seconds)s s") % {"minutes": minutes, "seconds": seconds}

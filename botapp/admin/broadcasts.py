@@ -19,6 +19,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
+from django.utils.translation import gettext, ngettext, pgettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 from unfold.decorators import action, display
@@ -93,10 +95,10 @@ class BroadcastForm(forms.ModelForm):
             self.add_error("button_text", exc.message)
         low, high = data.get("level_min"), data.get("level_max")
         if low is not None and high is not None and low > high:
-            self.add_error("level_max", "The highest level is below the lowest one.")
+            self.add_error("level_max", _("The highest level is below the lowest one."))
         after, before = data.get("joined_after"), data.get("joined_before")
         if after and before and after >= before:
-            self.add_error("joined_before", "Must be after 'joined after'.")
+            self.add_error("joined_before", _("Must be after “joined after”."))
         return data
 
 
@@ -111,11 +113,11 @@ class BroadcastAdmin(ModelAdmin):
     actions = ("pause_selected", "resume_selected", "cancel_selected")
     actions_detail = ("preview", "start", "pause", "resume", "cancel")
     fieldsets = (
-        ("Message", {"fields": MESSAGE_FIELDS}),
-        ("Audience (all conditions together; users who blocked the bot or are banned never get it)",
+        (_("Message"), {"fields": MESSAGE_FIELDS}),
+        (_("Audience (all conditions together; users who blocked the bot or are banned never get it)"),
          {"fields": (*AUDIENCE_FIELDS, "recipients")}),
-        ("Sending", {"fields": (*SENDING_FIELDS, "status", "created_by")}),
-        ("Progress", {"fields": ("live_progress", "started_at", "finished_at")}),
+        (_("Sending"), {"fields": (*SENDING_FIELDS, "status", "created_by")}),
+        (_("Progress"), {"fields": ("live_progress", "started_at", "finished_at")}),
     )  # fmt: skip
     base_readonly = ("recipients", "status", "created_by", "live_progress", "started_at", "finished_at")
 
@@ -143,66 +145,65 @@ class BroadcastAdmin(ModelAdmin):
             raise PermissionDenied  # started: the message and the audience are fixed
         if obj.status == Broadcast.Status.SCHEDULED:
             obj.status = Broadcast.Status.DRAFT  # an edited scheduled broadcast must be started again
-            self.message_user(request, "Edited: it is a draft again; start it to schedule it.", messages.WARNING)
+            self.message_user(
+                request, gettext("Edited: it is a draft again; start it to schedule it."), messages.WARNING
+            )
         if not obj.created_by:
             obj.created_by = request.user.get_username()
         super().save_model(request, obj, form, change)
 
     # --- columns and read-only fields ------------------------------------------------------------
-    @display(description="Status", ordering="status", label=STATUS_LABELS)
+    @display(description=_("Status"), ordering="status", label=STATUS_LABELS)
     def status_badge(self, obj: Broadcast) -> tuple[str, str]:
         return obj.status, obj.get_status_display()
 
-    @display(description="Text")
+    @display(description=_("Text"))
     def short_text(self, obj: Broadcast) -> str:
         return Truncator(obj.text).chars(60)
 
-    @display(description="Delivered / blocked / failed / unknown of total")
+    @display(description=_("Delivered / blocked / failed / unknown of total"))
     def progress(self, obj: Broadcast) -> str:
         if obj.status in Broadcast.EDITABLE:
             return "-"
-        return f"{obj.delivered} / {obj.blocked} / {obj.failed} / {obj.unknown} of {obj.total}"
+        return gettext("%(delivered)s / %(blocked)s / %(failed)s / %(unknown)s of %(total)s") % {
+            "delivered": obj.delivered,
+            "blocked": obj.blocked,
+            "failed": obj.failed,
+            "unknown": obj.unknown,
+            "total": obj.total,
+        }
 
-    @display(description="Recipients")
+    @display(description=_("Recipients"))
     def recipients(self, obj: Broadcast) -> str:
         if obj.pk is None:
-            return "Save the draft to see how many users it reaches."
+            return gettext("Save the draft to see how many users it reaches.")
         if obj.status not in Broadcast.EDITABLE:
-            return f"{obj.total} (fixed when it started)"
+            return gettext("%(total)s (fixed when it started)") % {"total": obj.total}
         count = selectors.audience_count(broadcast=obj)
-        text = f"{count} user{'s' if count != 1 else ''} now"
+        text = ngettext("%(count)s user now", "%(count)s users now", count) % {"count": count}
         if obj.allow_paid_broadcast:
-            text += f"; paid broadcast: {selectors.paid_cost_stars(recipients=count)} Stars (0.1 ⭐ per message)"
+            text += "; " + gettext("paid broadcast: %(stars)s Stars (0.1 ⭐ per message)") % {
+                "stars": selectors.paid_cost_stars(recipients=count)
+            }
         return text
 
-    @display(description="Live progress")
+    @display(description=_("Live progress"))
     def live_progress(self, obj: Broadcast) -> str:
         if obj.pk is None or obj.status in Broadcast.EDITABLE:
-            return "Not started."
+            return gettext("Not started.")
         url = reverse("admin:botapp_broadcast_progress", args=(obj.pk,))
-        # Polled every 2 s while it runs (the JSON view below); stops once it is finished.
+        # Polled every 2 s while it runs (the JSON view below, whose "text" is this line, translated);
+        # stops once it is finished.
         return format_html(
             '<div id="broadcast-progress" data-url="{}">{}</div>'
             "<script>(function(){{var box=document.getElementById('broadcast-progress');"
-            "function show(p){{box.textContent=p.status+': '+p.delivered+' delivered, '+p.blocked+' blocked, '"
-            "+p.failed+' failed, '+p.unknown+' unknown, '+(p.pending+p.sending)+' pending (of '+p.total+')';}}"
             "function poll(){{fetch(box.dataset.url,{{credentials:'same-origin'}})"
             ".then(function(r){{return r.json();}})"
-            ".then(function(p){{show(p);if(!p.finished){{setTimeout(poll,2000);}}}})"
+            ".then(function(p){{box.textContent=p.text;if(!p.finished){{setTimeout(poll,2000);}}}})"
             ".catch(function(){{setTimeout(poll,5000);}});}}"
             "poll();}})();</script>",
             url,
-            self._progress_text(obj.pk),
-        )
-
-    @staticmethod
-    def _progress_text(broadcast_id: int) -> str:
-        p = selectors.progress(broadcast_id=broadcast_id)
-        if p is None:
-            return "-"
-        return (
-            f"{p.status}: {p.delivered} delivered, {p.blocked} blocked, {p.failed} failed, {p.unknown} unknown, "
-            f"{p.pending + p.sending} pending (of {p.total})"
+            progress_text(selectors.progress(broadcast_id=obj.pk)),
         )
 
     # --- the progress endpoint -----------------------------------------------------------------------
@@ -222,7 +223,7 @@ class BroadcastAdmin(ModelAdmin):
         progress = selectors.progress(broadcast_id=object_id)
         if progress is None:
             return JsonResponse({"error": "not found"}, status=404)
-        return JsonResponse(progress.as_dict())
+        return JsonResponse({**progress.as_dict(), "text": progress_text(progress)})
 
     # --- detail actions (buttons on the change page): GET asks, POST does ------------------------------
     def _change_url(self, object_id) -> str:
@@ -235,7 +236,7 @@ class BroadcastAdmin(ModelAdmin):
             "admin/botapp/broadcast/confirm.html",
             {
                 **self.admin_site.each_context(request),
-                "title": f"{verb} broadcast #{broadcast.pk}?",
+                "title": gettext("%(verb)s broadcast #%(id)s?") % {"verb": verb, "id": broadcast.pk},
                 "opts": self.opts,
                 "broadcast": broadcast,
                 "verb": verb,
@@ -251,89 +252,163 @@ class BroadcastAdmin(ModelAdmin):
         try:
             text, level = perform(broadcast)
         except BroadcastError as exc:
-            text, level = f"Broadcast #{broadcast.pk}: {exc.message}", messages.ERROR
+            text = gettext("Broadcast #%(id)s: %(reason)s") % {"id": broadcast.pk, "reason": exc.message}
+            level = messages.ERROR
         self.message_user(request, text, level)
         return HttpResponseRedirect(self._change_url(broadcast.pk))
 
-    @action(description="Send to me first", url_path="preview", permissions=["send"], icon="visibility")
+    @action(description=_("Send to me first"), url_path="preview", permissions=["send"], icon="visibility")
     def preview(self, request: HttpRequest, object_id) -> HttpResponse:
         def lines(b: Broadcast) -> list[str]:
             from django.conf import settings
 
-            ids = ", ".join(str(i) for i in settings.ADMIN_IDS) or "nobody: ADMIN_IDS is empty"
-            return [f"It goes to the operators' Telegram ids (ADMIN_IDS): {ids}."]
+            ids = ", ".join(str(i) for i in settings.ADMIN_IDS) or gettext("nobody: ADMIN_IDS is empty")
+            return [gettext("It goes to the operators' Telegram ids (ADMIN_IDS): %(ids)s.") % {"ids": ids}]
 
         def perform(b: Broadcast):
             result = service.preview(broadcast_id=b.pk)
             parts = []
             if result.sent:
-                parts.append(f"sent to {', '.join(map(str, result.sent))}")
-            parts += [f"not sent to {chat_id}: {reason}" for chat_id, reason in result.failed.items()]
-            return f"Preview of #{b.pk}: " + "; ".join(parts), messages.SUCCESS if result.sent else messages.ERROR
+                parts.append(gettext("sent to %(ids)s") % {"ids": ", ".join(map(str, result.sent))})
+            parts += [
+                gettext("not sent to %(id)s: %(reason)s") % {"id": chat_id, "reason": reason}
+                for chat_id, reason in result.failed.items()
+            ]
+            text = gettext("Preview of #%(id)s: %(result)s") % {"id": b.pk, "result": "; ".join(parts)}
+            return text, messages.SUCCESS if result.sent else messages.ERROR
 
-        return self._do(request, object_id, "Preview", lines, perform)
+        return self._do(request, object_id, pgettext("broadcast action", "Preview"), lines, perform)
 
-    @action(description="Start…", url_path="start", permissions=["send"], icon="send")
+    @action(description=_("Start…"), url_path="start", permissions=["send"], icon="send")
     def start(self, request: HttpRequest, object_id) -> HttpResponse:
         def lines(b: Broadcast) -> list[str]:
             count = selectors.audience_count(broadcast=b)
-            out = [f"Recipients now: {count}."]
+            out = [gettext("Recipients now: %(count)s.") % {"count": count}]
             if b.send_at and b.send_at > timezone.now():
-                out.append(f"It will be sent at {timezone.localtime(b.send_at):%Y-%m-%d %H:%M %Z}.")
+                out.append(gettext("It will be sent at %(time)s.") % {"time": _when(b.send_at)})
             else:
-                out.append("It will be sent now.")
+                out.append(gettext("It will be sent now."))
             if b.allow_paid_broadcast:
                 stars = selectors.paid_cost_stars(recipients=count)
-                out.append(f"Paid broadcast: about {stars} Stars from the bot's balance (0.1 ⭐ per message).")
+                out.append(
+                    gettext("Paid broadcast: about %(stars)s Stars from the bot's balance (0.1 ⭐ per message).")
+                    % {"stars": stars}
+                )
             if b.status != Broadcast.Status.DRAFT:
-                out.append(f"It is {b.get_status_display().lower()}: it cannot be started again.")
+                out.append(
+                    gettext("Its status is “%(status)s”: it cannot be started again.")
+                    % {"status": b.get_status_display()}
+                )
             return out
 
         def perform(b: Broadcast):
             started = service.start(broadcast_id=b.pk, by=request.user.get_username())
             if started.status == Broadcast.Status.SCHEDULED:
-                return f"Broadcast #{b.pk} is scheduled for {started.send_at:%Y-%m-%d %H:%M %Z}.", messages.SUCCESS
-            return f"Broadcast #{b.pk} is being sent.", messages.SUCCESS
+                text = gettext("Broadcast #%(id)s is scheduled for %(time)s.") % {
+                    "id": b.pk,
+                    "time": _when(started.send_at),
+                }
+                return text, messages.SUCCESS
+            return gettext("Broadcast #%(id)s is being sent.") % {"id": b.pk}, messages.SUCCESS
 
-        return self._do(request, object_id, "Start", lines, perform)
+        return self._do(request, object_id, pgettext("broadcast action", "Start"), lines, perform)
 
-    def _transition(self, request, object_id, verb: str, func, done: str) -> HttpResponse:
+    def _transition(self, request, object_id, verb: str, func, done: str, nothing: str) -> HttpResponse:
+        """`done`: the message when it worked, `nothing` when it did not apply (%(id)s: the broadcast,
+        %(status)s: its status)."""
+
         def perform(b: Broadcast):
             if func(broadcast_id=b.pk):
-                return f"Broadcast #{b.pk} {done}.", messages.SUCCESS
-            state = b.get_status_display().lower()
-            return f"Broadcast #{b.pk} is {state}: nothing to {verb.lower()}.", messages.WARNING
+                return done % {"id": b.pk}, messages.SUCCESS
+            return nothing % {"id": b.pk, "status": b.get_status_display()}, messages.WARNING
 
-        return self._do(request, object_id, verb, lambda b: [f"It is {b.get_status_display().lower()} now."], perform)
+        def lines(b: Broadcast) -> list[str]:
+            return [gettext("Its status now: “%(status)s”.") % {"status": b.get_status_display()}]
 
-    @action(description="Pause", url_path="pause", permissions=["send"], icon="pause")
+        return self._do(request, object_id, verb, lines, perform)
+
+    @action(
+        description=pgettext_lazy("broadcast action", "Pause"), url_path="pause", permissions=["send"], icon="pause"
+    )
     def pause(self, request: HttpRequest, object_id) -> HttpResponse:
-        return self._transition(request, object_id, "Pause", service.pause, "is paused")
+        return self._transition(
+            request,
+            object_id,
+            pgettext("broadcast action", "Pause"),
+            service.pause,
+            gettext("Broadcast #%(id)s is paused."),
+            gettext("Broadcast #%(id)s: its status is “%(status)s”, nothing to pause."),
+        )
 
-    @action(description="Resume", url_path="resume", permissions=["send"], icon="play_arrow")
+    @action(
+        description=pgettext_lazy("broadcast action", "Resume"),
+        url_path="resume",
+        permissions=["send"],
+        icon="play_arrow",
+    )
     def resume(self, request: HttpRequest, object_id) -> HttpResponse:
-        return self._transition(request, object_id, "Resume", service.resume, "is being sent again")
+        return self._transition(
+            request,
+            object_id,
+            pgettext("broadcast action", "Resume"),
+            service.resume,
+            gettext("Broadcast #%(id)s is being sent again."),
+            gettext("Broadcast #%(id)s: its status is “%(status)s”, nothing to resume."),
+        )
 
-    @action(description="Cancel", url_path="cancel", permissions=["send"], icon="cancel")
+    @action(
+        description=pgettext_lazy("broadcast action", "Cancel"), url_path="cancel", permissions=["send"], icon="cancel"
+    )
     def cancel(self, request: HttpRequest, object_id) -> HttpResponse:
-        return self._transition(request, object_id, "Cancel", service.cancel, "is cancelled")
+        return self._transition(
+            request,
+            object_id,
+            pgettext("broadcast action", "Cancel"),
+            service.cancel,
+            gettext("Broadcast #%(id)s is cancelled."),
+            gettext("Broadcast #%(id)s: its status is “%(status)s”, nothing to cancel."),
+        )
 
     # --- bulk actions on the list -------------------------------------------------------------------
     def _bulk(self, request: HttpRequest, queryset: QuerySet, func, done: str) -> None:
+        """`done`: the message when something changed, with %(ids)s for the broadcasts."""
         changed = [f"#{pk}" for pk in queryset.values_list("pk", flat=True) if func(broadcast_id=pk)]
         if changed:
-            self.message_user(request, f"{done}: {', '.join(changed)}.", messages.SUCCESS)
+            self.message_user(request, done % {"ids": ", ".join(changed)}, messages.SUCCESS)
         else:
-            self.message_user(request, "Nothing changed.", messages.WARNING)
+            self.message_user(request, gettext("Nothing changed."), messages.WARNING)
 
-    @action(description="Pause selected broadcasts", permissions=["send"], icon="pause")
+    @action(description=_("Pause selected broadcasts"), permissions=["send"], icon="pause")
     def pause_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._bulk(request, queryset, service.pause, "Paused")
+        self._bulk(request, queryset, service.pause, gettext("Paused: %(ids)s."))
 
-    @action(description="Resume selected broadcasts", permissions=["send"], icon="play_arrow")
+    @action(description=_("Resume selected broadcasts"), permissions=["send"], icon="play_arrow")
     def resume_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._bulk(request, queryset, service.resume, "Resumed")
+        self._bulk(request, queryset, service.resume, gettext("Resumed: %(ids)s."))
 
-    @action(description="Cancel selected broadcasts", permissions=["send"], icon="cancel")
+    @action(description=_("Cancel selected broadcasts"), permissions=["send"], icon="cancel")
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._bulk(request, queryset, service.cancel, "Cancelled")
+        self._bulk(request, queryset, service.cancel, gettext("Cancelled: %(ids)s."))
+
+
+def _when(moment) -> str:
+    """A time as the operator reads it: local, with the zone."""
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M %Z}"
+
+
+def progress_text(p: selectors.Progress | None) -> str:
+    """One line of a broadcast's progress, in the admin's language."""
+    if p is None:
+        return "-"
+    return gettext(
+        "%(status)s: %(delivered)s delivered, %(blocked)s blocked, %(failed)s failed, %(unknown)s unknown, "
+        "%(pending)s pending (of %(total)s)"
+    ) % {
+        "status": Broadcast.Status(p.status).label if p.status in Broadcast.Status.values else p.status,
+        "delivered": p.delivered,
+        "blocked": p.blocked,
+        "failed": p.failed,
+        "unknown": p.unknown,
+        "pending": p.pending + p.sending,
+        "total": p.total,
+    }

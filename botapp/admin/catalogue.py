@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
@@ -47,7 +48,7 @@ class AIModelForm(forms.ModelForm):
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise ValidationError('Capabilities must be a JSON object, e.g. {"max_input_images": 3}.')
+            raise ValidationError(_('Capabilities must be a JSON object, e.g. {"max_input_images": 3}.'))
         return value
 
     def clean_default_params(self):
@@ -55,7 +56,7 @@ class AIModelForm(forms.ModelForm):
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise ValidationError("Default parameters must be a JSON object.")
+            raise ValidationError(_("Default parameters must be a JSON object."))
         return value
 
 
@@ -84,28 +85,30 @@ class AIModelAdmin(ActivationActionsMixin, ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = (
         (None, {"fields": ("emoji", "name", "slug", "kind", "is_active", "sort_order", "price")}),
-        ("Provider", {"fields": ("provider", "provider_model_id", "api_backend")}),
+        (_("Provider"), {"fields": ("provider", "provider_model_id", "api_backend")}),
         (
-            "Provider cost (the dashboard's margin)",
+            _("Provider cost (the dashboard's margin)"),
             {
                 "fields": ("cost_per_image_usd", "cost_per_video_second_usd"),
-                "description": "What Google charges per image or per second of video, in US dollars; "
-                "converted to roubles at USD_RUB_RATE.",
+                "description": _(
+                    "What Google charges per image or per second of video, in US dollars; "
+                    "converted to roubles at USD_RUB_RATE."
+                ),
             },
         ),
-        ("Capabilities", {"fields": ("capabilities", "default_params")}),
-        ("Descriptions", {"fields": ("description", "description_en")}),
-        ("Timestamps", {"fields": ("created_at", "updated_at")}),
+        (_("Capabilities"), {"fields": ("capabilities", "default_params")}),
+        (_("Descriptions"), {"fields": ("description", "description_en")}),
+        (_("Timestamps"), {"fields": ("created_at", "updated_at")}),
     )
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(req_count=count_of(GenRequest, "ai_model"))
 
-    @display(description="Model", ordering="name")
+    @display(description=_("Model"), ordering="name")
     def display_name(self, obj: AIModel) -> str:
         return str(obj)
 
-    @display(description="Requests", ordering="req_count")
+    @display(description=_("Generation requests"), ordering="req_count")
     def requests_count(self, obj: AIModel) -> int:
         return obj.req_count
 
@@ -125,6 +128,6 @@ class LevelAdmin(ModelAdmin):
             .annotate(user_count=Coalesce(Subquery(users.values("n"), output_field=IntegerField()), 0))
         )
 
-    @display(description="Users", ordering="user_count")
+    @display(description=_("Users"), ordering="user_count")
     def users_count(self, obj: Level) -> int:
         return obj.user_count

@@ -11,7 +11,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import (
     ChoicesDropdownFilter,
@@ -41,6 +44,32 @@ from botapp.models import (
 )
 from botapp.services.promo import CODE_RE, normalize_code
 
+CHARGE_ID_CHARS = 14  # a provider charge id in the payments list (whole in the tooltip)
+DESCRIPTION_CHARS = 48  # a ledger description in the list (whole in the tooltip)
+PROMO_STATES = {
+    "active": _("active"),
+    "inactive": _("inactive"),
+    "expired": _("expired"),
+    "used up": _("used up"),
+    "scheduled": _("scheduled"),
+}
+PROMO_STATE_LABELS = {
+    "active": "success",
+    "inactive": "",
+    "expired": "danger",
+    "used up": "warning",
+    "scheduled": "info",
+}
+
+
+def shortened(text: str | None, chars: int) -> str:
+    """`text` cut to `chars` characters with an ellipsis, the whole of it in a tooltip."""
+    if not text:
+        return "-"
+    if len(text) <= chars:
+        return text
+    return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(chars))
+
 
 @admin.register(UserBalance)
 class UserBalanceAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
@@ -65,7 +94,7 @@ class UserBalanceAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     show_full_result_count = False
     actions = None
 
-    @display(description="Total")
+    @display(description=_("Total"))
     def total(self, obj: UserBalance) -> Decimal:
         return obj.total
 
@@ -78,6 +107,8 @@ class PaymentTransactionInline(LinkedTransactionInline):
 class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     """Read-only: payments are created and credited by PaymentService (exactly once per charge id)."""
 
+    # Fits 1400 px without scrolling: tokens and bonus in one column, the charge id shortened (whole in
+    # its tooltip and on the page of the payment).
     list_display = (
         "id",
         "created_at",
@@ -85,10 +116,9 @@ class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
         "provider",
         "status_badge",
         "amount_display",
-        "tokens",
-        "bonus_tokens",
+        "tokens_display",
         "promocode",
-        "provider_charge_id",
+        "charge_id",
         "paid_at",
     )
     list_select_related = ("user", "promocode")
@@ -108,15 +138,23 @@ class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     actions = ("export_csv",)
     inlines = (PaymentTransactionInline,)
 
-    @display(description="Status", ordering="status", label=PAYMENT_LABELS)
+    @display(description=_("Status"), ordering="status", label=PAYMENT_LABELS)
     def status_badge(self, obj: Payment) -> tuple[str, str]:
         return obj.status, obj.get_status_display()
 
-    @display(description="Amount", ordering="amount")
+    @display(description=_("Amount"), ordering="amount")
     def amount_display(self, obj: Payment) -> str:
         return f"{obj.amount} {obj.currency}"
 
-    @action(description="Export selected to CSV", permissions=["view"], icon="download")
+    @display(description=_("Tokens + bonus"), ordering="tokens")
+    def tokens_display(self, obj: Payment) -> str:
+        return f"{obj.tokens} + {obj.bonus_tokens}" if obj.bonus_tokens else str(obj.tokens)
+
+    @display(description=_("Charge ID"))
+    def charge_id(self, obj: Payment) -> str:
+        return shortened(obj.provider_charge_id, CHARGE_ID_CHARS)
+
+    @action(description=_("Export selected to CSV"), permissions=["view"], icon="download")
     def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         fields = (
             "pk",
@@ -145,18 +183,17 @@ class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
 class TransactionAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     """The append-only ledger: strictly read-only. The only action is an export."""
 
+    # Fits 1400 px without scrolling: the bucket under the amount, the generation, payment and promocode
+    # in one "Linked to" column, the description shortened (whole in its tooltip).
     list_display = (
         "id",
         "created_at",
         "user",
         "kind_badge",
-        "bucket",
         "amount_display",
         "balance_after",
-        "gen_request_link",
-        "payment_link",
-        "promocode",
-        "description",
+        "linked",
+        "short_description",
     )
     list_select_related = ("user", "promocode")
     list_filter = (
@@ -179,29 +216,39 @@ class TransactionAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     show_full_result_count = False
     actions = ("export_csv",)
 
-    @display(description="Kind", ordering="kind", label=TX_LABELS)
+    @display(description=_("Kind"), ordering="kind", label=TX_LABELS)
     def kind_badge(self, obj: Transaction) -> tuple[str, str]:
         return obj.kind, obj.get_kind_display()
 
-    @display(description="Amount", ordering="amount")
+    @display(description=_("Amount"), ordering="amount")
     def amount_display(self, obj: Transaction) -> str:
-        return signed(obj.amount)
+        if obj.bucket == Transaction.Bucket.MAIN:
+            return signed(obj.amount)
+        return format_html(
+            '{} <span class="text-base-500 text-xs">{}</span>', signed(obj.amount), obj.get_bucket_display().lower()
+        )
 
-    @display(description="Generation")
-    def gen_request_link(self, obj: Transaction) -> str:
-        if not obj.gen_request_id:
+    @display(description=_("Linked to"))
+    def linked(self, obj: Transaction) -> str:
+        links = []
+        if obj.gen_request_id:
+            url = reverse("admin:botapp_genrequest_change", args=(obj.gen_request_id,))
+            links.append((url, gettext("generation #%(id)s") % {"id": obj.gen_request_id}))
+        if obj.payment_id:
+            url = reverse("admin:botapp_payment_change", args=(obj.payment_id,))
+            links.append((url, gettext("payment #%(id)s") % {"id": obj.payment_id}))
+        if obj.promocode_id:
+            url = reverse("admin:botapp_promocode_change", args=(obj.promocode_id,))
+            links.append((url, obj.promocode.code))
+        if not links:
             return "-"
-        url = reverse("admin:botapp_genrequest_change", args=(obj.gen_request_id,))
-        return format_html('<a href="{}">#{}</a>', url, obj.gen_request_id)
+        return format_html_join(" · ", '<a href="{}">{}</a>', links)
 
-    @display(description="Payment")
-    def payment_link(self, obj: Transaction) -> str:
-        if not obj.payment_id:
-            return "-"
-        url = reverse("admin:botapp_payment_change", args=(obj.payment_id,))
-        return format_html('<a href="{}">#{}</a>', url, obj.payment_id)
+    @display(description=_("Description"), ordering="description")
+    def short_description(self, obj: Transaction) -> str:
+        return shortened(obj.description, DESCRIPTION_CHARS)
 
-    @action(description="Export selected to CSV", permissions=["view"], icon="download")
+    @action(description=_("Export selected to CSV"), permissions=["view"], icon="download")
     def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         fields = (
             "pk",
@@ -243,11 +290,11 @@ class TopUpPackageAdmin(ActivationActionsMixin, ModelAdmin):
     ordering = ("sort_order", "tokens")
     actions = ("activate", "deactivate")
 
-    @display(description="Package", ordering="name")
+    @display(description=_("Package"), ordering="name")
     def display_name(self, obj: TopUpPackage) -> str:
-        return obj.name or str(obj)
+        return obj.name or gettext("%(tokens)s tokens") % {"tokens": obj.tokens}
 
-    @display(description="⭐ per token")
+    @display(description=_("⭐ per token"))
     def stars_per_token(self, obj: TopUpPackage) -> str:
         return f"{Decimal(obj.price_stars) / obj.tokens:.2f}" if obj.tokens else "-"
 
@@ -283,17 +330,17 @@ class PromocodeForm(forms.ModelForm):
     def clean_code(self) -> str:
         code = normalize_code(self.cleaned_data["code"])
         if not CODE_RE.match(code):
-            raise ValidationError("2–64 characters: Latin letters, digits, “_” and “-” (case does not matter).")
+            raise ValidationError(_("2–64 characters: Latin letters, digits, “_” and “-” (case does not matter)."))
         return code
 
     def clean(self):
         data = super().clean()
         kind, value = data.get("kind"), data.get("value")
         if kind == Promocode.Kind.TOPUP_DISCOUNT and value is not None and value >= 100:
-            self.add_error("value", "A discount is a percentage below 100.")
+            self.add_error("value", _("A discount is a percentage below 100."))
         start, end = data.get("valid_from"), data.get("valid_until")
         if start and end and end <= start:
-            self.add_error("valid_until", "Must be after “valid from”.")
+            self.add_error("valid_until", _("Must be after “valid from”."))
         return data
 
 
@@ -326,30 +373,29 @@ class PromocodeAdmin(ActivationActionsMixin, ModelAdmin):
     inlines = (PromocodeActivationInline,)
     fieldsets = (
         (None, {"fields": ("code", "kind", "value", "description", "is_active")}),
-        ("Limits", {"fields": ("max_uses", "uses_count", "per_user_limit", "first_topup_only")}),
-        ("Validity", {"fields": ("valid_from", "valid_until")}),
-        ("Timestamps", {"fields": ("created_at",)}),
+        (_("Limits"), {"fields": ("max_uses", "uses_count", "per_user_limit", "first_topup_only")}),
+        (_("Validity"), {"fields": ("valid_from", "valid_until")}),
+        (_("Timestamps"), {"fields": ("created_at",)}),
     )
 
-    @display(description="Uses", ordering="uses_count")
+    @display(description=_("Uses"), ordering="uses_count")
     def uses(self, obj: Promocode) -> str:
         return f"{obj.uses_count} / {obj.max_uses if obj.max_uses is not None else '∞'}"
 
-    @display(
-        description="State",
-        label={"active": "success", "inactive": "", "expired": "danger", "used up": "warning", "scheduled": "info"},
-    )
-    def state(self, obj: Promocode) -> str:
+    @display(description=_("State"), label=PROMO_STATE_LABELS)
+    def state(self, obj: Promocode) -> tuple[str, str]:
         now = timezone.now()
         if not obj.is_active:
-            return "inactive"
-        if obj.valid_until and obj.valid_until <= now:
-            return "expired"
-        if obj.max_uses is not None and obj.uses_count >= obj.max_uses:
-            return "used up"
-        if obj.valid_from and obj.valid_from > now:
-            return "scheduled"
-        return "active"
+            key = "inactive"
+        elif obj.valid_until and obj.valid_until <= now:
+            key = "expired"
+        elif obj.max_uses is not None and obj.uses_count >= obj.max_uses:
+            key = "used up"
+        elif obj.valid_from and obj.valid_from > now:
+            key = "scheduled"
+        else:
+            key = "active"
+        return key, PROMO_STATES[key]
 
 
 @admin.register(PromocodeActivation)

@@ -142,6 +142,7 @@ def test_progress_endpoint(admin_client, make_user):
     assert data == {
         "id": broadcast.pk, "status": "sending", "total": 4, "prepared": True, "pending": 1, "sending": 0,
         "delivered": 2, "blocked": 1, "failed": 0, "unknown": 0, "finished": False,
+        "text": "Sending: 2 delivered, 1 blocked, 0 failed, 0 unknown, 1 pending (of 4)",  # the page shows it
     }  # fmt: skip
     page = admin_client.get(url("change", broadcast.pk)).content.decode()
     assert "2 delivered, 1 blocked, 0 failed, 0 unknown, 1 pending (of 4)" in page
