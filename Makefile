@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/dev.txt
 IMAGE ?= genstudio-bot
 
-.PHONY: install run test lint bench lock image clean
+.PHONY: install run test lint messages bench lock image clean
 
 $(STAMP): $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,18 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+## messages: the admin's Russian catalogue (botapp/locale/ru): collect the project's own strings (botapp and
+## config: not the venv, the sandbox, the tests, the benchmarks; the bot's texts live in botapp/locales/*.toml),
+## then, after translating the new msgids in django.po, compile the .mo (committed: CI needs no msgfmt).
+MAKEMESSAGES_IGNORE = --ignore=.venv --ignore=sandbox --ignore=tests --ignore=bench --ignore=docs \
+	--ignore=requirements --ignore=staticfiles --ignore=media
+messages: install
+	DEBUG=true $(PY) manage.py makemessages -l ru --no-obsolete $(MAKEMESSAGES_IGNORE)
+	DEBUG=true $(PY) manage.py compilemessages -l ru --ignore=.venv
+	@$(PY) -c "import sys; sys.path.insert(0, '.'); from tests.pofile import parse; \
+	left = [str(e) for e in parse('botapp/locale/ru/LC_MESSAGES/django.po') if not e.translated]; \
+	print(*(['Untranslated or fuzzy (translate them in botapp/locale/ru/LC_MESSAGES/django.po, then make messages):'] + left if left else ['All translated.']), sep='\n  ')"
 
 bench: install
 	$(PY) -m config.secret_key .env

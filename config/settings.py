@@ -366,11 +366,18 @@ if SENTRY_DSN:
     init_sentry(SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
 
 UNFOLD = {
-    "SITE_TITLE": "GenStudio admin",
+    "SITE_TITLE": "botapp.admin.navigation.site_title",  # "GenStudio admin", in the admin's language
     "SITE_HEADER": "GenStudio",
     "SITE_SYMBOL": "auto_awesome",
     # The admin's landing page: the operator's dashboard (botapp/admin/dashboard.py).
     "DASHBOARD_CALLBACK": "botapp.admin.dashboard.dashboard_callback",
+    # The sidebar reads like the cockpit: dashboard, users & support, money, catalogue, generations,
+    # broadcasts, administration; an item shows only to staff who may view it (botapp/admin/navigation.py).
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": False,
+        "navigation": "botapp.admin.navigation.sidebar",
+    },
 }
 
 # --- Generation queue --------------------------------------------------------------------------------
