@@ -2,8 +2,9 @@
 
 - `sandbox.telegram`: a Telegram Bot API emulator (real aiogram clients talk to it over HTTP), with
   a web chat page to talk to the bot in a browser;
-- `sandbox.google`: a stand-in of Google's generative APIs that the real google-genai SDK talks to.
+- `sandbox.google`: a stand-in of Google's generative APIs that the real google-genai SDK talks to;
+- `sandbox.yookassa`: a fake YooKassa API v3 (payments, refunds, webhooks) that the real `yookassa` SDK talks to.
 
-Neither imports Django: they are plain asyncio/aiohttp servers, used by the tests, the benchmarks and
-`make run` without a BOT_TOKEN.
+None imports Django: they are plain asyncio/aiohttp servers, used by the tests (the first two also by the
+benchmarks and by `make run` without a BOT_TOKEN).
 """
