@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib import messages
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, Model, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -117,7 +118,15 @@ class ExactIdSearchMixin:
 
 
 class ReadOnlyAdminMixin:
-    """View-only: no add, no change, no delete; the write paths refuse even if reached directly."""
+    """View-only: no add, no change, no delete; the write paths refuse even if reached directly.
+
+    Only the view permission opens these pages: Django lets the change permission in too, but nothing
+    here can be changed, and `botapp.change_payment` must not show the payments to someone without
+    `botapp.view_payment` (the money rule, see botapp/admin/dashboard.py)."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('view', opts)}")
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
