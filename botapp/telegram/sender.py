@@ -35,6 +35,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import BufferedInputFile
+from aiohttp import ClientConnectorError, ClientError, ClientResponseError
+
 from botapp.redaction import error_text
 
 from .media import DOCUMENT, PHOTO, VIDEO
@@ -75,8 +91,6 @@ class OutcomeUnknown(TelegramError):
 
 def _never_sent(exc: BaseException) -> bool:
     """True when a network error happened before the request could reach the server (no connection)."""
-    from aiohttp import ClientConnectorError
-
     return isinstance(exc.__cause__, ClientConnectorError)
 
 
@@ -169,11 +183,6 @@ class TelegramSender:
         return self._loop, self._bot
 
     async def _make_bot(self) -> Any:
-        from aiogram import Bot
-        from aiogram.client.default import DefaultBotProperties
-        from aiogram.client.session.aiohttp import AiohttpSession
-        from aiogram.client.telegram import TelegramAPIServer
-
         session = AiohttpSession(api=TelegramAPIServer.from_base(self.api_url))
         return Bot(
             self.token,
@@ -209,16 +218,6 @@ class TelegramSender:
         policy. A call that is not `repeatable` (a send) is never repeated after an unknown outcome:
         `OutcomeUnknown` is raised instead. A `paid` broadcast message (allow_paid_broadcast) is over
         Telegram's free 30/s: it takes the chat's bucket only (the caller paces it)."""
-        from aiogram.exceptions import (
-            TelegramBadRequest,
-            TelegramEntityTooLarge,
-            TelegramForbiddenError,
-            TelegramNetworkError,
-            TelegramNotFound,
-            TelegramRetryAfter,
-            TelegramServerError,
-        )
-
         loop, bot = self._ensure()
         chat = self.chat_bucket(chat_id)
         buckets = [chat] if paid else [chat, self.aux_bucket if best_effort else self.global_bucket]
@@ -352,8 +351,6 @@ class TelegramSender:
         """Send a photo / video / document from bytes (uploaded) or a Telegram file_id (re-sent).
         Never repeated after an unknown outcome: that raises `OutcomeUnknown`. `allow_paid_broadcast`:
         as in `send_message`."""
-        from aiogram.types import BufferedInputFile
-
         payload: Any = BufferedInputFile(file, filename=filename) if isinstance(file, bytes) else file
         common: dict[str, Any] = {"chat_id": chat_id, "caption": caption, "reply_markup": reply_markup}
         if allow_paid_broadcast:
@@ -388,9 +385,6 @@ class TelegramSender:
     # --- files ------------------------------------------------------------------------------------
     def download(self, file_id: str, *, max_bytes: int) -> bytes:
         """A file a user sent (getFile + download). Raises SendRejected if unknown or over `max_bytes`."""
-        from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError, TelegramNotFound
-        from aiohttp import ClientError, ClientResponseError
-
         loop, bot = self._ensure()
 
         async def fetch() -> bytes:
