@@ -22,6 +22,10 @@ Test-side hooks (thread-safe): ``pay(id)`` (the user pays: succeeded, or waiting
 ``capture=false``), ``cancel(id, reason)`` (expired, declined, ...), ``notify(id, event)`` (a webhook, see
 ``webhooks.py``); faults: ``fail_next``, ``delay_next``, ``lose_answer_next``; records: ``requests``.
 
+The SDK is synchronous (``requests``): run the fake in its own thread (``with FakeYooKassa() as fake``) or, when
+it serves in your event loop (``async with``), call the SDK through ``asyncio.to_thread`` -- a blocking SDK call
+in the loop that serves the fake never gets its answer.
+
 Mind the SDK: it sets no HTTP timeout (a server that never answers blocks the caller forever: give the call
 your own timeout), and a dropped connection surfaces as ``AttributeError`` (it reads ``e.response.status_code``
 of a ``requests.ConnectionError`` whose ``response`` is None), not as a YooKassa error.
