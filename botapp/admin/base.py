@@ -16,7 +16,9 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.http import urlencode
+from django.utils.text import Truncator
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import TabularInline
@@ -25,6 +27,7 @@ from unfold.decorators import action
 from botapp.models import (
     GenRequest,
     Payment,
+    TgUser,
     Transaction,
 )
 
@@ -69,6 +72,35 @@ def listing(items: Sequence[str]) -> str:
 def changelist_url(model: type[Model], **params: object) -> str:
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     return f"{url}?{urlencode(params)}" if params else url
+
+
+WRAP_ANYWHERE = "overflow-wrap:anywhere"  # a long word (an id, a code) wraps rather than widening its column
+
+
+def shortened(text: str | None, chars: int) -> str:
+    """`text` cut to `chars` characters with an ellipsis, the whole of it in a tooltip; wraps anywhere."""
+    if not text:
+        return "-"
+    if len(text) <= chars:
+        return format_html('<span style="{}">{}</span>', WRAP_ANYWHERE, text)
+    return format_html('<span title="{}" style="{}">{}</span>', text, WRAP_ANYWHERE, Truncator(text).chars(chars))
+
+
+def user_cell(user: TgUser | None, *, chars: int = 20) -> str:
+    """A user in a list: the @username or name (shortened, whole in the tooltip) linking to the user,
+    the Telegram id under it."""
+    if user is None:
+        return "-"
+    name = f"@{user.username}" if user.username else (user.full_name or gettext("user"))
+    url = reverse("admin:botapp_tguser_change", args=(user.pk,))
+    return format_html(
+        '<a href="{}" title="{}" style="{}">{}</a><div class="text-base-500 text-xs">{}</div>',
+        url,
+        name,
+        WRAP_ANYWHERE,
+        Truncator(name).chars(chars),
+        user.telegram_id,
+    )
 
 
 def signed(value: Decimal) -> str:

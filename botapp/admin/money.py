@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.text import Truncator
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
@@ -32,7 +32,9 @@ from botapp.admin.base import (
     ReadOnlyAdminMixin,
     ReadOnlyInline,
     csv_response,
+    shortened,
     signed,
+    user_cell,
 )
 from botapp.models import (
     Payment,
@@ -46,6 +48,7 @@ from botapp.services.promo import CODE_RE, normalize_code
 
 CHARGE_ID_CHARS = 14  # a provider charge id in the payments list (whole in the tooltip)
 DESCRIPTION_CHARS = 48  # a ledger description in the list (whole in the tooltip)
+CODE_CHARS = 14  # a promocode in the lists (whole in the tooltip)
 PROMO_STATES = {
     "active": _("active"),
     "inactive": _("inactive"),
@@ -60,15 +63,6 @@ PROMO_STATE_LABELS = {
     "used up": "warning",
     "scheduled": "info",
 }
-
-
-def shortened(text: str | None, chars: int) -> str:
-    """`text` cut to `chars` characters with an ellipsis, the whole of it in a tooltip."""
-    if not text:
-        return "-"
-    if len(text) <= chars:
-        return text
-    return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(chars))
 
 
 @admin.register(UserBalance)
@@ -107,17 +101,17 @@ class PaymentTransactionInline(LinkedTransactionInline):
 class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     """Read-only: payments are created and credited by PaymentService (exactly once per charge id)."""
 
-    # Fits 1400 px without scrolling: tokens and bonus in one column, the charge id shortened (whole in
-    # its tooltip and on the page of the payment).
+    # Fits 1400 px without scrolling (tests/e2e/test_admin_browser.py): tokens and bonus in one column,
+    # the user, the promocode and the charge id shortened (whole in their tooltips and on the payment's page).
     list_display = (
         "id",
         "created_at",
-        "user",
+        "user_display",
         "provider",
         "status_badge",
         "amount_display",
         "tokens_display",
-        "promocode",
+        "promocode_display",
         "charge_id",
         "paid_at",
     )
@@ -149,6 +143,14 @@ class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     @display(description=_("Tokens + bonus"), ordering="tokens")
     def tokens_display(self, obj: Payment) -> str:
         return f"{obj.tokens} + {obj.bonus_tokens}" if obj.bonus_tokens else str(obj.tokens)
+
+    @display(description=_("User"), ordering="user_id")
+    def user_display(self, obj: Payment) -> str:
+        return user_cell(obj.user)
+
+    @display(description=_("Promocode"), ordering="promocode__code")
+    def promocode_display(self, obj: Payment) -> str:
+        return shortened(obj.promocode.code, CODE_CHARS) if obj.promocode_id else "-"
 
     @display(description=_("Charge ID"))
     def charge_id(self, obj: Payment) -> str:
@@ -183,12 +185,13 @@ class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
 class TransactionAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     """The append-only ledger: strictly read-only. The only action is an export."""
 
-    # Fits 1400 px without scrolling: the bucket under the amount, the generation, payment and promocode
-    # in one "Linked to" column, the description shortened (whole in its tooltip).
+    # Fits 1400 px without scrolling (tests/e2e/test_admin_browser.py): the bucket under the amount, the
+    # generation, payment and promocode in one "Linked to" column, the user and the description shortened
+    # (whole in their tooltips).
     list_display = (
         "id",
         "created_at",
-        "user",
+        "user_display",
         "kind_badge",
         "amount_display",
         "balance_after",
@@ -228,6 +231,10 @@ class TransactionAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
             '{} <span class="text-base-500 text-xs">{}</span>', signed(obj.amount), obj.get_bucket_display().lower()
         )
 
+    @display(description=_("User"), ordering="user_id")
+    def user_display(self, obj: Transaction) -> str:
+        return user_cell(obj.user)
+
     @display(description=_("Linked to"))
     def linked(self, obj: Transaction) -> str:
         links = []
@@ -239,10 +246,10 @@ class TransactionAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
             links.append((url, gettext("payment #%(id)s") % {"id": obj.payment_id}))
         if obj.promocode_id:
             url = reverse("admin:botapp_promocode_change", args=(obj.promocode_id,))
-            links.append((url, obj.promocode.code))
+            links.append((url, shortened(obj.promocode.code, CODE_CHARS)))
         if not links:
             return "-"
-        return format_html_join(" · ", '<a href="{}">{}</a>', links)
+        return format_html_join(mark_safe("<br>"), '<a href="{}">{}</a>', links)
 
     @display(description=_("Description"), ordering="description")
     def short_description(self, obj: Transaction) -> str:
