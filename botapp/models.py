@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
@@ -61,6 +62,8 @@ class TgUser(models.Model):
     class Meta:
         verbose_name = _("Telegram user")
         verbose_name_plural = _("Telegram users")
+        # Support finds a user by @username whatever the case (botapp.selectors.support).
+        indexes = [models.Index(Upper("username"), name="tguser_username_upper")]
 
     def __str__(self) -> str:
         name = f"@{self.username}" if self.username else (self.first_name or "user")
@@ -750,3 +753,52 @@ class BroadcastRecipient(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.broadcast_id} -> {self.user_id} ({self.status})"
+
+
+class SupportMessage(models.Model):
+    """A message an operator wrote to one user from the admin, sent in the background
+    (botapp.services.support, task `send_support_message`).
+
+    pending -> sending (claimed by a conditional UPDATE, committed before the request goes out) -> sent,
+    blocked (403: the user blocked the bot), failed (Telegram refused it, or it could not be sent) or
+    unknown (the answer was lost: it may have arrived, so it is never sent again)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        BLOCKED = "blocked", _("Blocked the bot")
+        FAILED = "failed", _("Failed")
+        UNKNOWN = "unknown", _("Outcome unknown")
+
+    user = models.ForeignKey(
+        TgUser, verbose_name=_("user"), on_delete=models.CASCADE, related_name="support_messages"
+    )
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("operator"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    operator_name = models.CharField(
+        _("operator login"), max_length=150, blank=True, help_text=_("Kept if the operator's account is deleted.")
+    )
+    text = models.TextField(_("text"), help_text=_("Telegram HTML, as the operator wrote it."))
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING)
+    error = models.CharField(_("error"), max_length=255, blank=True)
+    message_id = models.BigIntegerField(_("Telegram message ID"), null=True, blank=True)
+    # One per user and submitted form: a form submitted twice (a double click) writes once.
+    idempotency_key = models.CharField(_("idempotency key"), max_length=80, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("support message")
+        verbose_name_plural = _("support messages")
+        indexes = [models.Index(fields=["user", "-created_at"], name="supportmsg_user_recent")]
+
+    def __str__(self) -> str:
+        return f"Support message #{self.pk} to {self.user_id} ({self.status})"
