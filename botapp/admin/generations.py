@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, path
+from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import (
     ChoicesDropdownFilter,
@@ -14,6 +17,7 @@ from unfold.contrib.filters.admin import (
 )
 from unfold.decorators import action, display
 
+from botapp.admin import media
 from botapp.admin.base import (
     MAX_LISTED,
     STATUS_LABELS,
@@ -87,8 +91,11 @@ class GenRequestAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     inlines = (GenRequestTransactionInline,)
     fieldsets = (
         (None, {"fields": ("user", "ai_model", "model", "kind", "status", "price", "attempts")}),
-        ("Request", {"fields": ("prompt", "negative_prompt", "params", "input_images", "idempotency_key")}),
-        ("Result", {"fields": ("results", "error_code", "error_text", "provider_operation_id")}),
+        (
+            "Request",
+            {"fields": ("prompt", "negative_prompt", "params_display", "input_images_display", "idempotency_key")},
+        ),
+        ("Result", {"fields": ("results_display", "error_code", "error_text", "provider_operation_id")}),
         ("Telegram", {"fields": ("chat_id", "status_message_id")}),
         (
             "Timeline",
@@ -107,8 +114,39 @@ class GenRequestAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
         ),
     )
 
+    readonly_fields = ("params_display", "input_images_display", "results_display", "error_text")
+
     def has_refund_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("botapp.change_genrequest")
+
+    # -- result files (botapp.admin.media) --
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.result_file_view)
+        return [
+            path("<path:object_id>/result/<int:index>/", view, name="botapp_genrequest_result"),
+            *super().get_urls(),
+        ]
+
+    def result_file_view(self, request: HttpRequest, object_id: str, index: int) -> HttpResponse:
+        """A result file streamed from storage (staff with the view permission on generations only)."""
+        gen = self.get_object(request, object_id)
+        if gen is None:
+            raise Http404("no such generation")
+        if not self.has_view_permission(request, gen):
+            raise PermissionDenied
+        return media.serve_result(request, gen, index)
+
+    @display(description=_("Results"))
+    def results_display(self, obj: GenRequest) -> str:
+        return media.results_block(obj)
+
+    @display(description=_("Parameters"))
+    def params_display(self, obj: GenRequest) -> str:
+        return media.params_block(obj.params)
+
+    @display(description=_("Input images"))
+    def input_images_display(self, obj: GenRequest) -> str:
+        return media.input_images_block(obj.input_images)
 
     @display(description="Model", ordering="model")
     def model_display(self, obj: GenRequest) -> str:

@@ -1,4 +1,6 @@
-"""Users and support: the users list (search, moderation, grant or take tokens, export) and their settings."""
+"""Users and support: the users list (one search box for every key support is given, moderation, grant or
+take tokens, message users, export), the user page's timeline, and the users' settings. The support tools
+themselves live in `botapp.admin.support` (timeline, message form, the support messages log)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,14 @@ from decimal import Decimal
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, StackedInline
 from unfold.contrib.filters.admin import (
     FieldTextFilter,
@@ -32,17 +36,21 @@ from botapp.admin.base import (
     listing,
     signed,
 )
+from botapp.admin.support import TIMELINE_LIMIT, can_send, message_users, timeline_table
 from botapp.models import (
     AIModel,
     GenRequest,
     Payment,
+    SupportMessage,
     TgUser,
     Transaction,
     UserBalance,
     UserSettings,
 )
+from botapp.selectors.support import find_user_ids
 from botapp.services.balance import BalanceService
 from botapp.services.exceptions import DomainError
+from botapp.services.support import MAX_RECIPIENTS
 from botapp.services.users import set_ban
 
 MAX_ADJUST_USERS = 500  # one balance adjustment form applies to at most this many users
@@ -153,7 +161,7 @@ class BalanceAdjustmentForm(forms.Form):
 
 # --- users ---------------------------------------------------------------------------------------
 @admin.register(TgUser)
-class TgUserAdmin(ExactIdSearchMixin, ModelAdmin):
+class TgUserAdmin(ModelAdmin):
     list_display = (
         "telegram_id",
         "username_display",
@@ -176,14 +184,19 @@ class TgUserAdmin(ExactIdSearchMixin, ModelAdmin):
         ("last_seen_at", RangeDateTimeFilter),
     )
     list_filter_submit = True
-    search_fields = ("username", "first_name", "last_name", "referral_code")
-    exact_id_search_fields = ("telegram_id", "pk")
+    # Names by a part (the text search); every id-like key exactly, by its index (get_search_results).
+    search_fields = ("username", "first_name", "last_name")
+    # The search box's placeholder (about 40 characters fit): Telegram id or user id, @username or a name,
+    # #generation number, referral code, payment charge id or invoice payload.
+    search_help_text = _("@username, id, #generation, code, charge id")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     list_per_page = 50
     show_full_result_count = False
     inlines = (UserBalanceInline, UserSettingsInline, TransactionInline, GenRequestInline)
-    actions = ("adjust_balance", "ban", "unban", "export_csv")
+    actions = ("adjust_balance", "message_selected", "ban", "unban", "export_csv")
+    actions_detail = ("message_detail",)
+    change_form_outer_after_template = "admin/botapp/tguser/timeline.html"
     fieldsets = (
         (None, {"fields": ("telegram_id", "username", "first_name", "last_name", "language_code", "is_premium")}),
         ("Moderation", {"fields": ("is_banned", "ban_reason", "bot_blocked")}),
@@ -231,6 +244,40 @@ class TgUserAdmin(ExactIdSearchMixin, ModelAdmin):
     def has_adjust_balance_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("botapp.change_userbalance")
 
+    def has_send_message_permission(self, request: HttpRequest, obj=None) -> bool:
+        return can_send(request)
+
+    # -- search: one box for every key support is given (botapp.selectors.support.find_user_ids) --
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        term = search_term.strip()
+        if not term:
+            return super().get_search_results(request, queryset, search_term)
+        found = find_user_ids(term)
+        exact = queryset.filter(pk__in=found)
+        if term.startswith("#") or term.isdigit():  # an id: exact keys only (no scan for digits in names)
+            return exact, False
+        if term.startswith("@"):  # a username: exactly, else a part of one
+            name = term.lstrip("@")
+            if found or not name:
+                return (exact if name else queryset), False
+            return queryset.filter(username__icontains=name), False
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        return (results | exact if found else results), may_have_duplicates
+
+    # -- the user page: the timeline under the form (botapp.admin.support) --
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        extra_context = dict(extra_context or {})
+        try:
+            user_id = int(unquote(object_id))
+        except (TypeError, ValueError):
+            user_id = None
+        if user_id is not None:
+            extra_context["timeline"] = timeline_table(request, user_id=user_id, limit=TIMELINE_LIMIT)
+            extra_context["timeline_title"] = _(
+                "Timeline: the latest payments, generations, ledger rows and support messages"
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
     # -- columns --
     @display(description="Username", ordering="username")
     def username_display(self, obj: TgUser) -> str:
@@ -271,10 +318,14 @@ class TgUserAdmin(ExactIdSearchMixin, ModelAdmin):
         if obj.pk is None:
             return "-"
         return format_html(
-            '<a href="{}">Transactions</a> · <a href="{}">Generations</a> · <a href="{}">Payments</a>',
+            '<a href="{}">Transactions</a> · <a href="{}">Generations</a> · <a href="{}">Payments</a>'
+            ' · <a href="{}">{}</a> · <a href="#timeline">{}</a>',
             changelist_url(Transaction, user__id__exact=obj.pk),
             changelist_url(GenRequest, user__id__exact=obj.pk),
             changelist_url(Payment, user__id__exact=obj.pk),
+            changelist_url(SupportMessage, user__id__exact=obj.pk),
+            _("Support messages"),
+            _("Timeline"),
         )
 
     # -- actions --
@@ -355,6 +406,28 @@ class TgUserAdmin(ExactIdSearchMixin, ModelAdmin):
             self.message_user(request, f"Not applied to {line}", messages.ERROR)
         if len(failed) > MAX_LISTED:
             self.message_user(request, f"… and {len(failed) - MAX_LISTED} more users failed.", messages.ERROR)
+
+    @action(description=_("Message the user"), url_path="message", permissions=["send_message"], icon="chat")
+    def message_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The user page's "Message the user" button: the form, then back to the user page."""
+        user = self.get_object(request, unquote(object_id))
+        if user is None:
+            raise Http404("no such user")
+        change_url = reverse("admin:botapp_tguser_change", args=(user.pk,))
+        response = message_users(self, request, [user], back_url=change_url, bulk=False)
+        return response or HttpResponseRedirect(change_url)
+
+    @action(description=_("Message selected users…"), permissions=["send_message"], icon="chat")
+    def message_selected(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        users = list(queryset.order_by("pk")[: MAX_RECIPIENTS + 1])
+        if len(users) > MAX_RECIPIENTS:
+            self.message_user(
+                request,
+                _("Select at most %(max)d users for one message.") % {"max": MAX_RECIPIENTS},
+                messages.ERROR,
+            )
+            return None
+        return message_users(self, request, users, back_url=reverse("admin:botapp_tguser_changelist"), bulk=True)
 
     @action(description="Ban selected users", permissions=["change"], icon="block")
     def ban(self, request: HttpRequest, queryset: QuerySet) -> None:
