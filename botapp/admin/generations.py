@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import (
@@ -43,11 +44,11 @@ class GenRequestTransactionInline(LinkedTransactionInline):
 
 # --- money and generations -----------------------------------------------------------------------
 class RefundedFilter(admin.SimpleListFilter):
-    title = "refunded"
+    title = _("refunded")
     parameter_name = "refunded"
 
     def lookups(self, request, model_admin):
-        return (("yes", "Yes"), ("no", "No"))
+        return (("yes", _("Yes")), ("no", _("No")))
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
@@ -92,13 +93,13 @@ class GenRequestAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     fieldsets = (
         (None, {"fields": ("user", "ai_model", "model", "kind", "status", "price", "attempts")}),
         (
-            "Request",
+            _("Request"),
             {"fields": ("prompt", "negative_prompt", "params_display", "input_images_display", "idempotency_key")},
         ),
-        ("Result", {"fields": ("results_display", "error_code", "error_text", "provider_operation_id")}),
-        ("Telegram", {"fields": ("chat_id", "status_message_id")}),
+        (_("Result"), {"fields": ("results_display", "error_code", "error_text", "provider_operation_id")}),
+        (_("Telegram"), {"fields": ("chat_id", "status_message_id")}),
         (
-            "Timeline",
+            _("Timeline"),
             {
                 "fields": (
                     "created_at",
@@ -148,31 +149,31 @@ class GenRequestAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     def input_images_display(self, obj: GenRequest) -> str:
         return media.input_images_block(obj.input_images)
 
-    @display(description="Model", ordering="model")
+    @display(description=_("Model"), ordering="model")
     def model_display(self, obj: GenRequest) -> str:
         return str(obj.ai_model) if obj.ai_model_id else obj.model
 
-    @display(description="Status", ordering="status", label=STATUS_LABELS)
+    @display(description=_("Status"), ordering="status", label=STATUS_LABELS)
     def status_badge(self, obj: GenRequest) -> tuple[str, str]:
         return obj.status, obj.get_status_display()
 
-    @display(description="Duration")
+    @display(description=_("Duration"))
     def duration(self, obj: GenRequest) -> str:
         start = obj.started_at or obj.created_at
         if obj.finished_at is None or start is None:
             return "-"
         return format_duration(obj.finished_at - start)
 
-    @display(description="Refunded", boolean=True, ordering="refunded_at")
+    @display(description=_("Refunded"), boolean=True, ordering="refunded_at")
     def refunded(self, obj: GenRequest) -> bool:
         return obj.refunded_at is not None
 
-    @display(description="Error message")
+    @display(description=_("Error message"))
     def error_text(self, obj: GenRequest) -> str:
         """Redacted again on display: a row stored before redaction existed may hold a secret."""
         return redact(obj.error_message) or "-"
 
-    @action(description="Refund selected generations", permissions=["refund"], icon="undo")
+    @action(description=_("Refund selected generations"), permissions=["refund"], icon="undo")
     def refund(self, request: HttpRequest, queryset: QuerySet) -> None:
         reason = f"refunded by {request.user.get_username()} in the admin"
         refunded: list[str] = []
@@ -194,20 +195,34 @@ class GenRequestAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
             elif had_refund:
                 already.append(label)
             else:
-                refunded.append(f"{label} ({result.amount} tokens)")
-                self.log_change(request, gen, f"Refunded {result.amount} tokens: {reason}")
+                refunded.append(gettext("%(label)s (%(amount)s tokens)") % {"label": label, "amount": result.amount})
+                self.log_change(
+                    request,
+                    gen,
+                    gettext("Refunded %(amount)s tokens: %(reason)s") % {"amount": result.amount, "reason": reason},
+                )
         if refunded:
-            self.message_user(request, f"Refunded {listing(refunded)}.", messages.SUCCESS)
+            self.message_user(request, gettext("Refunded %(list)s.") % {"list": listing(refunded)}, messages.SUCCESS)
         if already:
-            self.message_user(request, f"Already refunded, nothing changed: {listing(already)}.", messages.WARNING)
+            self.message_user(
+                request,
+                gettext("Already refunded, nothing changed: %(list)s.") % {"list": listing(already)},
+                messages.WARNING,
+            )
         if free:
-            self.message_user(request, f"Nothing was charged for {listing(free)}.", messages.WARNING)
+            self.message_user(
+                request, gettext("Nothing was charged for %(list)s.") % {"list": listing(free)}, messages.WARNING
+            )
         for line in refused[:MAX_LISTED]:
-            self.message_user(request, f"Refund refused for {line}", messages.ERROR)
+            self.message_user(request, gettext("Refund refused for %(line)s") % {"line": line}, messages.ERROR)
         if len(refused) > MAX_LISTED:
-            self.message_user(request, f"… and {len(refused) - MAX_LISTED} more refused.", messages.ERROR)
+            self.message_user(
+                request,
+                gettext("… and %(count)d more refused.") % {"count": len(refused) - MAX_LISTED},
+                messages.ERROR,
+            )
 
-    @action(description="Export selected to CSV", permissions=["view"], icon="download")
+    @action(description=_("Export selected to CSV"), permissions=["view"], icon="download")
     def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         fields = (
             "pk",

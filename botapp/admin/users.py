@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, StackedInline
 from unfold.contrib.filters.admin import (
@@ -97,7 +98,7 @@ class UserSettingsInline(ReadOnlyInline):
 class TransactionInline(ReadOnlyInline):
     model = Transaction
     fk_name = "user"
-    verbose_name_plural = "Last transactions"
+    verbose_name_plural = _("Last transactions")
     per_page = 10
     fields = ("created_at", "kind", "bucket", "amount", "balance_after", "description", "operation_key")
     readonly_fields = fields
@@ -106,7 +107,7 @@ class TransactionInline(ReadOnlyInline):
 
 class GenRequestInline(ReadOnlyInline):
     model = GenRequest
-    verbose_name_plural = "Last generations"
+    verbose_name_plural = _("Last generations")
     per_page = 10
     fields = ("created_at", "model", "status", "price", "error_code", "delivered_at", "refunded_at")
     readonly_fields = fields
@@ -129,18 +130,18 @@ class BalanceAdjustmentForm(forms.Form):
         max_digits=12,
         decimal_places=2,
         widget=UnfoldAdminDecimalFieldWidget,
-        help_text="Positive grants, negative takes (e.g. 10 or -2.50). Applied to each selected user.",
+        help_text=_("Positive grants, negative takes (e.g. 10 or -2.50). Applied to each selected user."),
     )
     bucket = forms.ChoiceField(
         choices=Transaction.Bucket.choices,
         initial=Transaction.Bucket.MAIN,
         widget=UnfoldAdminSelectWidget,
-        help_text="Main: purchased tokens. Bonus: bonus tokens (spent first).",
+        help_text=_("Main: purchased tokens. Bonus: bonus tokens (spent first)."),
     )
     reason = forms.CharField(
         max_length=200,
         widget=UnfoldAdminTextInputWidget,
-        help_text="Written to the ledger with your login, e.g. “compensation for ticket 123”.",
+        help_text=_("Written to the ledger with your login, e.g. “compensation for ticket 123”."),
     )
     # One id per rendered form: the ledger key of each user is admin:<operation_id>:<user id>, so
     # submitting the same form twice (a double click, a browser retry) credits once.
@@ -149,13 +150,13 @@ class BalanceAdjustmentForm(forms.Form):
     def clean_amount(self) -> Decimal:
         amount = self.cleaned_data["amount"]
         if amount == 0:
-            raise ValidationError("The amount must not be zero.")
+            raise ValidationError(_("The amount must not be zero."))
         return amount
 
     def clean_reason(self) -> str:
         reason = self.cleaned_data["reason"].strip()
         if not reason:
-            raise ValidationError("A reason is required.")
+            raise ValidationError(_("A reason is required."))
         return reason
 
 
@@ -199,9 +200,9 @@ class TgUserAdmin(ModelAdmin):
     change_form_outer_after_template = "admin/botapp/tguser/timeline.html"
     fieldsets = (
         (None, {"fields": ("telegram_id", "username", "first_name", "last_name", "language_code", "is_premium")}),
-        ("Moderation", {"fields": ("is_banned", "ban_reason", "bot_blocked")}),
-        ("Loyalty", {"fields": ("level", "xp", "referral_code", "referred_by", "referrals_count")}),
-        ("Activity", {"fields": ("created_at", "last_seen_at", "links")}),
+        (_("Moderation"), {"fields": ("is_banned", "ban_reason", "bot_blocked")}),
+        (_("Loyalty"), {"fields": ("level", "xp", "referral_code", "referred_by", "referrals_count")}),
+        (_("Activity"), {"fields": ("created_at", "last_seen_at", "links")}),
     )
     # Identity comes from Telegram; level/XP and referrals from the services. Only moderation is edited.
     readonly_fields = (
@@ -279,62 +280,67 @@ class TgUserAdmin(ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     # -- columns --
-    @display(description="Username", ordering="username")
+    @display(description=_("Username"), ordering="username")
     def username_display(self, obj: TgUser) -> str:
         return f"@{obj.username}" if obj.username else "-"
 
-    @display(description="Name")
+    @display(description=_("Name"))
     def full_name(self, obj: TgUser) -> str:
         return obj.full_name or "-"
 
-    @display(description="Balance + bonus", ordering="balance__balance")
+    @display(description=_("Balance + bonus"), ordering="balance__balance")
     def balance_display(self, obj: TgUser) -> str:
         balance = getattr(obj, "balance", None)
         if balance is None:
             return "-"
         return f"{balance.balance} + {balance.bonus_balance}"
 
-    @display(description="Generations", ordering="gen_count")
+    @display(description=_("Generations"), ordering="gen_count")
     def generations(self, obj: TgUser) -> int:
         return obj.gen_count
 
     @display(
-        description="State",
-        label={"banned": "danger", "blocked the bot": "warning", "active": "success"},
+        description=_("State"),
+        label={"banned": "danger", "blocked": "warning", "active": "success"},
     )
-    def state(self, obj: TgUser) -> str:
+    def state(self, obj: TgUser) -> tuple[str, str]:
         if obj.is_banned:
-            return "banned"
+            return "banned", gettext("banned")
         if obj.bot_blocked:
-            return "blocked the bot"
-        return "active"
+            return "blocked", gettext("blocked the bot")
+        return "active", gettext("active")
 
-    @display(description="Referrals")
+    @display(description=_("Referrals"))
     def referrals_count(self, obj: TgUser) -> int:
         return obj.ref_count
 
-    @display(description="Related")
+    @display(description=_("Related"))
     def links(self, obj: TgUser) -> str:
         if obj.pk is None:
             return "-"
         return format_html(
-            '<a href="{}">Transactions</a> · <a href="{}">Generations</a> · <a href="{}">Payments</a>'
-            ' · <a href="{}">{}</a> · <a href="#timeline">{}</a>',
+            '<a href="{}">{}</a> · <a href="{}">{}</a> · <a href="{}">{}</a> · <a href="{}">{}</a>'
+            ' · <a href="#timeline">{}</a>',
             changelist_url(Transaction, user__id__exact=obj.pk),
+            gettext("Transactions"),
             changelist_url(GenRequest, user__id__exact=obj.pk),
+            gettext("Generations"),
             changelist_url(Payment, user__id__exact=obj.pk),
+            gettext("Payments"),
             changelist_url(SupportMessage, user__id__exact=obj.pk),
-            _("Support messages"),
-            _("Timeline"),
+            gettext("Support messages"),
+            gettext("Timeline"),
         )
 
     # -- actions --
-    @action(description="Grant or take tokens…", permissions=["adjust_balance"], icon="account_balance_wallet")
+    @action(description=_("Grant or take tokens…"), permissions=["adjust_balance"], icon="account_balance_wallet")
     def adjust_balance(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
         users = list(queryset.select_related("balance").order_by("pk")[: MAX_ADJUST_USERS + 1])
         if len(users) > MAX_ADJUST_USERS:
             self.message_user(
-                request, f"Select at most {MAX_ADJUST_USERS} users for one balance adjustment.", messages.ERROR
+                request,
+                gettext("Select at most %(max)d users for one balance adjustment.") % {"max": MAX_ADJUST_USERS},
+                messages.ERROR,
             )
             return None
         if "apply" in request.POST:
@@ -350,7 +356,7 @@ class TgUserAdmin(ModelAdmin):
             "admin/botapp/tguser/adjust_balance.html",
             {
                 **self.admin_site.each_context(request),
-                "title": "Grant or take tokens",
+                "title": gettext("Grant or take tokens"),
                 "subtitle": None,
                 "opts": self.opts,
                 "media": self.media + form.media,
@@ -391,21 +397,39 @@ class TgUserAdmin(ModelAdmin):
             if result.replayed:
                 replayed.append(str(user))
                 continue
-            done.append(f"{user} → {result.balance} + {result.bonus_balance} bonus")
-            self.log_change(request, user, f"Balance adjusted by {signed(amount)} ({bucket}): {reason}")
-        verb = "Granted" if amount > 0 else "Took"
+            done.append(
+                gettext("%(user)s → %(balance)s + %(bonus)s bonus")
+                % {"user": user, "balance": result.balance, "bonus": result.bonus_balance}
+            )
+            self.log_change(
+                request,
+                user,
+                gettext("Balance adjusted by %(amount)s (%(bucket)s): %(reason)s")
+                % {"amount": signed(amount), "bucket": bucket, "reason": reason},
+            )
         if done:
-            self.message_user(request, f"{verb} {abs(amount)} {bucket} tokens: {listing(done)}.", messages.SUCCESS)
+            params = {"amount": abs(amount), "bucket": bucket, "users": listing(done)}
+            text = (
+                gettext("Granted %(amount)s %(bucket)s tokens: %(users)s.")
+                if amount > 0
+                else gettext("Took %(amount)s %(bucket)s tokens: %(users)s.")
+            )
+            self.message_user(request, text % params, messages.SUCCESS)
         if replayed:
             self.message_user(
                 request,
-                f"This form was already applied, nothing changed for: {listing(replayed)}.",
+                gettext("This form was already applied, nothing changed for: %(users)s.")
+                % {"users": listing(replayed)},
                 messages.WARNING,
             )
         for line in failed[:MAX_LISTED]:
-            self.message_user(request, f"Not applied to {line}", messages.ERROR)
+            self.message_user(request, gettext("Not applied to %(line)s") % {"line": line}, messages.ERROR)
         if len(failed) > MAX_LISTED:
-            self.message_user(request, f"… and {len(failed) - MAX_LISTED} more users failed.", messages.ERROR)
+            self.message_user(
+                request,
+                gettext("… and %(count)d more users failed.") % {"count": len(failed) - MAX_LISTED},
+                messages.ERROR,
+            )
 
     @action(description=_("Message the user"), url_path="message", permissions=["send_message"], icon="chat")
     def message_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -423,30 +447,30 @@ class TgUserAdmin(ModelAdmin):
         if len(users) > MAX_RECIPIENTS:
             self.message_user(
                 request,
-                _("Select at most %(max)d users for one message.") % {"max": MAX_RECIPIENTS},
+                gettext("Select at most %(max)d users for one message.") % {"max": MAX_RECIPIENTS},
                 messages.ERROR,
             )
             return None
         return message_users(self, request, users, back_url=reverse("admin:botapp_tguser_changelist"), bulk=True)
 
-    @action(description="Ban selected users", permissions=["change"], icon="block")
+    @action(description=_("Ban selected users"), permissions=["change"], icon="block")
     def ban(self, request: HttpRequest, queryset: QuerySet) -> None:
         users = list(queryset.filter(is_banned=False))
-        reason = f"banned by {request.user.get_username()}"
+        reason = f"banned by {request.user.get_username()}"  # stored on the user, as the ledger's reasons are
         for user in users:
             set_ban(user_id=user.pk, banned=True, reason=reason)
-            self.log_change(request, user, "Banned")
-        self.message_user(request, f"Banned {len(users)} users.", messages.SUCCESS)
+            self.log_change(request, user, gettext("Banned"))
+        self.message_user(request, gettext("Banned %(count)d users.") % {"count": len(users)}, messages.SUCCESS)
 
-    @action(description="Unban selected users", permissions=["change"], icon="lock_open")
+    @action(description=_("Unban selected users"), permissions=["change"], icon="lock_open")
     def unban(self, request: HttpRequest, queryset: QuerySet) -> None:
         users = list(queryset.filter(is_banned=True))
         for user in users:
             set_ban(user_id=user.pk, banned=False)
-            self.log_change(request, user, "Unbanned")
-        self.message_user(request, f"Unbanned {len(users)} users.", messages.SUCCESS)
+            self.log_change(request, user, gettext("Unbanned"))
+        self.message_user(request, gettext("Unbanned %(count)d users.") % {"count": len(users)}, messages.SUCCESS)
 
-    @action(description="Export selected to CSV", permissions=["view"], icon="download")
+    @action(description=_("Export selected to CSV"), permissions=["view"], icon="download")
     def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         fields = (
             "pk",
