@@ -70,7 +70,7 @@ def parse(path: Path | str) -> list[Entry]:
             continue
         word, _, rest = line.partition(" ")
         value = ast.literal_eval(rest)
-        if word == "msgctxt" or (word == "msgid" and started and key and key[0] == "msgstr"):
+        if started and (word == "msgctxt" or (word == "msgid" and key and key[0] == "msgstr")):
             finish()
         started = True
         if word.startswith("msgstr"):

@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.text import Truncator
@@ -104,7 +105,8 @@ def user_cell(user: TgUser | None, *, chars: int = 20) -> str:
 
 
 def signed(value: Decimal) -> str:
-    return f"{value:+}"
+    """+10.50 / -2.00, with the admin language's decimal separator."""
+    return ("+" if value > 0 else "") + number_format(value)
 
 
 def csv_cell(value: object) -> object:

@@ -81,7 +81,7 @@ def parse_range(params: Mapping[str, str], *, today: date) -> RangeChoice:
     raw_to = (params.get("to") or "").strip()
 
     def fallback(notice: str) -> RangeChoice:
-        notice = f"{notice} {gettext('Showing the last 30 days.')}"
+        notice = notice + " " + gettext("Showing the last 30 days.")
         return RangeChoice(period=preset_period(DEFAULT_PRESET, today=today), preset=DEFAULT_PRESET, notice=notice)
 
     if preset in PRESETS and not (raw_from or raw_to):

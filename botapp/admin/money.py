@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
@@ -36,6 +37,7 @@ from botapp.admin.base import (
     signed,
     user_cell,
 )
+from botapp.admin.refunds import StarsRefundMixin
 from botapp.models import (
     Payment,
     Promocode,
@@ -98,8 +100,9 @@ class PaymentTransactionInline(LinkedTransactionInline):
 
 
 @admin.register(Payment)
-class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
-    """Read-only: payments are created and credited by PaymentService (exactly once per charge id)."""
+class PaymentAdmin(StarsRefundMixin, ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
+    """Read-only: payments are created and credited by PaymentService (exactly once per charge id); a Stars
+    payment is refunded by "Refund Stars payment…" (botapp/admin/refunds.py, botapp.services.refunds)."""
 
     # Fits 1400 px without scrolling (tests/e2e/test_admin_browser.py): tokens and bonus in one column,
     # the user, the promocode and the charge id shortened (whole in their tooltips and on the payment's page).
@@ -129,7 +132,8 @@ class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     show_full_result_count = False
-    actions = ("export_csv",)
+    actions = ("refund_stars", "export_csv")
+    actions_detail = ("refund_stars_detail",)
     inlines = (PaymentTransactionInline,)
 
     @display(description=_("Status"), ordering="status", label=PAYMENT_LABELS)
@@ -138,11 +142,12 @@ class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
 
     @display(description=_("Amount"), ordering="amount")
     def amount_display(self, obj: Payment) -> str:
-        return f"{obj.amount} {obj.currency}"
+        return f"{number_format(obj.amount)} {obj.currency}"
 
     @display(description=_("Tokens + bonus"), ordering="tokens")
     def tokens_display(self, obj: Payment) -> str:
-        return f"{obj.tokens} + {obj.bonus_tokens}" if obj.bonus_tokens else str(obj.tokens)
+        tokens = number_format(obj.tokens)
+        return f"{tokens} + {number_format(obj.bonus_tokens)}" if obj.bonus_tokens else tokens
 
     @display(description=_("User"), ordering="user_id")
     def user_display(self, obj: Payment) -> str:

@@ -80,7 +80,9 @@ def long_rows(transactional_db, make_user, django_user_model):
     assert Payment.objects.filter(promocode__code=code).exists()
 
 
-def test_ledger_and_payments_fit_1400px_without_scrolling(live_server, long_rows):
+@pytest.mark.parametrize("language", ["en", "ru"])  # Russian labels are longer
+def test_ledger_and_payments_fit_1400px_without_scrolling(live_server, long_rows, settings, language):
+    settings.LANGUAGE_CODE = language  # as ADMIN_LANGUAGE sets it
     with chromium(viewport={"width": WIDTH, "height": HEIGHT}) as browser:
         page = browser.new_page()
         page.goto(live_server.url + reverse("admin:login"))
@@ -94,7 +96,7 @@ def test_ledger_and_payments_fit_1400px_without_scrolling(live_server, long_rows
             page.wait_for_selector("#result_list")
             measured = page.evaluate(OVERFLOW_JS)
             SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / f"admin-{name}-list.png"), full_page=True)
+            page.screenshot(path=str(SHOTS / f"admin-{name}-list-{language}.png"), full_page=True)
             assert measured["rows"] >= 6, measured
             assert measured["pageWidth"] <= measured["viewport"] == WIDTH, (name, measured)
             assert measured["overflowing"] == [], (name, measured["overflowing"])
