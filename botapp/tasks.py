@@ -16,6 +16,9 @@
     run_broadcast(id): sends a broadcast (botapp.services.broadcasts); comes back later on flood control
     tick_broadcasts (beat, every BROADCAST_TICK_SECONDS): starts due scheduled broadcasts, replaces the
         runner of a broadcast whose worker died
+    notify_payment_refund(payment id): tells the user their payment was refunded (botapp.services.refunds)
+    reconcile_stars (beat, every STARS_RECONCILE_SECONDS): our Stars payments against Telegram's
+        ledger (botapp.services.reconcile)
 
 Every task is idempotent (each step is a conditional UPDATE), so they ack late: a worker killed
 mid-task gets the message redelivered, and the duplicate finds nothing to do or resumes cleanly.
@@ -168,3 +171,25 @@ def rollup_dashboard() -> int:
     from botapp.services import rollups
 
     return len(rollups.roll_up())
+
+
+@shared_task(name="botapp.tasks.notify_payment_refund", bind=True, acks_late=True, ignore_result=True, max_retries=8)
+def notify_payment_refund(self, payment_id: int) -> None:
+    """Tell the user their payment was refunded and what was taken back (queued on commit of the refund)."""
+    from botapp.services import refunds
+
+    retry_in = refunds.send_refund_notice(payment_id=payment_id)
+    if retry_in:
+        raise self.retry(countdown=retry_in + 0.5)
+
+
+@shared_task(name="botapp.tasks.reconcile_stars", ignore_result=True)
+def reconcile_stars() -> dict:
+    """Beat, every STARS_RECONCILE_SECONDS (daily): compare the last STARS_RECONCILE_DAYS of Telegram's Stars
+    ledger with our payments, credit what was paid but never credited, alert the operators about the rest."""
+    from django.conf import settings
+
+    from botapp.services import reconcile
+
+    report = reconcile.reconcile_stars(days=settings.STARS_RECONCILE_DAYS, alert=True)
+    return report.counts()

@@ -169,6 +169,8 @@ CELERY_TASK_ROUTES = {
     "botapp.tasks.send_support_message": {"queue": CELERY_SEND_QUEUE},
     "botapp.tasks.run_broadcast": {"queue": CELERY_SEND_QUEUE},
     "botapp.tasks.tick_broadcasts": {"queue": CELERY_TICK_QUEUE},
+    "botapp.tasks.notify_payment_refund": {"queue": CELERY_SEND_QUEUE},
+    "botapp.tasks.reconcile_stars": {"queue": CELERY_TICK_QUEUE},
 }
 # The periodic tasks (run `celery -A config beat`, or `worker -B` on one machine).
 GENERATION_POLL_TICK_SECONDS = env.float("GENERATION_POLL_TICK_SECONDS", default=2.0)
@@ -202,7 +204,16 @@ BROADCAST_PAID_RATE = env.float("BROADCAST_PAID_RATE", default=1000.0)
 BROADCAST_THREADS = env.int("BROADCAST_THREADS", default=8)
 BROADCAST_TICK_SECONDS = env.float("BROADCAST_TICK_SECONDS", default=5.0)
 BROADCAST_LEASE_SECONDS = env.float("BROADCAST_LEASE_SECONDS", default=30.0)
+# The Stars reconciliation (botapp.services.reconcile): every STARS_RECONCILE_SECONDS (a day), the last
+# STARS_RECONCILE_DAYS days of Telegram's Stars ledger against our payments.
+STARS_RECONCILE_SECONDS = env.float("STARS_RECONCILE_SECONDS", default=86400.0)
+STARS_RECONCILE_DAYS = env.int("STARS_RECONCILE_DAYS", default=30)
 CELERY_BEAT_SCHEDULE = {
+    "stars-reconcile": {
+        "task": "botapp.tasks.reconcile_stars",
+        "schedule": STARS_RECONCILE_SECONDS,
+        "options": {"expires": max(60.0, STARS_RECONCILE_SECONDS / 2)},
+    },
     "broadcast-tick": {
         "task": "botapp.tasks.tick_broadcasts",
         "schedule": BROADCAST_TICK_SECONDS,

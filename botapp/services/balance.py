@@ -275,23 +275,44 @@ class BalanceService:
         return result
 
     @classmethod
-    def debit_refunded_payment(cls, *, payment: Payment, key: str) -> LedgerResult:
+    def debit_refunded_payment(cls, *, payment: Payment, key: str, description: str = "") -> LedgerResult:
         """Take back what a refunded payment credited (its tokens and bonus), as far as they remain."""
+        return cls.take_back(
+            user_id=payment.user_id,
+            main=payment.tokens,
+            bonus=payment.bonus_tokens,
+            key=key,
+            payment=payment,
+            description=description or f"Payment #{payment.pk} refunded",
+        )
+
+    @classmethod
+    def take_back(
+        cls,
+        *,
+        user_id: int,
+        main: Decimal,
+        bonus: Decimal,
+        key: str,
+        payment: Payment | None = None,
+        description: str = "",
+    ) -> LedgerResult:
+        """Take back up to `main` purchased and `bonus` bonus tokens, each from its own bucket: what is
+        left of it, never below zero (a refunded payment: its tokens from the payer, its referral reward
+        from the referrer; see botapp.services.refunds). One ledger row per bucket that moves, kind
+        `payment_refund`; nothing is written when nothing is left. Banned users are debited too."""
 
         def plan(bal: _Locked) -> dict[str, Decimal]:
-            return {
-                MAIN: -min(bal.balance, payment.tokens),
-                BONUS: -min(bal.bonus_balance, payment.bonus_tokens),
-            }
+            return {MAIN: -min(bal.balance, max(main, ZERO)), BONUS: -min(bal.bonus_balance, max(bonus, ZERO))}
 
         return cls._apply(
-            user_id=payment.user_id,
+            user_id=user_id,
             kind=Transaction.Kind.PAYMENT_REFUND,
             key=key,
             plan=plan,
             expected_total=None,
             links={"payment": payment},
-            description=f"Payment #{payment.pk} refunded",
+            description=description,
         )
 
     # --- the one place that writes ------------------------------------------------------------

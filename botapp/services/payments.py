@@ -275,19 +275,14 @@ class PaymentService:
         return PaymentOutcome(payment=payment, credited=True, promocode_not_applied=not_applied)
 
     @staticmethod
-    def mark_refunded(*, payment_id: int) -> Payment:
-        """Record a refund the provider made: take back what the payment credited, once."""
-        with transaction.atomic():
-            payment = Payment.objects.select_for_update().get(pk=payment_id)
-            if payment.status == Payment.Status.REFUNDED:
-                return payment
-            if payment.status != Payment.Status.SUCCEEDED:
-                raise PaymentError("Only a successful payment can be refunded.")
-            BalanceService.debit_refunded_payment(payment=payment, key=f"payment:{payment.pk}:refund")
-            payment.status = Payment.Status.REFUNDED
-            payment.refunded_at = timezone.now()
-            payment.save(update_fields=["status", "refunded_at"])
-        return payment
+    def mark_refunded(*, payment_id: int, by: str = "the provider", notify: bool = False) -> Payment:
+        """Record a refund the provider made: take back what the payment credited and the referral
+        reward it produced, once, as far as they are left (the shortfall is recorded). The one path of
+        every refund: botapp.services.refunds.record_refund (raises RefundNotAllowed, a PaymentError,
+        unless the payment succeeded)."""
+        from botapp.services.refunds import SOURCE_PROVIDER, record_refund
+
+        return record_refund(payment_id=payment_id, by=by, source=SOURCE_PROVIDER, notify=notify).payment
 
 
 def _consume_promocode(payment: Payment) -> bool:

@@ -66,11 +66,14 @@ class ReferralService:
         from botapp.models import Transaction
 
         invited = TgUser.objects.filter(referred_by_id=user_id)
-        earned = Transaction.objects.filter(user_id=user_id, kind=Transaction.Kind.REFERRAL).aggregate(
-            s=Sum("amount")
-        )["s"]
+        rewards = Transaction.objects.filter(user_id=user_id, kind=Transaction.Kind.REFERRAL)
+        # Rewards taken back because the referral's payment was refunded (botapp.services.refunds).
+        taken_back = Transaction.objects.filter(
+            user_id=user_id, kind=Transaction.Kind.PAYMENT_REFUND, payment__isnull=False
+        ).exclude(payment__user_id=user_id)
+        earned = sum((qs.aggregate(s=Sum("amount"))["s"] or Decimal("0") for qs in (rewards, taken_back)), Decimal("0"))
         return {
             "invited": invited.count(),
             "paid": invited.filter(payments__status=Payment.Status.SUCCEEDED).distinct().count(),
-            "earned": earned or Decimal("0"),
+            "earned": earned,
         }

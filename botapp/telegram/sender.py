@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiogram import Bot
@@ -101,6 +102,42 @@ class SentMessage:
     method: str = "message"
     file_id: str | None = None
     file_unique_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StarLedgerEntry:
+    """One line of the bot's Stars ledger (getStarTransactions), flattened.
+
+    `kind`: "payment" (an incoming invoice payment from a user: `source` is a TransactionPartnerUser
+    with transaction_type "invoice_payment"), "refund" (the same id going back to the user: `receiver`
+    is a TransactionPartnerUser), or "other" (withdrawals, ads, gifts... not ours to compare)."""
+
+    id: str
+    amount: int
+    date: datetime
+    kind: str
+    user_id: int | None = None
+    invoice_payload: str | None = None
+    subscription_period: int | None = None
+
+    @classmethod
+    def of(cls, item: Any) -> StarLedgerEntry:
+        source, receiver = getattr(item, "source", None), getattr(item, "receiver", None)
+        partner, kind = None, "other"
+        if getattr(source, "type", None) == "user" and getattr(source, "transaction_type", None) == "invoice_payment":
+            partner, kind = source, "payment"
+        elif getattr(receiver, "type", None) == "user" and source is None:
+            partner, kind = receiver, "refund"
+        user = getattr(partner, "user", None)
+        return cls(
+            id=item.id,
+            amount=int(item.amount),
+            date=item.date,
+            kind=kind,
+            user_id=getattr(user, "id", None),
+            invoice_payload=getattr(partner, "invoice_payload", None),
+            subscription_period=getattr(partner, "subscription_period", None),
+        )
 
 
 @dataclass(frozen=True)
@@ -213,14 +250,20 @@ class TelegramSender:
         patience: float | None = None,
         what: str = "call",
         paid: bool = False,
+        marks_blocked: bool = True,
+        buckets: list[Bucket] | None = None,
     ) -> Any:
         """Run `make(bot, request_timeout)` within the limits; see the module docstring for the error
         policy. A call that is not `repeatable` (a send) is never repeated after an unknown outcome:
         `OutcomeUnknown` is raised instead. A `paid` broadcast message (allow_paid_broadcast) is over
-        Telegram's free 30/s: it takes the chat's bucket only (the caller paces it)."""
+        Telegram's free 30/s: it takes the chat's bucket only (the caller paces it). `marks_blocked=False`:
+        a 403 raises `BotBlocked` without marking the user (a call that is not a message to the chat).
+        `buckets`: the rate buckets to take instead of the chat's and the global one (reads that send
+        nothing to anybody)."""
         loop, bot = self._ensure()
         chat = self.chat_bucket(chat_id)
-        buckets = [chat] if paid else [chat, self.aux_bucket if best_effort else self.global_bucket]
+        if buckets is None:
+            buckets = [chat] if paid else [chat, self.aux_bucket if best_effort else self.global_bucket]
         timeout = float(timeout or self.limits.request_timeout)
         failures = 0
         while True:
@@ -249,7 +292,7 @@ class TelegramSender:
                     raise RetryLater(f"{what}: flood control for {retry_after}s", retry_after) from exc
             except TelegramForbiddenError as exc:
                 log.info("telegram 403 on %s in chat %s: %s", what, chat_id, exc.message)
-                if self.on_blocked is not None:
+                if self.on_blocked is not None and marks_blocked:
                     try:
                         self.on_blocked(int(chat_id))
                     except Exception:
@@ -381,6 +424,36 @@ class TelegramSender:
             chat_id, make, timeout=timeout, repeatable=False, what=f"send_{method}", paid=allow_paid_broadcast
         )
         return _sent(message, method)
+
+    # --- Telegram Stars ---------------------------------------------------------------------------
+    def refund_star_payment(self, user_id: int, charge_id: str) -> None:
+        """refundStarPayment: give a Stars payment back to the user. Never repeated after an unknown
+        outcome (`OutcomeUnknown`: ask Telegram again later, it answers CHARGE_ALREADY_REFUNDED if the
+        first one went through); Telegram's refusal (CHARGE_NOT_FOUND, CHARGE_ALREADY_REFUNDED...) raises
+        `SendRejected` with its text. Takes the user's chat bucket and the global one; a 403 does not mark
+        the user as having blocked the bot (this is not a message to them)."""
+        self._call(
+            user_id,
+            lambda bot, rt: bot.refund_star_payment(
+                user_id=user_id, telegram_payment_charge_id=charge_id, request_timeout=rt
+            ),
+            repeatable=False,
+            what="refundStarPayment",
+            marks_blocked=False,
+        )
+
+    def star_transactions(self, offset: int = 0, limit: int = 100) -> list[StarLedgerEntry]:
+        """One page of getStarTransactions (oldest first): `limit` (1..100) transactions from `offset`.
+        A read: retried on network errors like any repeatable call, paced by the "aux" budget
+        (TELEGRAM_AUX_RATE), not by the messages' buckets."""
+        result = self._call(
+            "star-transactions",
+            lambda bot, rt: bot.get_star_transactions(offset=offset, limit=limit, request_timeout=rt),
+            what="getStarTransactions",
+            marks_blocked=False,
+            buckets=[self.aux_bucket],
+        )
+        return [StarLedgerEntry.of(item) for item in result.transactions]
 
     # --- files ------------------------------------------------------------------------------------
     def download(self, file_id: str, *, max_bytes: int) -> bytes:
