@@ -234,6 +234,125 @@ class TopUpPackage(models.Model):
         return f"{self.tokens} tokens / {self.price_stars}⭐"
 
 
+class SubscriptionPlan(models.Model):
+    """A monthly plan paid in Telegram Stars (a Star subscription: Telegram charges every 30 days).
+    Each paid month credits `tokens` (main balance) and `bonus_tokens` (bonus balance) once."""
+
+    name = models.CharField(_("name"), max_length=64)
+    name_en = models.CharField(_("name (English)"), max_length=64, blank=True)
+    tokens = models.DecimalField(_("tokens a month"), max_digits=10, decimal_places=2)
+    bonus_tokens = models.DecimalField(_("bonus tokens a month"), max_digits=10, decimal_places=2, default=ZERO)
+    price_stars = models.PositiveIntegerField(
+        _("price a month, ⭐"), help_text=_("Telegram Stars every 30 days (Telegram allows at most 10000).")
+    )
+    description = models.TextField(_("perks"), blank=True, help_text=_("What the plan gives, shown in the bot."))
+    description_en = models.TextField(_("perks (English)"), blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    sort_order = models.PositiveIntegerField(_("sort order"), default=100)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("subscription plan")
+        verbose_name_plural = _("subscription plans")
+        ordering = ["sort_order", "price_stars"]
+        constraints = [
+            models.CheckConstraint(condition=Q(tokens__gt=0), name="plan_tokens_positive"),
+            models.CheckConstraint(condition=Q(bonus_tokens__gte=0), name="plan_bonus_non_negative"),
+            models.CheckConstraint(
+                condition=Q(price_stars__gte=1, price_stars__lte=10000), name="plan_price_in_telegram_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.tokens} tokens / {self.price_stars}⭐ a month"
+
+
+class StarSubscription(models.Model):
+    """A user's subscription to a plan. pending (the invoice link was made) -> active (paid; renewed by
+    each recurring charge) -> cancelled (the user turned renewal off: it runs to `period_end`) or lapsed
+    (the renewal did not come). `charge_id` is the first charge's telegram_payment_charge_id, which
+    editUserStarSubscription takes."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Awaiting payment")
+        ACTIVE = "active", _("Active")
+        CANCELLED = "cancelled", _("Cancelled (runs to the end of the period)")
+        LAPSED = "lapsed", _("Lapsed")
+
+    user = models.ForeignKey(
+        TgUser, verbose_name=_("user"), on_delete=models.PROTECT, related_name="star_subscriptions"
+    )
+    plan = models.ForeignKey(
+        SubscriptionPlan, verbose_name=_("plan"), on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    invoice_payload = models.CharField(_("invoice payload"), max_length=128, unique=True)
+    invoice_link = models.CharField(_("invoice link"), max_length=255, blank=True)
+    price_stars = models.PositiveIntegerField(_("price a month, ⭐"))
+    charge_id = models.CharField(_("first charge ID"), max_length=255, unique=True, null=True, blank=True)
+    last_charge_id = models.CharField(_("last charge ID"), max_length=255, blank=True)
+    period_start = models.DateTimeField(_("period start"), null=True, blank=True)
+    period_end = models.DateTimeField(_("paid until"), null=True, blank=True, db_index=True)
+    renewals = models.PositiveIntegerField(_("paid months"), default=0)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    cancelled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("Stars subscription")
+        verbose_name_plural = _("Stars subscriptions")
+        indexes = [models.Index(fields=["user", "status"], name="starsub_user_status")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.user_id} → {self.plan_id} ({self.status})"
+
+
+class BotText(models.Model):
+    """A text of the bot the operator edits in the admin (e.g. the terms of service); an empty one
+    falls back to the catalogue's default (botapp/locales)."""
+
+    class Key(models.TextChoices):
+        TERMS = "terms", _("Terms of service (/terms)")
+        PAYSUPPORT = "paysupport", _("Payment support (/paysupport)")
+
+    key = models.CharField(_("text"), max_length=32, choices=Key.choices, unique=True)
+    text_ru = models.TextField(_("Russian"), blank=True, help_text=_("Telegram HTML. Empty: the default text."))
+    text_en = models.TextField(_("English"), blank=True, help_text=_("Telegram HTML. Empty: the default text."))
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("bot text")
+        verbose_name_plural = _("bot texts")
+
+    def __str__(self) -> str:
+        return str(self.get_key_display())
+
+
+class SupportRequest(models.Model):
+    """A user's message to support from the bot (/paysupport), forwarded to the operators with the
+    user's recent payments; answered from the admin ("message a user")."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        ANSWERED = "answered", _("Answered")
+        CLOSED = "closed", _("Closed")
+
+    user = models.ForeignKey(TgUser, verbose_name=_("user"), on_delete=models.CASCADE, related_name="support_requests")
+    topic = models.CharField(_("topic"), max_length=16, default="payment")
+    text = models.TextField(_("text"))
+    payments = models.JSONField(_("payments attached"), default=list, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("support request")
+        verbose_name_plural = _("support requests")
+
+    def __str__(self) -> str:
+        return f"Support request #{self.pk} from {self.user_id} ({self.status})"
+
+
 class Promocode(models.Model):
     class Kind(models.TextChoices):
         BONUS_TOKENS = "bonus_tokens", _("Bonus tokens")
@@ -349,6 +468,17 @@ class Payment(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     refunded_at = models.DateTimeField(_("refunded"), null=True, blank=True)
+    # A Stars subscription's charge (the first one and each renewal): the subscription it pays for,
+    # and the end of the period it pays (Telegram's subscription_expiration_date).
+    subscription = models.ForeignKey(
+        "StarSubscription",
+        verbose_name=_("subscription"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="payments",
+    )
+    period_end = models.DateTimeField(_("paid until"), null=True, blank=True)
 
     class Meta:
         verbose_name_plural = _("payments")
@@ -771,9 +901,7 @@ class SupportMessage(models.Model):
         FAILED = "failed", _("Failed")
         UNKNOWN = "unknown", _("Outcome unknown")
 
-    user = models.ForeignKey(
-        TgUser, verbose_name=_("user"), on_delete=models.CASCADE, related_name="support_messages"
-    )
+    user = models.ForeignKey(TgUser, verbose_name=_("user"), on_delete=models.CASCADE, related_name="support_messages")
     operator = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("operator"),
