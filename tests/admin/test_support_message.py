@@ -303,20 +303,23 @@ def test_the_task_is_routed_to_the_send_queue(settings):
 
 
 def test_a_duplicate_task_running_meanwhile_does_not_send_it_again(monkeypatch, make_user):
-    """The claim is what stops a second task: one that reads the row while the first one is sending."""
+    """The conditional claim is what stops a second task that read the row as pending too: here the
+    duplicate runs between the first task's read and its claim, and sends; the first then finds the
+    row taken and sends nothing."""
     user = make_user()
     (row,) = support.queue_messages(user_ids=[user.pk], text="hi").created
-    outcomes = []
-
-    class Racing(FakeSender):
-        def send_message(self, chat_id: int, text: str, **kwargs):
-            if not self.sent:
-                outcomes.append(support.send(message_id=row.pk))  # the duplicate, mid-send
-            return super().send_message(chat_id, text, **kwargs)
-
-    sender = Racing()
+    sender = FakeSender()
     monkeypatch.setattr(support, "get_sender", lambda: sender)
-    support.send(message_id=row.pk)
-    assert len(sender.sent) == 1 and outcomes == [None]
+    compose, raced = support.compose, []
+
+    def compose_then_race(**kwargs):
+        if not raced:
+            raced.append("started")
+            raced.append(support.send(message_id=row.pk))  # the duplicate, after our read
+        return compose(**kwargs)
+
+    monkeypatch.setattr(support, "compose", compose_then_race)
+    assert support.send(message_id=row.pk) is None
+    assert len(sender.sent) == 1 and raced == ["started", None]
     row.refresh_from_db()
     assert row.status == SupportMessage.Status.SENT
