@@ -42,6 +42,7 @@ SECRET_SETTINGS = (
     "GOOGLE_VERTEX_API_KEY",
     "SECRET_KEY",
     "ADMIN_PASSWORD",
+    "YOOKASSA_SECRET_KEY",
 )
 # Credentials that only the libraries read, from the environment (boto3 for S3).
 ENV_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")

@@ -12,6 +12,7 @@
     notify_refund(id): tells the user an operator refunded their generation (botapp.services.notices)
     notify_adjustment(tx id): tells the user an operator granted or took tokens (botapp.services.notices)
     check_failure_rate / check_video_queue (beat): operator alerts (botapp.services.alerts)
+    notify_card_payment(payment id) / expire_card_payments (beat): card payments (botapp.services.card)
     send_support_message(id): an operator's message to a user, written in the admin (botapp.services.support)
     run_broadcast(id): sends a broadcast (botapp.services.broadcasts); comes back later on flood control
     tick_broadcasts (beat, every BROADCAST_TICK_SECONDS): starts due scheduled broadcasts, replaces the
@@ -193,3 +194,22 @@ def reconcile_stars() -> dict:
 
     report = reconcile.reconcile_stars(days=settings.STARS_RECONCILE_DAYS, alert=True)
     return report.counts()
+
+
+@shared_task(name="botapp.tasks.notify_card_payment", bind=True, acks_late=True, ignore_result=True, max_retries=8)
+def notify_card_payment(self, payment_id: int) -> None:
+    """Tell the user their card payment was credited (queued on commit of the crediting, botapp.services.card)."""
+    from botapp.services.card import CardService
+
+    retry_in = CardService.send_paid_notice(payment_id=payment_id)
+    if retry_in:
+        raise self.retry(countdown=retry_in + 0.5)
+
+
+@shared_task(name="botapp.tasks.expire_card_payments", ignore_result=True)
+def expire_card_payments() -> dict:
+    """Beat, every YOOKASSA_EXPIRY_SWEEP_SECONDS: card payments left open are asked about at YooKassa
+    (canceled -> cancelled, promocode freed; succeeded, the webhook lost -> credited; botapp.services.card)."""
+    from botapp.services.card import CardService
+
+    return CardService.expire_abandoned()

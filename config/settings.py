@@ -258,12 +258,62 @@ ADMIN_IDS = env.list("ADMIN_IDS", cast=int, default=[])  # operators' Telegram i
 ADMIN_URL = env.str("ADMIN_URL", default="http://127.0.0.1:8000/admin/")
 # The @username users are pointed to in /help for support (empty: no support line).
 SUPPORT_USERNAME = env.str("SUPPORT_USERNAME", default="").lstrip("@")
-# Shows the "card" payment button. The card provider (YooKassa) arrives with the payments issue; until
-# then the button only answers that card payments are unavailable, so leave it off.
-PAYMENT_CARD_ENABLED = env.bool("PAYMENT_CARD_ENABLED", default=False)
+# The "Bank card" payment button. Empty (default): shown when YooKassa is configured (below); false: hidden
+# (the YooKassa webhook and the expiry of abandoned card payments keep working); true: shown, and without
+# a configured shop it answers that card payments are unavailable.
+PAYMENT_CARD_ENABLED = env.bool("PAYMENT_CARD_ENABLED") if env.str("PAYMENT_CARD_ENABLED", default="").strip() else None
 # Key prefix of the bot's Redis data (FSM storage, update dedupe), so that two bots can share a Redis.
 BOT_REDIS_PREFIX = env_or("BOT_REDIS_PREFIX", "bot")
 THROTTLE_RATE = env.float("THROTTLE_RATE", default=0.5)  # seconds between two updates of one user
+
+# --- Card payments: YooKassa (botapp/services/card.py; the webhook is POST /yookassa/webhook/) -------------
+# Card payments are on when the shop id and its secret key are set.
+YOOKASSA_SHOP_ID = env.str("YOOKASSA_SHOP_ID", default="")
+YOOKASSA_SECRET_KEY = env.str("YOOKASSA_SECRET_KEY", default="")
+YOOKASSA_API_URL = env_or("YOOKASSA_API_URL", "https://api.yookassa.ru/v3")  # the sandbox's fake in tests
+# Where the payment page sends the user back (default: https://t.me/<the bot's username>).
+YOOKASSA_RETURN_URL = env.str("YOOKASSA_RETURN_URL", default="")
+# Seconds for one YooKassa call (connect and read; the SDK sets none). A create that gets no answer is
+# asked once more with the same idempotence key.
+YOOKASSA_TIMEOUT_SECONDS = env.float("YOOKASSA_TIMEOUT_SECONDS", default=10.0)
+# 54-FZ receipts through YooKassa: each payment carries a receipt (one item: the tokens, VAT code
+# YOOKASSA_VAT_CODE, 1 = no VAT) sent to YOOKASSA_RECEIPT_EMAIL (the bot knows no customer's e-mail);
+# without that address card payments are refused while receipts are on.
+YOOKASSA_RECEIPTS = env.bool("YOOKASSA_RECEIPTS", default=False)
+YOOKASSA_RECEIPT_EMAIL = env.str("YOOKASSA_RECEIPT_EMAIL", default="")
+YOOKASSA_VAT_CODE = env.int("YOOKASSA_VAT_CODE", default=1)
+# Who may call the webhook (comma-separated addresses and networks): by default YooKassa's, as the
+# SDK's SecurityHelper lists them (yookassa 3.13.0).
+YOOKASSA_TRUSTED_IPS = env.list(
+    "YOOKASSA_TRUSTED_IPS",
+    default=[
+        "77.75.153.0/25",
+        "77.75.156.11",
+        "77.75.156.35",
+        "77.75.154.128/25",
+        "185.71.76.0/27",
+        "185.71.77.0/27",
+        "2a02:5180:0:1509::/64",
+        "2a02:5180:0:2655::/64",
+        "2a02:5180:0:1533::/64",
+        "2a02:5180:0:2669::/64",
+    ],
+)
+# 0: the caller is the peer address (REMOTE_ADDR). N: N reverse proxies in front of the web process each
+# append to X-Forwarded-For, and the caller is the N-th address from its right (Railway, nginx: 1).
+YOOKASSA_TRUST_FORWARDED_FOR = env.int("YOOKASSA_TRUST_FORWARDED_FOR", default=0)
+# YooKassa cancels a card payment left unpaid for about an hour. Beat asks YooKassa, every
+# YOOKASSA_EXPIRY_SWEEP_SECONDS, about card payments still pending after YOOKASSA_EXPIRE_AFTER_MINUTES:
+# canceled -> cancelled here and its promocode freed; succeeded (the webhook was lost) -> credited.
+YOOKASSA_EXPIRE_AFTER_MINUTES = env.float("YOOKASSA_EXPIRE_AFTER_MINUTES", default=65.0)
+YOOKASSA_EXPIRY_SWEEP_SECONDS = env.float("YOOKASSA_EXPIRY_SWEEP_SECONDS", default=600.0)
+CELERY_BEAT_SCHEDULE["card-payment-expiry"] = {
+    "task": "botapp.tasks.expire_card_payments",
+    "schedule": YOOKASSA_EXPIRY_SWEEP_SECONDS,
+    "options": {"expires": max(5.0, YOOKASSA_EXPIRY_SWEEP_SECONDS)},
+}
+CELERY_TASK_ROUTES["botapp.tasks.expire_card_payments"] = {"queue": CELERY_TICK_QUEUE}
+CELERY_TASK_ROUTES["botapp.tasks.notify_card_payment"] = {"queue": CELERY_SEND_QUEUE}
 
 # --- Google (google-genai) ---------------------------------------------------------------------------
 GOOGLE_API_KEY = env.str("GOOGLE_API_KEY", default="")

@@ -37,7 +37,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -58,6 +58,7 @@ from botapp.services.promo import PromoService, has_paid
 from botapp.services.referral import ReferralService
 
 STARS = "XTR"
+RUB = "RUB"  # card payments (YooKassa): priced from the package's price_rub
 # How long an invoice that carries a promocode holds it (after that its pre-checkout is refused).
 RESERVATION_TTL = timedelta(hours=1)
 
@@ -76,6 +77,9 @@ class TopUpQuote:
     # What the same Stars buy without the promocode (credited if the code was used elsewhere first).
     regular_tokens: Decimal | None = None
     regular_bonus_tokens: Decimal | None = None
+    # What the invoice charges, in its currency (Stars: price_stars; a card payment: roubles).
+    currency: str = STARS
+    price: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -103,9 +107,11 @@ class PaymentService:
         )
 
     @staticmethod
-    def _quote(*, user_id: int, package_id: int, activation: PromocodeActivation | None) -> TopUpQuote:
+    def _quote(
+        *, user_id: int, package_id: int, activation: PromocodeActivation | None, currency: str = STARS
+    ) -> TopUpQuote:
         package = TopUpPackage.objects.filter(pk=package_id, is_active=True).first()
-        if package is None:
+        if package is None or (currency == RUB and not package.price_rub):
             raise PackageUnavailable()
         user = TgUser.objects.get(pk=user_id)
         promo = activation.promocode if activation else None
@@ -119,6 +125,11 @@ class PaymentService:
             price = max(1, math.ceil(package.price_stars * (Decimal(100) - min(discount, Decimal(99))) / 100))
             share = package.tokens * Decimal(price) / Decimal(package.price_stars)
             regular_tokens = max(CENT, share.quantize(CENT, rounding=ROUND_DOWN))
+        charge = Decimal(price)
+        if currency == RUB:  # the same discount on the rouble price, rounded up to the kopeck
+            charge = max(CENT, (package.price_rub * (100 - min(discount, Decimal(99))) / 100).quantize(CENT, ROUND_UP))
+            share = package.tokens * charge / package.price_rub
+            regular_tokens = max(CENT, min(package.tokens, share).quantize(CENT, rounding=ROUND_DOWN))
         return TopUpQuote(
             package_id=package.pk,
             tokens=package.tokens,
@@ -131,6 +142,8 @@ class PaymentService:
             activation_id=activation.pk if activation else None,
             regular_tokens=regular_tokens,
             regular_bonus_tokens=_percent(regular_tokens, package.bonus_percent + level_bonus),
+            currency=currency,
+            price=charge,
         )
 
     @classmethod
@@ -154,13 +167,14 @@ class PaymentService:
                     .filter(pk=waiting.pk, consumed_at__isnull=True)
                     .first()
                 )
-            quote = cls._quote(user_id=user_id, package_id=package_id, activation=activation)
+            currency = RUB if provider == Payment.Provider.YOOKASSA else STARS
+            quote = cls._quote(user_id=user_id, package_id=package_id, activation=activation, currency=currency)
             payment = Payment.objects.create(
                 user_id=user_id,
                 provider=provider,
                 package_id=package_id,
-                amount=Decimal(quote.price_stars),
-                currency=STARS,
+                amount=quote.price,
+                currency=currency,
                 tokens=quote.tokens,
                 bonus_tokens=quote.bonus_tokens,
                 promocode=activation.promocode if activation else None,
@@ -231,7 +245,7 @@ class PaymentService:
         *,
         invoice_payload: str,
         provider_charge_id: str,
-        total_amount: int,
+        total_amount: int | Decimal,
         currency: str,
         raw: dict | None = None,
     ) -> PaymentOutcome:
@@ -243,9 +257,10 @@ class PaymentService:
             payment = Payment.objects.select_for_update().filter(invoice_payload=invoice_payload).first()
             if payment is None:
                 raise PaymentError("Unknown invoice.")
-            if payment.provider_charge_id:
-                if payment.provider_charge_id != provider_charge_id:
-                    raise PaymentError("This invoice was paid with another charge.")
+            if payment.provider_charge_id and payment.provider_charge_id != provider_charge_id:
+                raise PaymentError("This invoice was paid with another charge.")
+            # A card payment knows its charge id (YooKassa's payment id) from its creation: credited is the status.
+            if payment.status in (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED):
                 return PaymentOutcome(payment=payment, credited=False)
             if payment.status not in (Payment.Status.PENDING, Payment.Status.FAILED, Payment.Status.CANCELLED):
                 raise PaymentError("This invoice cannot be paid.")
