@@ -43,6 +43,7 @@ from botapp.models import (
 from botapp.selectors import dashboard as dashboard_selectors
 from botapp.selectors.daily import Period
 from botapp.services import delivery, levels, users
+from botapp.services.card import CardCheckout
 from botapp.services.generation import GenerationService, UserStats
 from botapp.services.payments import PaymentOutcome, PaymentService, TopUpQuote
 from botapp.services.promo import PromoService, RedeemResult
@@ -503,6 +504,19 @@ def quote(user_id: int, package_id: int) -> tuple[TopUpPackage, TopUpQuote]:
 @bridged
 def create_invoice(user_id: int, package_id: int) -> Payment:
     return PaymentService.create_invoice(user_id=user_id, package_id=package_id)
+
+
+@sync_to_async(thread_sensitive=False)
+def start_card_payment(user_id: int, package_id: int, *, lang: str, bot_username: str) -> CardCheckout:
+    """A card payment (botapp.services.card). Not on the bot's database thread: it waits for YooKassa
+    (up to twice YOOKASSA_TIMEOUT_SECONDS), so it runs in a worker thread with its own connection."""
+    from botapp.services.card import CardService
+
+    close_old_connections()
+    try:
+        return CardService.start(user_id=user_id, package_id=package_id, lang=lang, bot_username=bot_username)
+    finally:
+        connections.close_all()  # this worker thread's connection only
 
 
 @bridged

@@ -13,6 +13,7 @@ from aiogram.enums import ChatType
 
 from botapp.handlers import (
     balance,
+    card,
     fallback,
     generation,
     help,
@@ -31,6 +32,7 @@ ROUTERS: tuple[Router, ...] = (
     help.router,
     balance.router,
     ops.router,
+    card.router,  # the card method, before the Stars router's method handler
     payment.router,
     profile.router,
     settings.router,

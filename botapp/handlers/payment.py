@@ -17,6 +17,7 @@ from botapp.handlers.common import answer, error_text, esc, show
 from botapp.i18n import t
 from botapp.keyboards import fmt_tokens
 from botapp.models import Promocode
+from botapp.services import yookassa_api
 from botapp.services.exceptions import DomainError
 from botapp.services.payments import STARS
 from botapp.states import GenerationFlow
@@ -26,7 +27,9 @@ log = logging.getLogger(__name__)
 
 
 def card_enabled() -> bool:
-    return bool(getattr(settings, "PAYMENT_CARD_ENABLED", False))
+    """The card button: PAYMENT_CARD_ENABLED when set, else whether YooKassa is configured."""
+    flag = getattr(settings, "PAYMENT_CARD_ENABLED", None)
+    return yookassa_api.configured() if flag is None else bool(flag)
 
 
 @router.callback_query(MenuCb.filter(F.action == MenuAction.TOPUP))
