@@ -20,7 +20,7 @@ from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.text import Truncator
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import TabularInline
 from unfold.decorators import action
@@ -231,6 +231,28 @@ class LinkedTransactionInline(ReadOnlyInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")
+
+
+def titled(filter_class: type, title: str) -> type:
+    """`filter_class` under a title of its own: a date filter titled by its field would read "By created"
+    ("By %(title)s" is the filter's heading); ("created_at", titled(RangeDateTimeFilter, DATE_CREATED))
+    reads "By creation date"."""
+
+    class Titled(filter_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.title = title
+
+    Titled.__name__ = Titled.__qualname__ = f"Titled{filter_class.__name__}"
+    return Titled
+
+
+# Filter titles (a heading "By ..." in English; Russian shows the title alone, so it is capitalised there).
+DATE_CREATED = pgettext_lazy("list filter", "creation date")
+DATE_PAID = pgettext_lazy("list filter", "payment date")
+DATE_UPDATED = pgettext_lazy("list filter", "last update")
+DATE_EXPIRES = pgettext_lazy("list filter", "expiry date")
+DATE_ACTIVATED = pgettext_lazy("list filter", "activation date")
 
 
 def format_duration(delta: timedelta) -> str:

@@ -25,6 +25,7 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 from unfold.decorators import action, display
 
+from botapp.admin.base import DATE_CREATED, titled
 from botapp.models import Broadcast
 from botapp.selectors import broadcasts as selectors
 from botapp.services import broadcasts as service
@@ -106,7 +107,7 @@ class BroadcastForm(forms.ModelForm):
 class BroadcastAdmin(ModelAdmin):
     form = BroadcastForm
     list_display = ("id", "created_at", "status_badge", "short_text", "send_at", "progress", "started_at")
-    list_filter = ("status", ("created_at", RangeDateTimeFilter))
+    list_filter = ("status", ("created_at", titled(RangeDateTimeFilter, DATE_CREATED)))
     list_filter_submit = True
     search_fields = ("text",)
     ordering = ("-created_at",)

@@ -25,6 +25,11 @@ from unfold.contrib.filters.admin import (
 from unfold.decorators import action, display
 
 from botapp.admin.base import (
+    DATE_ACTIVATED,
+    DATE_CREATED,
+    DATE_EXPIRES,
+    DATE_PAID,
+    DATE_UPDATED,
     PAYMENT_LABELS,
     TX_LABELS,
     ActivationActionsMixin,
@@ -35,8 +40,10 @@ from botapp.admin.base import (
     csv_response,
     shortened,
     signed,
+    titled,
     user_cell,
 )
+from botapp.admin.refunds import StarsRefundMixin
 from botapp.models import (
     Payment,
     Promocode,
@@ -83,7 +90,7 @@ class UserBalanceAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_select_related = ("user",)
     search_fields = ("user__username",)
     exact_id_search_fields = ("user__telegram_id", "user_id")
-    list_filter = (("updated_at", RangeDateTimeFilter),)
+    list_filter = (("updated_at", titled(RangeDateTimeFilter, DATE_UPDATED)),)
     list_filter_submit = True
     ordering = ("-updated_at",)
     show_full_result_count = False
@@ -99,8 +106,9 @@ class PaymentTransactionInline(LinkedTransactionInline):
 
 
 @admin.register(Payment)
-class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
-    """Read-only: payments are created and credited by PaymentService (exactly once per charge id)."""
+class PaymentAdmin(StarsRefundMixin, ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
+    """Read-only: payments are created and credited by PaymentService (exactly once per charge id); a Stars
+    payment is refunded by "Refund Stars payment…" (botapp/admin/refunds.py, botapp.services.refunds)."""
 
     # Fits 1400 px without scrolling (tests/e2e/test_admin_browser.py): tokens and bonus in one column,
     # the user, the promocode and the charge id shortened (whole in their tooltips and on the payment's page).
@@ -121,8 +129,8 @@ class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
         "provider",
         ("status", ChoicesDropdownFilter),
         "currency",
-        ("created_at", RangeDateTimeFilter),
-        ("paid_at", RangeDateTimeFilter),
+        ("created_at", titled(RangeDateTimeFilter, DATE_CREATED)),
+        ("paid_at", titled(RangeDateTimeFilter, DATE_PAID)),
     )
     list_filter_submit = True
     search_fields = ("provider_charge_id", "invoice_payload", "user__username", "promocode__code")
@@ -130,7 +138,8 @@ class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     show_full_result_count = False
-    actions = ("export_csv",)
+    actions = ("refund_stars", "export_csv")
+    actions_detail = ("refund_stars_detail",)
     inlines = (PaymentTransactionInline,)
 
     @display(description=_("Status"), ordering="status", label=PAYMENT_LABELS)
@@ -204,7 +213,7 @@ class TransactionAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_filter = (
         ("kind", ChoicesDropdownFilter),
         "bucket",
-        ("created_at", RangeDateTimeFilter),
+        ("created_at", titled(RangeDateTimeFilter, DATE_CREATED)),
     )
     list_filter_submit = True
     search_fields = (
@@ -372,7 +381,7 @@ class PromocodeAdmin(ActivationActionsMixin, ModelAdmin):
         "kind",
         "is_active",
         "first_topup_only",
-        ("valid_until", RangeDateTimeFilter),
+        ("valid_until", titled(RangeDateTimeFilter, DATE_EXPIRES)),
     )
     list_filter_submit = True
     search_fields = ("code", "description")
@@ -411,7 +420,7 @@ class PromocodeAdmin(ActivationActionsMixin, ModelAdmin):
 class PromocodeActivationAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("promocode", "user", "uses", "created_at", "consumed_by", "consumed_at")
     list_select_related = ("promocode", "user", "consumed_by")
-    list_filter = (("promocode", RelatedDropdownFilter), ("created_at", RangeDateTimeFilter))
+    list_filter = (("promocode", RelatedDropdownFilter), ("created_at", titled(RangeDateTimeFilter, DATE_ACTIVATED)))
     list_filter_submit = True
     search_fields = ("promocode__code", "user__username")
     exact_id_search_fields = ("user__telegram_id",)
