@@ -626,3 +626,20 @@ def alert_operators(*, key: str, **params: Any) -> bool:
     from botapp.services import alerts
 
     return alerts.alert_operators(key=key, **params)
+
+
+@bridged
+def record_external_refund(
+    *, charge_id: str, telegram_id: int, total_amount: int, currency: str, invoice_payload: str
+) -> Any:
+    """A `refunded_payment` (Telegram refunded a Stars payment): botapp.services.refunds takes back what
+    the payment credited, once per charge id, and alerts the operators. Returns its `ExternalRefund`."""
+    from botapp.services import refunds
+
+    return refunds.record_external_refund(
+        charge_id=charge_id,
+        telegram_id=telegram_id,
+        total_amount=total_amount,
+        currency=currency,
+        invoice_payload=invoice_payload,
+    )

@@ -5,12 +5,14 @@
 2. `ThrottlingMiddleware`: a token bucket per user (one Redis hash updated by a Lua script when
    configured, shared by every process; in memory otherwise); floods are dropped with one hint (in
    the language of the user's Telegram client: it runs before the database is touched), and a
-   button pressed twice on the same screen counts once.
+   button pressed twice on the same screen counts once. Pre-checkouts and successful or refunded
+   payments are never throttled.
 3. `TextGuardMiddleware`: an update carrying text the database cannot store (NUL, lone
    surrogates) is refused politely before anything touches the database (see its docstring).
    (Then aiogram's FSM context, which holds the per-user events isolation lock.)
 4. `UserMiddleware`: upserts the Telegram user (one SELECT in the common case), injects
-   `user: UserContext` and `lang: str`; banned users get one polite message and nothing else.
+   `user: UserContext` and `lang: str`; banned users get one polite message and nothing else (but a
+   `refunded_payment` of theirs is still recorded: the ledger follows the money).
    The profile's names are cleaned of what the database cannot store.
 
 Errors are handled by `handlers.fallback` (an `errors` handler: log with context, apologise).
@@ -251,6 +253,18 @@ class TextGuardMiddleware(BaseMiddleware):
 
 
 # --- 4. user --------------------------------------------------------------------------------------------
+def is_refund(event: TelegramObject) -> bool:
+    """A `refunded_payment` message: Telegram gave a payment back, the ledger must follow."""
+    return isinstance(event, Update) and event.message is not None and event.message.refunded_payment is not None
+
+
+def moves_money(event: TelegramObject) -> bool:
+    """A successful or refunded payment: never throttled away (the money moved on Telegram's side)."""
+    return is_refund(event) or (
+        isinstance(event, Update) and event.message is not None and event.message.successful_payment is not None
+    )
+
+
 def profile_of(user: User) -> TelegramProfile:
     """The profile to store; text the database cannot store is removed from it (see TextGuardMiddleware)."""
     return TelegramProfile(
@@ -276,7 +290,7 @@ class UserMiddleware(BaseMiddleware):
         user = await bridge.upsert_user(profile_of(tg_user))
         data["user"] = user
         data["lang"] = user.language
-        if user.is_banned:
+        if user.is_banned and not is_refund(event):  # a refund is taken back from a banned user too
             await self._refuse(event, data, user)
             return None
         return await handler(event, data)
@@ -476,8 +490,8 @@ class ThrottlingMiddleware(BaseMiddleware):
         self.store: ThrottleStore = store if store is not None else MemoryThrottleStore()
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        if not isinstance(event, Update) or self.rate <= 0 or event.pre_checkout_query:
-            return await handler(event, data)  # pre-checkout must always be answered
+        if not isinstance(event, Update) or self.rate <= 0 or event.pre_checkout_query or moves_money(event):
+            return await handler(event, data)  # pre-checkout must always be answered; money is never dropped
         tg_user: User | None = data.get("event_from_user")
         if tg_user is None:
             return await handler(event, data)

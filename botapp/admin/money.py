@@ -43,6 +43,7 @@ from botapp.admin.base import (
     titled,
     user_cell,
 )
+from botapp.admin.refunds import StarsRefundMixin
 from botapp.models import (
     Payment,
     Promocode,
@@ -105,8 +106,9 @@ class PaymentTransactionInline(LinkedTransactionInline):
 
 
 @admin.register(Payment)
-class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
-    """Read-only: payments are created and credited by PaymentService (exactly once per charge id)."""
+class PaymentAdmin(StarsRefundMixin, ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
+    """Read-only: payments are created and credited by PaymentService (exactly once per charge id); a Stars
+    payment is refunded by "Refund Stars payment…" (botapp/admin/refunds.py, botapp.services.refunds)."""
 
     # Fits 1400 px without scrolling (tests/e2e/test_admin_browser.py): tokens and bonus in one column,
     # the user, the promocode and the charge id shortened (whole in their tooltips and on the payment's page).
@@ -136,7 +138,8 @@ class PaymentAdmin(ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     show_full_result_count = False
-    actions = ("export_csv",)
+    actions = ("refund_stars", "export_csv")
+    actions_detail = ("refund_stars_detail",)
     inlines = (PaymentTransactionInline,)
 
     @display(description=_("Status"), ordering="status", label=PAYMENT_LABELS)

@@ -1,9 +1,11 @@
 """The bot's routers, gathered in a deliberate order.
 
 Commands that work everywhere come first (menu: /start /menu /cancel; help: /help; balance:
-/balance; ops: the operators' /admin), then the feature screens (and `screens`: a screen opened as
-a new message, by a broadcast's button), then the generation flow with its state handlers, and the
-fallback last (unknown commands, unexpected input, outdated buttons, a non-operator's /admin, errors).
+/balance; ops: the operators' /admin), then payments (`payment`; `refunds`: a `refunded_payment`
+message, before any state handler or fallback answers it as input), then the feature screens (and
+`screens`: a screen opened as a new message, by a broadcast's button), then the generation flow with
+its state handlers, and the fallback last (unknown commands, unexpected input, outdated buttons, a
+non-operator's /admin, errors).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from botapp.handlers import (
     profile,
     promo,
     referral,
+    refunds,
     screens,
     settings,
 )
@@ -34,6 +37,7 @@ ROUTERS: tuple[Router, ...] = (
     ops.router,
     card.router,  # the card method, before the Stars router's method handler
     payment.router,
+    refunds.router,
     profile.router,
     settings.router,
     referral.router,

@@ -38,6 +38,9 @@ Failures: Telegram refusing (CHARGE_NOT_FOUND, too old...) changes nothing and s
 (`RefundRefused`); an unknown outcome (a timeout) changes nothing either (`RefundOutcomeUnknown`): the
 operator retries, and if the first call went through Telegram answers CHARGE_ALREADY_REFUNDED, which is
 recorded as a refund made elsewhere. A second submit of the same form (its one-time `key`) is a replay.
+Before asking Telegram, the operator's request is noted on the payment (`raw["refund_requested"]`,
+committed): a `refunded_payment` Telegram may send for our own refund, even before our call returns, is
+then recorded as the operator's (their name and form key, no "refunded outside the admin" alert).
 """
 
 from __future__ import annotations
@@ -320,25 +323,51 @@ def refund_stars_payment(*, payment_id: int, operator: str, refund_anyway: bool 
     sender = get_sender()
     if sender is None:
         raise RefundRefused(reason="no bot token is configured (BOT_TOKEN)")
+    _mark_requested(payment_id=payment.pk, by=operator, key=key)
     elsewhere = False
     try:
         sender.refund_star_payment(payment.user.telegram_id, payment.provider_charge_id)
     except SendRejected as exc:
         if "CHARGE_ALREADY_REFUNDED" not in str(exc).upper():
+            _mark_requested(payment_id=payment.pk, by=operator, key=key, clear=True)
             raise RefundRefused(reason=_telegram_reason(exc)) from exc
         elsewhere = True  # it IS refunded: by Telegram's support, or by an attempt whose answer was lost
         log.warning("payment #%s: Telegram says it was already refunded; recording it", payment.pk)
     except (OutcomeUnknown, RetryLater) as exc:
-        raise RefundOutcomeUnknown(reason=str(exc)) from exc
+        raise RefundOutcomeUnknown(reason=str(exc)) from exc  # the request stays marked: it may have been made
     except (BotBlocked, TelegramError) as exc:
+        _mark_requested(payment_id=payment.pk, by=operator, key=key, clear=True)
         raise RefundRefused(reason=_telegram_reason(exc)) from exc
     result = record_refund(
         payment_id=payment.pk, by=operator, source=SOURCE_ADMIN, key=key, refunded_elsewhere=elsewhere
     )
-    if not result.applied and not result.replayed:
-        # Recorded meanwhile by another path (the refunded_payment message, another operator): once.
-        return RefundResult(payment=result.payment, applied=False, refunded_elsewhere=elsewhere)
-    return result
+    if result.applied:
+        return result
+    if result.replayed:  # Telegram announced this very refund and the bot recorded it for this form first
+        return RefundResult(payment=result.payment, applied=True, refunded_elsewhere=elsewhere)
+    # Recorded meanwhile by another path (another operator, Telegram's support): once.
+    return RefundResult(payment=result.payment, applied=False, refunded_elsewhere=elsewhere)
+
+
+def _mark_requested(*, payment_id: int, by: str, key: str, clear: bool = False) -> None:
+    """Note on the payment (committed before Telegram is asked) that an operator is refunding it, so that
+    a `refunded_payment` Telegram sends for it (maybe before our own call returns) is recorded as theirs,
+    with their form's key, rather than as a refund made outside the admin. Cleared when Telegram refuses."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.status != Payment.Status.SUCCEEDED:
+            return
+        raw = {name: value for name, value in payment.raw.items() if name != "refund_requested"}
+        if not clear:
+            raw["refund_requested"] = {"by": by, "key": key, "at": timezone.now().isoformat()}
+        payment.raw = raw
+        payment.save(update_fields=["raw"])
+
+
+def requested_by_operator(payment: Payment) -> dict | None:
+    """The operator's pending refund request of this payment (`_mark_requested`), if any."""
+    requested = payment.raw.get("refund_requested")
+    return requested if isinstance(requested, dict) and requested.get("by") else None
 
 
 def why_not_refundable(payment: Payment) -> RefundError | None:
@@ -392,8 +421,14 @@ def record_external_refund(
             payload=invoice_payload,
         )
         return ExternalRefund(status="unknown")
+    requested = requested_by_operator(payment)
     try:
-        result = record_refund(payment_id=payment.pk, by="Telegram", source=SOURCE_TELEGRAM)
+        if requested is not None:  # our own refund, announced by Telegram: the operator's, with their key
+            result = record_refund(
+                payment_id=payment.pk, by=requested["by"], source=SOURCE_ADMIN, key=requested.get("key") or ""
+            )
+        else:
+            result = record_refund(payment_id=payment.pk, by="Telegram", source=SOURCE_TELEGRAM)
     except DomainError as exc:
         log.error("refunded_payment for payment #%s could not be recorded: %s", payment.pk, exc.message)
         alerts.alert_operators(
@@ -409,6 +444,9 @@ def record_external_refund(
         log.info("refunded_payment for payment #%s: already recorded", payment.pk)
         return ExternalRefund(status="already", payment_id=payment.pk)
     shortfall = shortfall_of(result.payment)
+    if requested is not None:
+        log.info("refunded_payment for payment #%s: the refund %s asked for, recorded", payment.pk, requested["by"])
+        return ExternalRefund(status="recorded", payment_id=payment.pk, shortfall=shortfall)
     alerts.alert_operators(
         key="stars_refunded_externally",
         payment_id=payment.pk,

@@ -247,6 +247,52 @@ def test_a_refund_by_telegram_is_recorded_once_and_alerted(shop, raised, notices
     assert find_problems() == []
 
 
+def test_our_own_refund_announced_by_telegram_first_is_the_operators(shop, sender, raised, notices):
+    """Telegram's refunded_payment for our refund is handled before our call returns: it is recorded as
+    the operator's (name and form key), not alerted as a refund made elsewhere, and the form succeeds."""
+    referrer, payer, payment = shop
+
+    def announce(user_id: int, charge_id: str) -> None:
+        sender.calls.append((user_id, charge_id))
+        assert Payment.objects.get(pk=payment.pk).raw["refund_requested"]["by"] == "alice", "noted before the call"
+        outcome = refunds.record_external_refund(
+            charge_id=charge_id,
+            telegram_id=user_id,
+            total_amount=int(payment.amount),
+            currency="XTR",
+            invoice_payload=payment.invoice_payload,
+        )
+        assert outcome.status == "recorded"
+
+    sender.refund_star_payment = announce
+    result = refund(payment, key="form-9")
+    assert result.applied and not result.replayed
+    payment.refresh_from_db()
+    assert (payment.raw["refund"]["by"], payment.raw["refund"]["source"], payment.raw["refund"]["key"]) == (
+        "alice",
+        "admin",
+        "form-9",
+    )
+    assert raised == [] and balance(payer) == (0, 0) and balance(referrer) == (0, 0)
+    assert Transaction.objects.filter(kind="payment_refund").count() == 3
+
+
+def test_a_refused_refund_leaves_no_request_behind(shop, sender, raised):
+    _, _, payment = shop
+    sender.answers = [SendRejected("Telegram server says - Bad Request: CHARGE_NOT_FOUND")]
+    with pytest.raises(refunds.RefundRefused):
+        refund(payment)
+    assert "refund_requested" not in Payment.objects.get(pk=payment.pk).raw
+    outcome = refunds.record_external_refund(
+        charge_id="stx-studio-1",
+        telegram_id=payment.user.telegram_id,
+        total_amount=int(payment.amount),
+        currency="XTR",
+        invoice_payload=payment.invoice_payload,
+    )
+    assert outcome.status == "recorded" and [key for key, _ in raised] == ["stars_refunded_externally"]
+
+
 def test_a_refund_of_an_unknown_charge_is_only_alerted(make_user, raised):
     user = make_user(balance=10)
     outcome = refunds.record_external_refund(
