@@ -41,7 +41,9 @@ from botapp.models import (
     UserSettings,
 )
 from botapp.selectors import dashboard as dashboard_selectors
+from botapp.selectors import payments as payment_selectors
 from botapp.selectors.daily import Period
+from botapp.selectors.payments import PaymentPage
 from botapp.services import delivery, levels, users
 from botapp.services.card import CardCheckout
 from botapp.services.generation import GenerationService, UserStats
@@ -538,6 +540,12 @@ def complete_payment(
         raw=raw,
     )
     return outcome, _balance_view(outcome.payment.user_id)
+
+
+# --- the payment list, payment support, the editable texts -----------------------------------------
+@bridged
+def user_payments(user_id: int, page: int = 1, per_page: int = 5) -> PaymentPage:
+    return payment_selectors.user_payments(user_id=user_id, page=page, per_page=per_page)
 
 
 # --- the operator's numbers (/admin) --------------------------------------------------------------

@@ -134,3 +134,9 @@ class OpsCb(CallbackData, prefix="op"):
     """The operator's /admin card (acts only for ADMIN_IDS; anyone else gets "outdated")."""
 
     action: OpsAction
+
+
+class BalancePageCb(CallbackData, prefix="bp"):
+    """The balance screen's payment list: show page `page` (1-based; edits the screen in place)."""
+
+    page: int

@@ -18,6 +18,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from botapp.callbacks import (
+    BalancePageCb,
     GenAction,
     GenCb,
     HistoryAction,
@@ -90,9 +91,16 @@ def back_to(lang: str, action: MenuAction = MenuAction.MAIN) -> InlineKeyboardMa
 
 
 @cache
-def balance_keyboard(lang: str) -> InlineKeyboardMarkup:
+def balance_keyboard(lang: str, *, page: int = 1, pages: int = 1) -> InlineKeyboardMarkup:
+    """Top up, history, back; with more than one page of payments, ◀ ▶ to the neighbouring pages."""
+    paging = []
+    if page > 1:
+        paging.append(_button(t("paylist.previous", lang), BalancePageCb(page=page - 1)))
+    if page < pages:
+        paging.append(_button(t("paylist.next", lang), BalancePageCb(page=page + 1)))
     return _markup(
         [
+            paging,
             [_button(t("btn.topup", lang), MenuCb(action=MenuAction.TOPUP))],
             [_button(t("btn.history", lang), MenuCb(action=MenuAction.HISTORY))],
             [_button(t("btn.back", lang), MenuCb(action=MenuAction.MAIN))],
