@@ -41,7 +41,7 @@ from botapp.middlewares import (
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("start", "menu", "help", "balance", "cancel")
+COMMANDS = ("start", "menu", "help", "balance", "paysupport", "terms", "cancel")
 FSM_STATE_TTL = 7 * 24 * 3600  # an abandoned flow expires after a week (Redis storage)
 SHUTDOWN_GRACE = 10.0  # seconds a stopping bot waits for the updates it is handling
 

@@ -42,9 +42,10 @@ from botapp.models import (
 )
 from botapp.selectors import dashboard as dashboard_selectors
 from botapp.selectors import payments as payment_selectors
+from botapp.selectors import texts as text_selectors
 from botapp.selectors.daily import Period
 from botapp.selectors.payments import PaymentPage
-from botapp.services import delivery, levels, users
+from botapp.services import delivery, levels, paysupport, users
 from botapp.services.card import CardCheckout
 from botapp.services.generation import GenerationService, UserStats
 from botapp.services.payments import PaymentOutcome, PaymentService, TopUpQuote
@@ -546,6 +547,22 @@ def complete_payment(
 @bridged
 def user_payments(user_id: int, page: int = 1, per_page: int = 5) -> PaymentPage:
     return payment_selectors.user_payments(user_id=user_id, page=page, per_page=per_page)
+
+
+@bridged
+def bot_text(key: str, lang: str) -> str:
+    return text_selectors.bot_text(key=key, lang=lang)
+
+
+@bridged
+def support_limit_reached(user_id: int) -> bool:
+    return paysupport.limit_reached(user_id=user_id)
+
+
+@bridged
+def submit_support_request(user_id: int, text: str) -> int:
+    """Store the user's /paysupport request and pass it to the operators; returns its id."""
+    return paysupport.submit_request(user_id=user_id, text=text).pk
 
 
 # --- the operator's numbers (/admin) --------------------------------------------------------------

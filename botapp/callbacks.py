@@ -140,3 +140,13 @@ class BalancePageCb(CallbackData, prefix="bp"):
     """The balance screen's payment list: show page `page` (1-based; edits the screen in place)."""
 
     page: int
+
+
+class SupportAction(StrEnum):
+    CANCEL = "c"
+
+
+class SupportCb(CallbackData, prefix="ps"):
+    """The /paysupport flow ("describe the problem"): cancel it."""
+
+    action: SupportAction

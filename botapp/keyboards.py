@@ -34,6 +34,8 @@ from botapp.callbacks import (
     ResultCb,
     SettingsAction,
     SettingsCb,
+    SupportAction,
+    SupportCb,
     pack_ratio,
 )
 from botapp.i18n import t
@@ -106,6 +108,12 @@ def balance_keyboard(lang: str, *, page: int = 1, pages: int = 1) -> InlineKeybo
             [_button(t("btn.back", lang), MenuCb(action=MenuAction.MAIN))],
         ]
     )
+
+
+@cache
+def support_keyboard(lang: str) -> InlineKeyboardMarkup:
+    """Under /paysupport's "describe the problem": cancel the flow."""
+    return _markup([[_button(t("paysupport.cancel", lang), SupportCb(action=SupportAction.CANCEL))]])
 
 
 @cache

@@ -17,3 +17,9 @@ class GenerationFlow(StatesGroup):
 
 class PromoFlow(StatesGroup):
     code = State()
+
+
+class SupportFlow(StatesGroup):
+    """/paysupport: waiting for the user's description of the problem."""
+
+    problem = State()

@@ -11,6 +11,7 @@
     notify_failure(id, reason): tells the user why it failed and that the tokens are back
     notify_refund(id): tells the user an operator refunded their generation (botapp.services.notices)
     notify_adjustment(tx id): tells the user an operator granted or took tokens (botapp.services.notices)
+    forward_support_request(id, chat): a user's /paysupport request to one operator (botapp.services.paysupport)
     check_failure_rate / check_video_queue (beat): operator alerts (botapp.services.alerts)
     notify_card_payment(payment id) / expire_card_payments (beat): card payments (botapp.services.card)
     send_support_message(id): an operator's message to a user, written in the admin (botapp.services.support)
@@ -132,6 +133,20 @@ def notify_adjustment(self, transaction_id: int) -> None:
 
     retry_in = notices.send_adjustment_notice(transaction_id=transaction_id)
     if retry_in:
+        raise self.retry(countdown=retry_in + 0.5)
+
+
+@shared_task(name="botapp.tasks.forward_support_request", bind=True, acks_late=True, ignore_result=True, max_retries=8)
+def forward_support_request(self, request_id: int, chat_id: int) -> None:
+    """A user's /paysupport request (SupportRequest) to one operator: sent once per request and operator,
+    flood control retries."""
+    from botapp.services import paysupport
+
+    retry_in = paysupport.send_request(request_id=request_id, chat_id=chat_id)
+    if retry_in:
+        if self.request.retries >= self.max_retries:
+            paysupport.give_up(request_id=request_id, chat_id=chat_id)
+            return
         raise self.retry(countdown=retry_in + 0.5)
 
 

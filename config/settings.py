@@ -258,6 +258,8 @@ ADMIN_IDS = env.list("ADMIN_IDS", cast=int, default=[])  # operators' Telegram i
 ADMIN_URL = env.str("ADMIN_URL", default="http://127.0.0.1:8000/admin/")
 # The @username users are pointed to in /help for support (empty: no support line).
 SUPPORT_USERNAME = env.str("SUPPORT_USERNAME", default="").lstrip("@")
+# Requests one user may send to the operators through /paysupport per hour (0: no limit).
+SUPPORT_REQUESTS_PER_HOUR = env.int("SUPPORT_REQUESTS_PER_HOUR", default=3)
 # The "Bank card" payment button. Empty (default): shown when YooKassa is configured (below); false: hidden
 # (the YooKassa webhook and the expiry of abandoned card payments keep working); true: shown, and without
 # a configured shop it answers that card payments are unavailable.

@@ -1,7 +1,8 @@
 """The bot's routers, gathered in a deliberate order.
 
-Commands that work everywhere come first (menu: /start /menu /cancel; help: /help; balance:
-/balance; ops: the operators' /admin), then payments (`payment`; `refunds`: a `refunded_payment`
+Commands that work everywhere come first (menu: /start /menu /cancel; help: /help; terms: /terms;
+paysupport: /paysupport and its "describe the problem" state; balance: /balance; ops: the operators'
+/admin), then payments (`payment`; `refunds`: a `refunded_payment`
 message, before any state handler or fallback answers it as input), then the feature screens (and
 `screens`: a screen opened as a new message, by a broadcast's button), then the generation flow with
 its state handlers, and the fallback last (unknown commands, unexpected input, outdated buttons, a
@@ -22,17 +23,21 @@ from botapp.handlers import (
     menu,
     ops,
     payment,
+    paysupport,
     profile,
     promo,
     referral,
     refunds,
     screens,
     settings,
+    terms,
 )
 
 ROUTERS: tuple[Router, ...] = (
     menu.router,
     help.router,
+    terms.router,
+    paysupport.router,
     balance.router,
     ops.router,
     card.router,  # the card method, before the Stars router's method handler

@@ -24,6 +24,7 @@ async def help_text(lang: str) -> str:
         for m in models
     ]
     text = t("help.text", lang, models="\n".join(lines) or t("help.no_models", lang))
+    text += "\n\n" + t("terms.help_line", lang)
     support = (getattr(settings, "SUPPORT_USERNAME", "") or "").lstrip("@")
     if support:
         text += "\n\n" + t("help.support", lang, username=esc(support))

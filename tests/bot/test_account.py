@@ -29,6 +29,8 @@ def test_language_change_switches_the_next_screens_to_english(chat):
         "menu",
         "help",
         "balance",
+        "paysupport",
+        "terms",
         "cancel",
     ]
 

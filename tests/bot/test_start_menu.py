@@ -117,8 +117,9 @@ def test_command_menus_in_both_languages(emu, bot):
     bot.call(lambda: set_commands(bot.bot))
     ru = [c["command"] for c in emu.commands(language_code="ru")]
     en = {c["command"]: c["description"] for c in emu.commands(language_code="en")}
-    assert ru == ["start", "menu", "help", "balance", "cancel"]
+    assert ru == ["start", "menu", "help", "balance", "paysupport", "terms", "cancel"]
     assert en["balance"] == "Balance and top-up"
+    assert (en["paysupport"], en["terms"]) == ("Help with payments", "Terms of service")
     assert [c["command"] for c in emu.commands()] == ru
 
 
