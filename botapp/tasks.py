@@ -11,6 +11,7 @@
     notify_failure(id, reason): tells the user why it failed and that the tokens are back
     notify_refund(id): tells the user an operator refunded their generation (botapp.services.notices)
     notify_adjustment(tx id): tells the user an operator granted or took tokens (botapp.services.notices)
+    notify_referral_reward(tx id): tells a referrer about their reward (botapp.services.referral_notices)
     forward_support_request(id, chat): a user's /paysupport request to one operator (botapp.services.paysupport)
     check_failure_rate / check_video_queue (beat): operator alerts (botapp.services.alerts)
     notify_card_payment(payment id) / expire_card_payments (beat): card payments (botapp.services.card)
@@ -132,6 +133,16 @@ def notify_adjustment(self, transaction_id: int) -> None:
     from botapp.services import notices
 
     retry_in = notices.send_adjustment_notice(transaction_id=transaction_id)
+    if retry_in:
+        raise self.retry(countdown=retry_in + 0.5)
+
+
+@shared_task(name="botapp.tasks.notify_referral_reward", bind=True, acks_late=True, ignore_result=True, max_retries=8)
+def notify_referral_reward(self, transaction_id: int) -> None:
+    """Tell a referrer about their reward, keyed by its ledger row (queued on commit of the reward)."""
+    from botapp.services import referral_notices
+
+    retry_in = referral_notices.send_referral_notice(transaction_id=transaction_id)
     if retry_in:
         raise self.retry(countdown=retry_in + 0.5)
 

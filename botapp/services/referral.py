@@ -44,20 +44,25 @@ class ReferralService:
 
     @classmethod
     def reward_for_topup(cls, *, payment: Payment, is_first_topup: bool) -> LedgerResult | None:
-        """Credit the referrer (bonus bucket) for `payment`, once per payment."""
+        """Credit the referrer (bonus bucket) for `payment`, once per payment. The call that wrote the
+        reward tells the referrer on commit (botapp.services.referral_notices, keyed by the ledger row)."""
         referrer_id = TgUser.objects.filter(pk=payment.user_id).values_list("referred_by_id", flat=True).first()
         if referrer_id is None:
             return None
         reward = cls.rewards_for(payment=payment, is_first_topup=is_first_topup)
         if reward <= 0:
             return None
-        return BalanceService.referral_reward(
+        result = BalanceService.referral_reward(
             user_id=referrer_id,
             amount=reward,
             key=f"referral:payment:{payment.pk}",
             payment=payment,
             description=f"Referral reward for payment #{payment.pk}",
         )
+        if not result.replayed and result.transaction_ids:
+            row_id = result.transaction_ids[0]
+            transaction.on_commit(lambda: _notify_referrer(row_id))
+        return result
 
     @staticmethod
     def stats(*, user_id: int) -> dict[str, object]:
@@ -77,3 +82,9 @@ class ReferralService:
             "paid": invited.filter(payments__status=Payment.Status.SUCCEEDED).distinct().count(),
             "earned": earned,
         }
+
+
+def _notify_referrer(transaction_id: int) -> None:
+    from botapp.services.referral_notices import enqueue_referral_notice
+
+    enqueue_referral_notice(transaction_id=transaction_id)
