@@ -13,8 +13,9 @@ Who sees what (the permission rule of the whole admin):
   staff user; their cards link only to the lists the user may view (`botapp.view_<model>`).
 - Money that moves is guarded by a permission of its own, checked by the action itself (a forged POST
   is refused like a hidden button): granting or taking tokens needs `botapp.change_userbalance`, the
-  operator's refund of a generation `botapp.change_genrequest`, previewing, starting, pausing, resuming
-  or cancelling a broadcast `botapp.send_broadcast`.
+  operator's refund of a generation `botapp.change_genrequest`, refunding a Stars payment
+  `botapp.change_payment` (with `botapp.view_payment`: the form shows the payment), previewing, starting,
+  pausing, resuming or cancelling a broadcast `botapp.send_broadcast`.
 - Exporting a list to CSV needs the view permission of that list (`botapp.view_payment` for payments,
   `botapp.view_transaction` for the ledger, ...): whoever may read the list may take it away, nobody
   else. Activating or deactivating catalogue rows needs the model's change permission.

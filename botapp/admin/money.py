@@ -142,6 +142,11 @@ class PaymentAdmin(StarsRefundMixin, ExactIdSearchMixin, ReadOnlyAdminMixin, Mod
     actions_detail = ("refund_stars_detail",)
     inlines = (PaymentTransactionInline,)
 
+    def has_refund_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Refunding shows the payment and its user: it needs the view permission too, not only
+        `botapp.change_payment` (the money rule, botapp/admin/dashboard.py)."""
+        return self.has_view_permission(request) and super().has_refund_permission(request, obj)
+
     @display(description=_("Status"), ordering="status", label=PAYMENT_LABELS)
     def status_badge(self, obj: Payment) -> tuple[str, str]:
         return obj.status, obj.get_status_display()

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db
 
 # The money permissions a support operator does not have. Everything else of the app, they have.
 MONEY = ("view_payment", "view_transaction", "view_userbalance", "change_userbalance", "change_genrequest",
-         "send_broadcast")  # fmt: skip
+         "change_payment", "send_broadcast")  # fmt: skip
 # Actions any viewer of a list may run: they read what the list already shows.
 VIEW_LEVEL_ACTIONS = {"export_csv"}
 _seq = itertools.count()
@@ -241,6 +241,12 @@ def test_the_change_permission_alone_does_not_open_a_read_only_money_list(client
     client.force_login(staff_with("change_payment", "change_transaction"))
     assert client.get(url(Payment, "changelist")).status_code == 403
     assert client.get(url(Transaction, "changelist")).status_code == 403
+    # Nor the refund form of a payment, which shows it (refunding needs view_payment too).
+    payment = Payment.objects.get(provider_charge_id="charge-perm-1")
+    for method in (client.get, client.post):
+        assert method(url(Payment, "refund_stars_detail", payment.pk)).status_code == 403
+    assert post_action(client, Payment, "refund_stars", [payment.pk]).status_code == 403
+    assert Payment.objects.get(pk=payment.pk).status == Payment.Status.SUCCEEDED
 
 
 # --- every action of every ModelAdmin ----------------------------------------------------------------
