@@ -15,6 +15,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import dateformat, timezone
 from django.utils.http import urlencode
+from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
@@ -351,7 +352,7 @@ def build_dashboard(
         ),
         "promo_table": _table(
             [_("Code"), _("Kind"), _("Redeemed")],
-            [[c.code, c.kind, fmt_amount(c.redemptions)] for c in referrals.top_codes],
+            [[Truncator(c.code).chars(14), c.kind, fmt_amount(c.redemptions)] for c in referrals.top_codes],
         ),
         "line_options": _chart_options(stacked=False),
         "stacked_options": _chart_options(stacked=True),
