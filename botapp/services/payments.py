@@ -266,7 +266,8 @@ class PaymentService:
                 raise PaymentError("This invoice cannot be paid.")
             if currency != payment.currency or Decimal(total_amount) != payment.amount:
                 raise PaymentError("The paid amount does not match the invoice.")
-            is_first = not Payment.objects.filter(user_id=payment.user_id, status=Payment.Status.SUCCEEDED).exists()
+            # A refunded payment was a top-up too: the next one is not the first (no second first-top-up bonus).
+            is_first = not has_paid(payment.user_id)
             payment.status = Payment.Status.SUCCEEDED
             payment.provider_charge_id = provider_charge_id
             payment.paid_at = timezone.now()
