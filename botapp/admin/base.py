@@ -253,6 +253,7 @@ DATE_PAID = pgettext_lazy("list filter", "payment date")
 DATE_UPDATED = pgettext_lazy("list filter", "last update")
 DATE_EXPIRES = pgettext_lazy("list filter", "expiry date")
 DATE_ACTIVATED = pgettext_lazy("list filter", "activation date")
+DATE_SEEN = pgettext_lazy("list filter", "last activity")
 
 
 def format_duration(delta: timedelta) -> str:

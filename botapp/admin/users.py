@@ -28,6 +28,8 @@ from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminDecimalFieldWidget, UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget
 
 from botapp.admin.base import (
+    DATE_CREATED,
+    DATE_SEEN,
     MAX_LISTED,
     ExactIdSearchMixin,
     ReadOnlyInline,
@@ -36,6 +38,7 @@ from botapp.admin.base import (
     csv_response,
     listing,
     signed,
+    titled,
 )
 from botapp.admin.support import TIMELINE_LIMIT, can_send, message_users, timeline_table
 from botapp.models import (
@@ -55,6 +58,17 @@ from botapp.services.support import MAX_RECIPIENTS
 from botapp.services.users import set_ban
 
 MAX_ADJUST_USERS = 500  # one balance adjustment form applies to at most this many users
+BALANCE_COLUMNS = (
+    "balance__balance",
+    "balance__bonus_balance",
+    "balance__total_deposited",
+    "balance__total_spent",
+    "balance__total_refunded",
+)
+
+
+def can_see_balances(request: HttpRequest) -> bool:
+    return request.user.has_perm("botapp.view_userbalance")
 
 
 # --- inlines ---------------------------------------------------------------------------------------
@@ -181,8 +195,8 @@ class TgUserAdmin(ModelAdmin):
         "is_premium",
         ("language_code", FieldTextFilter),
         "level",
-        ("created_at", RangeDateTimeFilter),
-        ("last_seen_at", RangeDateTimeFilter),
+        ("created_at", titled(RangeDateTimeFilter, DATE_CREATED)),
+        ("last_seen_at", titled(RangeDateTimeFilter, DATE_SEEN)),
     )
     list_filter_submit = True
     # Names by a part (the text search); every id-like key exactly, by its index (get_search_results).
@@ -288,6 +302,19 @@ class TgUserAdmin(ModelAdmin):
     def full_name(self, obj: TgUser) -> str:
         return obj.full_name or "-"
 
+    # Money is shown only to staff who may see balances (view_userbalance) and the ledger (view_transaction).
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return shown if can_see_balances(request) else tuple(name for name in shown if name != "balance_display")
+
+    def get_inlines(self, request, obj):
+        hidden = set()
+        if not can_see_balances(request):
+            hidden.add(UserBalanceInline)
+        if not request.user.has_perm("botapp.view_transaction"):
+            hidden.add(TransactionInline)
+        return [inline for inline in super().get_inlines(request, obj) if inline not in hidden]
+
     @display(description=_("Balance + bonus"), ordering="balance__balance")
     def balance_display(self, obj: TgUser) -> str:
         balance = getattr(obj, "balance", None)
@@ -379,6 +406,7 @@ class TgUserAdmin(ModelAdmin):
         operation_id: uuid.UUID,
     ) -> None:
         done: list[str] = []
+        bucket_label = str(Transaction.Bucket(bucket).label).lower()
         replayed: list[str] = []
         failed: list[str] = []
         ledger_reason = f"{reason} (by {request.user.get_username()})"
@@ -405,10 +433,10 @@ class TgUserAdmin(ModelAdmin):
                 request,
                 user,
                 gettext("Balance adjusted by %(amount)s (%(bucket)s): %(reason)s")
-                % {"amount": signed(amount), "bucket": bucket, "reason": reason},
+                % {"amount": signed(amount), "bucket": bucket_label, "reason": reason},
             )
         if done:
-            params = {"amount": abs(amount), "bucket": bucket, "users": listing(done)}
+            params = {"amount": abs(amount), "bucket": bucket_label, "users": listing(done)}
             text = (
                 gettext("Granted %(amount)s %(bucket)s tokens: %(users)s.")
                 if amount > 0
@@ -479,11 +507,7 @@ class TgUserAdmin(ModelAdmin):
             "first_name",
             "last_name",
             "language_code",
-            "balance__balance",
-            "balance__bonus_balance",
-            "balance__total_deposited",
-            "balance__total_spent",
-            "balance__total_refunded",
+            *BALANCE_COLUMNS,
             "level",
             "xp",
             "is_banned",
@@ -493,6 +517,8 @@ class TgUserAdmin(ModelAdmin):
             "created_at",
             "last_seen_at",
         )
+        if not can_see_balances(request):
+            fields = tuple(name for name in fields if name not in BALANCE_COLUMNS)
         header = [name.replace("balance__", "").replace("__", "_") for name in fields]
         header[0] = "id"
         rows = queryset.order_by("pk").values_list(*fields).iterator(chunk_size=2000)

@@ -354,3 +354,26 @@ def test_an_action_is_refused_to_a_viewer(label, kind, name, staff_with, django_
     client = Client()
     client.force_login(viewer)
     assert client.post(path).status_code == 403
+
+
+def test_staff_without_the_balance_permission_sees_no_balances_on_the_users_pages(client, django_user_model, make_user):
+    """The users list, the user page and the users' CSV show balances only with view_userbalance."""
+    from django.contrib.auth.models import Permission
+
+    user = make_user(balance=123, username="rich")
+    staff = django_user_model.objects.create_user("helpdesk", password="x", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_tguser"))
+    client.force_login(staff)
+    listing = client.get(reverse("admin:botapp_tguser_changelist")).content.decode()
+    assert "rich" in listing and "123" not in listing
+    page = client.get(reverse("admin:botapp_tguser_change", args=(user.pk,))).content.decode()
+    assert "123.00" not in page
+    export = client.post(
+        reverse("admin:botapp_tguser_changelist"), {"action": "export_csv", "_selected_action": [str(user.pk)]}
+    )
+    assert export.status_code == 200 and b"rich" in export.content and b"123" not in export.content
+
+    staff.user_permissions.add(Permission.objects.get(codename="view_userbalance"))
+    staff = django_user_model.objects.get(pk=staff.pk)  # a fresh permission cache
+    client.force_login(staff)
+    assert "123" in client.get(reverse("admin:botapp_tguser_changelist")).content.decode()
