@@ -22,6 +22,8 @@
     notify_payment_refund(payment id): tells the user their payment was refunded (botapp.services.refunds)
     reconcile_stars (beat, every STARS_RECONCILE_SECONDS): our Stars payments against Telegram's
         ledger (botapp.services.reconcile)
+    lapse_subscriptions (beat, every SUBSCRIPTION_LAPSE_CHECK_SECONDS) / notify_subscription_lapsed(id):
+        Star subscriptions that were not renewed end, their users told once (botapp.services.subscriptions)
 
 Every task is idempotent (each step is a conditional UPDATE), so they ack late: a worker killed
 mid-task gets the message redelivered, and the duplicate finds nothing to do or resumes cleanly.
@@ -239,3 +241,25 @@ def expire_card_payments() -> dict:
     from botapp.services.card import CardService
 
     return CardService.expire_abandoned()
+
+
+@shared_task(name="botapp.tasks.lapse_subscriptions", ignore_result=True)
+def lapse_subscriptions() -> int:
+    """Beat, every SUBSCRIPTION_LAPSE_CHECK_SECONDS (hourly): Star subscriptions whose paid period is over
+    without a renewal (+ SUBSCRIPTION_LAPSE_GRACE_HOURS) are lapsed, each user told once
+    (botapp.services.subscriptions)."""
+    from botapp.services.subscriptions import SubscriptionService
+
+    return SubscriptionService.lapse_overdue()
+
+
+@shared_task(
+    name="botapp.tasks.notify_subscription_lapsed", bind=True, acks_late=True, ignore_result=True, max_retries=8
+)
+def notify_subscription_lapsed(self, subscription_id: int) -> None:
+    """Tell the user their Star subscription has ended (queued on commit of the lapse)."""
+    from botapp.services import subscriptions
+
+    retry_in = subscriptions.send_lapse_notice(subscription_id=subscription_id)
+    if retry_in:
+        raise self.retry(countdown=retry_in + 0.5)

@@ -317,6 +317,19 @@ CELERY_BEAT_SCHEDULE["card-payment-expiry"] = {
 CELERY_TASK_ROUTES["botapp.tasks.expire_card_payments"] = {"queue": CELERY_TICK_QUEUE}
 CELERY_TASK_ROUTES["botapp.tasks.notify_card_payment"] = {"queue": CELERY_SEND_QUEUE}
 
+# --- Star subscriptions (botapp/services/subscriptions.py) --------------------------------------------------
+# An active subscription whose renewal has not come SUBSCRIPTION_LAPSE_GRACE_HOURS after its paid period
+# lapses (a cancelled one at the end of its period); beat checks every SUBSCRIPTION_LAPSE_CHECK_SECONDS.
+SUBSCRIPTION_LAPSE_GRACE_HOURS = env.float("SUBSCRIPTION_LAPSE_GRACE_HOURS", default=24.0)
+SUBSCRIPTION_LAPSE_CHECK_SECONDS = env.float("SUBSCRIPTION_LAPSE_CHECK_SECONDS", default=3600.0)
+CELERY_BEAT_SCHEDULE["subscription-lapse"] = {
+    "task": "botapp.tasks.lapse_subscriptions",
+    "schedule": SUBSCRIPTION_LAPSE_CHECK_SECONDS,
+    "options": {"expires": max(5.0, SUBSCRIPTION_LAPSE_CHECK_SECONDS)},
+}
+CELERY_TASK_ROUTES["botapp.tasks.lapse_subscriptions"] = {"queue": CELERY_TICK_QUEUE}
+CELERY_TASK_ROUTES["botapp.tasks.notify_subscription_lapsed"] = {"queue": CELERY_SEND_QUEUE}
+
 # --- Google (google-genai) ---------------------------------------------------------------------------
 GOOGLE_API_KEY = env.str("GOOGLE_API_KEY", default="")
 GOOGLE_GENAI_USE_VERTEXAI = env.bool("GOOGLE_GENAI_USE_VERTEXAI", default=False)

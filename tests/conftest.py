@@ -28,11 +28,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 def ensure_seed_data() -> None:
-    """The data migration's rows (models, promocodes, packages, levels): transactional tests flush
+    """The data migrations' rows (models, promocodes, packages, levels, plans): transactional tests flush
     the database after each test, so they are put back before every database test."""
     from django.apps import apps
 
     importlib.import_module("botapp.migrations.0003_add_initial_ai_models").forward(apps, None)
+    importlib.import_module("botapp.migrations.0014_default_subscription_plans").forward(apps, None)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -151,3 +151,42 @@ class InvoiceReplaced(PaymentError):
 class InvoiceExpired(PaymentError):
     code = "invoice_expired"
     default_message = "This invoice has expired. Open the top-up menu again for a new one."
+
+
+# --- Star subscriptions (botapp.services.subscriptions) ------------------------------------------
+class PlanUnavailable(PaymentError):
+    code = "plan_unavailable"
+    default_message = "This subscription plan is not available any more."
+
+
+class PlanChanged(PaymentError):
+    code = "plan_changed"
+    default_message = "The price of this plan has changed. Open the plan again for a new link."
+
+
+class SubscriptionExists(PaymentError):
+    code = "subscription_exists"
+    default_message = "You already have this subscription (paid until {until})."
+
+
+class SubscriptionRunning(PaymentError):
+    code = "subscription_running"
+    default_message = (
+        "You already have the subscription {plan} until {until}. To change plans, cancel it and subscribe "
+        "to the new one after it ends."
+    )
+
+
+class SubscriptionNotPayable(PaymentError):
+    code = "subscription_not_payable"
+    default_message = "This subscription link has already been paid or is no longer valid."
+
+
+class UnknownSubscription(PaymentError):
+    code = "unknown_subscription"
+    default_message = "No subscription of ours has this invoice."
+
+
+class SubscriptionNotChangeable(PaymentError):
+    code = "subscription_not_changeable"
+    default_message = "This subscription cannot be changed now."

@@ -13,6 +13,8 @@ list, so nothing at the window's edge is flagged wrongly):
   a run interrupted halfway and run again credits nothing twice) -> finding `credited` (fixed); a
   payload we do not know -> `unknown_payload`; a payment `complete` refuses (another charge, another
   amount) -> `not_credited`. A charge Telegram has already refunded is not credited (nothing to do: noted);
+  a Star subscription's charge (payload "sub:...") is credited as that subscription's month
+  (botapp.services.subscriptions.credit_from_ledger, once per charge id);
 - **a credited payment of ours that Telegram does not list** -> `unknown_to_telegram`;
 - **a charge whose amount differs from our payment's** -> `amount_mismatch`;
 - **a refund on Telegram's side only** (the `refunded_payment` message was lost): recorded now through the
@@ -42,10 +44,12 @@ from django.utils import timezone
 
 from botapp.models import Payment
 from botapp.services import alerts
-from botapp.services.exceptions import DomainError
+from botapp.services.exceptions import DomainError, UnknownSubscription
 from botapp.services.payments import STARS as XTR
 from botapp.services.payments import PaymentService
 from botapp.services.refunds import SOURCE_RECONCILE, record_refund, shortfall_of
+from botapp.services.subscriptions import PAYLOAD_PREFIX as SUBSCRIPTION_PREFIX
+from botapp.services.subscriptions import credit_from_ledger
 from botapp.telegram.sender import StarLedgerEntry, TelegramSender, get_sender
 
 log = logging.getLogger(__name__)
@@ -249,6 +253,8 @@ def _credit(entry: StarLedgerEntry, *, now: datetime) -> Finding | None:
     """A charge on Telegram that no payment of ours carries: credit its invoice, the normal way."""
     payload = entry.invoice_payload or ""
     payment = Payment.objects.filter(invoice_payload=payload).first() if payload else None
+    if payment is None and payload.startswith(SUBSCRIPTION_PREFIX):
+        return _credit_subscription(entry, payload)
     if payment is None:
         return Finding(
             UNKNOWN_PAYLOAD,
@@ -271,6 +277,35 @@ def _credit(entry: StarLedgerEntry, *, now: datetime) -> Finding | None:
     log.warning("Stars charge %s was not credited: payment #%s credited now", entry.id, payment.pk)
     return Finding(
         CREDITED, entry.id, f"{entry.amount} ⭐ paid, never credited: {tokens} tokens credited now", payment.pk, True
+    )
+
+
+def _credit_subscription(entry: StarLedgerEntry, payload: str) -> Finding | None:
+    """A Star subscription's charge we never saw (its update was lost): credit that month the normal way."""
+    try:
+        credited = credit_from_ledger(
+            entry_id=entry.id, invoice_payload=payload, user_id=entry.user_id, amount=entry.amount, date=entry.date
+        )
+    except UnknownSubscription:
+        return Finding(
+            UNKNOWN_PAYLOAD,
+            entry.id,
+            f"{entry.amount} ⭐ from user {entry.user_id} for payload {payload!r}, which no subscription of ours has",
+        )
+    except DomainError as exc:
+        detail = f"{entry.amount} ⭐ of subscription {payload!r} not credited: {exc.message}"
+        return Finding(NOT_CREDITED, entry.id, detail)
+    if not credited:
+        return None
+    payment = Payment.objects.filter(provider=PROVIDER, provider_charge_id=entry.id).first()
+    log.warning("Stars charge %s of subscription %s was not credited: credited now", entry.id, payload)
+    tokens = (payment.tokens + payment.bonus_tokens) if payment else "?"
+    return Finding(
+        CREDITED,
+        entry.id,
+        f"{entry.amount} ⭐ subscription month paid, never credited: {tokens} tokens credited now",
+        payment.pk if payment else None,
+        True,
     )
 
 
