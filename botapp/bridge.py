@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -668,3 +668,96 @@ def record_external_refund(
         currency=currency,
         invoice_payload=invoice_payload,
     )
+
+
+# --- Star subscriptions (botapp.services.subscriptions) ------------------------------------------------
+# Types only: the functions import the service when called (the models and service are typed here).
+if TYPE_CHECKING:
+    from botapp.models import StarSubscription, SubscriptionPlan
+    from botapp.services.subscriptions import EditTarget, PeriodOutcome
+
+
+@bridged
+def subscription_plans() -> list[SubscriptionPlan]:
+    from botapp.services.subscriptions import SubscriptionService
+
+    return SubscriptionService.plans()
+
+
+@bridged
+def has_subscription_plans() -> bool:
+    from botapp.models import SubscriptionPlan
+
+    return SubscriptionPlan.objects.filter(is_active=True).exists()
+
+
+@bridged
+def subscription_plan(user_id: int, plan_id: int) -> tuple[SubscriptionPlan | None, StarSubscription | None]:
+    """(the active plan or None, the user's running subscription or None), its plan loaded."""
+    from botapp.models import SubscriptionPlan
+    from botapp.services.subscriptions import running
+
+    plan = SubscriptionPlan.objects.filter(pk=plan_id, is_active=True).first()
+    return plan, running(user_id).select_related("plan").order_by("-period_end").first()
+
+
+@bridged
+def subscribe(user_id: int, plan_id: int) -> StarSubscription:
+    from botapp.services.subscriptions import SubscriptionService
+
+    return SubscriptionService.subscribe(user_id=user_id, plan_id=plan_id)
+
+
+@bridged
+def attach_subscription_link(subscription_id: int, link: str) -> str:
+    from botapp.services.subscriptions import SubscriptionService
+
+    return SubscriptionService.attach_link(subscription_id=subscription_id, link=link)
+
+
+@bridged
+def validate_subscription_precheckout(
+    *, invoice_payload: str, telegram_id: int, total_amount: int, currency: str
+) -> StarSubscription:
+    from botapp.services.subscriptions import SubscriptionService
+
+    return SubscriptionService.validate_precheckout(
+        invoice_payload=invoice_payload, telegram_id=telegram_id, total_amount=total_amount, currency=currency
+    )
+
+
+@bridged
+def credit_subscription_period(**charge: Any) -> tuple[PeriodOutcome, BalanceView]:
+    """SubscriptionService.credit_period(**charge) -> (its PeriodOutcome, the user's balance)."""
+    from botapp.services.subscriptions import SubscriptionService
+
+    outcome = SubscriptionService.credit_period(**charge)
+    return outcome, _balance_view(outcome.payment.user_id)
+
+
+@bridged
+def current_subscription(user_id: int) -> StarSubscription | None:
+    from botapp.services.subscriptions import SubscriptionService
+
+    return SubscriptionService.current(user_id=user_id)
+
+
+@bridged
+def subscription_edit_target(user_id: int, subscription_id: int, *, cancel: bool) -> EditTarget:
+    from botapp.services.subscriptions import SubscriptionService
+
+    return SubscriptionService.edit_target(user_id=user_id, subscription_id=subscription_id, cancel=cancel)
+
+
+@bridged
+def set_subscription_cancelled(user_id: int, subscription_id: int, *, cancelled: bool) -> StarSubscription:
+    from botapp.services.subscriptions import SubscriptionService
+
+    return SubscriptionService.set_cancelled(user_id=user_id, subscription_id=subscription_id, cancelled=cancelled)
+
+
+@bridged
+def apply_subscription_update(*, telegram_id: int, invoice_payload: str, state: str) -> StarSubscription | None:
+    from botapp.services.subscriptions import SubscriptionService
+
+    return SubscriptionService.apply_update(telegram_id=telegram_id, invoice_payload=invoice_payload, state=state)

@@ -150,3 +150,17 @@ class SupportCb(CallbackData, prefix="ps"):
     """The /paysupport flow ("describe the problem"): cancel it."""
 
     action: SupportAction
+
+
+class SubAction(StrEnum):
+    PLANS = "ls"  # the monthly plans (from the top-up screen)
+    PLAN = "pl"  # one plan: its perks and the "Subscribe" link
+    CANCEL = "c"  # the profile: cancel the renewals (runs to the end of the paid period)
+    RESUME = "r"  # the profile: re-enable a cancelled subscription
+
+
+class SubCb(CallbackData, prefix="sb"):
+    """Star subscriptions (botapp/handlers/subscriptions.py): `id` is the plan's or the subscription's."""
+
+    action: SubAction
+    id: int = 0

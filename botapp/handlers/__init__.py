@@ -30,10 +30,14 @@ from botapp.handlers import (
     refunds,
     screens,
     settings,
+    subscriptions,
     terms,
 )
 
 ROUTERS: tuple[Router, ...] = (
+    # Star subscriptions first: a recurring charge arrives whatever state the user is in, and must never
+    # be taken as a state's input (their pre-checkout too, before the one-off top-ups' catch-all).
+    subscriptions.router,
     menu.router,
     help.router,
     terms.router,

@@ -14,6 +14,7 @@ from botapp import bridge, keyboards
 from botapp.bridge import UserContext
 from botapp.callbacks import MenuAction, MenuCb, PayAction, PayCb, PayMethod
 from botapp.handlers.common import answer, error_text, esc, show
+from botapp.handlers.subscriptions import with_plans_button
 from botapp.i18n import t
 from botapp.keyboards import fmt_tokens
 from botapp.models import Promocode
@@ -62,7 +63,7 @@ async def show_topup(target: CallbackQuery | Message, user: UserContext, lang: s
     if pending is not None:
         key = "pay.pending_discount" if pending.kind == Promocode.Kind.TOPUP_DISCOUNT else "pay.pending_bonus"
         text += "\n\n" + t(key, lang, code=esc(pending.code), percent=fmt_tokens(pending.value))
-    await show(target, text, keyboards.packages_keyboard(lang, packages))
+    await show(target, text, await with_plans_button(keyboards.packages_keyboard(lang, packages), lang))
 
 
 @router.callback_query(PayCb.filter(F.action == PayAction.PACKAGE))

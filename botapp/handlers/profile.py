@@ -14,6 +14,7 @@ from botapp import bridge, keyboards
 from botapp.bridge import UserContext
 from botapp.callbacks import HistoryAction, HistoryCb, MenuAction, MenuCb
 from botapp.handlers.common import answer, esc, excerpt, fmt_date, show
+from botapp.handlers.subscriptions import profile_section
 from botapp.i18n import t
 from botapp.keyboards import fmt_tokens
 from botapp.models import GenRequest, Language
@@ -33,6 +34,13 @@ STATUS_EMOJI = {
 
 @router.callback_query(MenuCb.filter(F.action == MenuAction.PROFILE))
 async def on_profile(query: CallbackQuery, user: UserContext, lang: str) -> None:
+    text, markup = await profile_screen(user, lang)
+    await show(query, text, markup)
+    await answer(query)
+
+
+async def profile_screen(user: UserContext, lang: str) -> tuple[str, InlineKeyboardMarkup]:
+    """The profile's text and keyboard (with the Star subscription's line and button, if any)."""
     view = await bridge.profile(user)
     progress, stats = view.progress, view.stats
     level_name = progress.name_en if lang == Language.EN else progress.name
@@ -58,8 +66,13 @@ async def on_profile(query: CallbackQuery, user: UserContext, lang: str) -> None
     )
     if progress.topup_bonus_percent:
         text += "\n" + t("profile.perk", lang, percent=fmt_tokens(progress.topup_bonus_percent))
-    await show(query, text, keyboards.profile_keyboard(lang))
-    await answer(query)
+    markup = keyboards.profile_keyboard(lang)
+    line, buttons = profile_section(await bridge.current_subscription(user.id), lang)
+    if line:
+        text += "\n" + line
+    if buttons:  # a new markup: profile_keyboard's is cached
+        markup = InlineKeyboardMarkup(inline_keyboard=[buttons, *markup.inline_keyboard])
+    return text, markup
 
 
 def _in_storage(result: dict[str, Any]) -> bool:
