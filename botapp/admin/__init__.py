@@ -3,6 +3,7 @@
 - `dashboard`: the landing page (numbers from `botapp.selectors.dashboard`);
 - `users`: users and support (search, timeline, moderation, grant or take tokens);
 - `money`: balances, the ledger, payments, top-up packages, promocodes;
+- `subscriptions`: Star subscription plans (editable) and the users' subscriptions (read-only);
 - `catalogue`: the AI models and the loyalty levels;
 - `generations`: the generation requests and the operator's refund;
 - `broadcasts`: compose, preview, send and follow broadcasts;
@@ -15,4 +16,11 @@ key per submitted form) and `GenerationService.admin_refund` (the "refund" actio
 no add, no change, no delete, not even through a bulk action.
 """
 
-from botapp.admin import broadcasts, catalogue, generations, money, users  # noqa: F401  (registers the pages)
+from botapp.admin import (  # noqa: F401  (registers the pages)
+    broadcasts,
+    catalogue,
+    generations,
+    money,
+    subscriptions,
+    users,
+)

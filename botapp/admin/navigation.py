@@ -38,6 +38,8 @@ SECTIONS = (
             (_("Ledger"), "receipt_long", "botapp.transaction"),
             (_("Payments"), "payments", "botapp.payment"),
             (_("Top-up packages"), "sell", "botapp.topuppackage"),
+            (_("Subscription plans"), "event_repeat", "botapp.subscriptionplan"),
+            (_("Stars subscriptions"), "autorenew", "botapp.starsubscription"),
             (_("Promocodes"), "confirmation_number", "botapp.promocode"),
             (_("Promocode activations"), "redeem", "botapp.promocodeactivation"),
         ],
