@@ -26,7 +26,7 @@ from tests.bot.conftest import (  # noqa: F401  (the bot's fixtures: the emulato
     text_has,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 D = Decimal
 
 
