@@ -290,7 +290,9 @@ class UserMiddleware(BaseMiddleware):
         user = await bridge.upsert_user(profile_of(tg_user))
         data["user"] = user
         data["lang"] = user.language
-        if user.is_banned and not is_refund(event):  # a refund is taken back from a banned user too
+        # Money that already moved on Telegram's side is booked for a banned user too: a refund is taken
+        # back, and a payment (a subscription's renewal has no pre-checkout to refuse) is credited.
+        if user.is_banned and not moves_money(event):
             await self._refuse(event, data, user)
             return None
         return await handler(event, data)

@@ -38,15 +38,18 @@ ROUTERS: tuple[Router, ...] = (
     # Star subscriptions first: a recurring charge arrives whatever state the user is in, and must never
     # be taken as a state's input (their pre-checkout too, before the one-off top-ups' catch-all).
     subscriptions.router,
+    # Then every payment: a successful or refunded payment must never reach a state's catch-all (a user
+    # may pay an invoice while /paysupport waits for their text). The card method comes before the Stars
+    # router's method handler.
+    card.router,
+    payment.router,
+    refunds.router,
     menu.router,
     help.router,
     terms.router,
     paysupport.router,
     balance.router,
     ops.router,
-    card.router,  # the card method, before the Stars router's method handler
-    payment.router,
-    refunds.router,
     profile.router,
     settings.router,
     referral.router,
