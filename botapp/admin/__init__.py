@@ -2,6 +2,7 @@
 
 - `dashboard`: the landing page (numbers from `botapp.selectors.dashboard`);
 - `users`: users and support (search, timeline, moderation, grant or take tokens);
+- `texts`: the support inbox (/paysupport requests) and the bot's texts the operator edits (/terms);
 - `money`: balances, the ledger, payments, top-up packages, promocodes;
 - `subscriptions`: Star subscription plans (editable) and the users' subscriptions (read-only);
 - `catalogue`: the AI models and the loyalty levels;
@@ -22,5 +23,6 @@ from botapp.admin import (  # noqa: F401  (registers the pages)
     generations,
     money,
     subscriptions,
+    texts,
     users,
 )

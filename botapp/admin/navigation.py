@@ -27,7 +27,9 @@ SECTIONS = (
         _("Users & support"),
         [
             (_("Telegram users"), "group", "botapp.tguser"),
+            (_("Support requests"), "inbox", "botapp.supportrequest"),
             (_("Support messages"), "support_agent", "botapp.supportmessage"),
+            (_("Bot texts"), "edit_note", "botapp.bottext"),
             (_("User settings"), "tune", "botapp.usersettings"),
         ],
     ),
