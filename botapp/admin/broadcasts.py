@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext, pgettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
@@ -69,6 +69,12 @@ class BroadcastForm(forms.ModelForm):
         model = Broadcast
         fields = (*MESSAGE_FIELDS, *AUDIENCE_FIELDS, *SENDING_FIELDS)
         formfield_callback = _https_urls
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "text" in self.fields:
+            # The admin shows a help text as HTML: the list of tags must read as text, not vanish as markup.
+            self.fields["text"].help_text = escape(Broadcast._meta.get_field("text").help_text)
 
     def clean_photo(self):
         photo = self.cleaned_data.get("photo")

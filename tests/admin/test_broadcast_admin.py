@@ -147,3 +147,9 @@ def test_progress_endpoint(admin_client, make_user):
     page = admin_client.get(url("change", broadcast.pk)).content.decode()
     assert "2 delivered, 1 blocked, 0 failed, 0 unknown, 1 pending (of 4)" in page
     assert url("progress", broadcast.pk) in page  # polled by the page's script
+
+
+def test_the_text_help_lists_the_tags_as_text(admin_client):
+    """The admin renders a help text as HTML: the allowed tags must show, escaped, not vanish as markup."""
+    page = admin_client.get(reverse("admin:botapp_broadcast_add")).content.decode()
+    assert "&lt;b&gt;, &lt;i&gt;" in page and "&amp;lt;" in page
