@@ -67,15 +67,15 @@ TOKEN = "7200000002:AAbench-inflight-token"
 @shared_task(name="bench.naive_video", ignore_result=True)
 def naive_video(request_id: int) -> str:
     """What we avoid: submit, then sleep in the worker thread between polls until the video is ready."""
+    from botapp.engine import backends, common, delivery, inputs, lease, results
     from botapp.models import GenRequest
-    from botapp.services import delivery, worker
     from botapp.services.generation import GenerationService
 
     if not GenerationService.mark_running(request_id=request_id):
         return "not-claimed"
-    request = worker.load(request_id)
-    provider = worker.provider_for(request)
-    provider_request = worker.build_provider_request(request, with_images=False)
+    request = common.load(request_id)
+    provider = backends.provider_for(request)
+    provider_request = inputs.build_provider_request(request, with_images=False)
     submission = provider.submit(provider_request)
     GenRequest.objects.filter(pk=request_id).update(provider_operation_id=submission.operation_id)
     from django.conf import settings
@@ -86,9 +86,9 @@ def naive_video(request_id: int) -> str:
         outcome = provider.poll(submission.operation_id, provider_request)
         if outcome.is_done:
             break
-        time.sleep(worker.next_poll_delay(request, timezone.now()))  # the thread is held meanwhile
-    results, cache = worker.store_media(request, outcome.result)
-    GenerationService.mark_succeeded(request_id=request_id, results=results)
+        time.sleep(lease.next_poll_delay(request, timezone.now()))  # the thread is held meanwhile
+    stored, cache = results.store_media(request, outcome.result)
+    GenerationService.mark_succeeded(request_id=request_id, results=stored)
     GenRequest.objects.filter(pk=request_id).update(next_poll_at=None)
     delivery.deliver(request_id, cache=cache)
     return "done"

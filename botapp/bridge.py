@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
+from botapp.engine import delivery, results
 from botapp.models import (
     ZERO,
     AIModel,
@@ -45,7 +46,7 @@ from botapp.selectors import payments as payment_selectors
 from botapp.selectors import texts as text_selectors
 from botapp.selectors.daily import Period
 from botapp.selectors.payments import PaymentPage
-from botapp.services import delivery, levels, paysupport, users
+from botapp.services import levels, paysupport, users
 from botapp.services.card import CardCheckout
 from botapp.services.generation import GenerationService, UserStats
 from botapp.services.payments import PaymentOutcome, PaymentService, TopUpQuote
@@ -398,7 +399,7 @@ def _model_label(request: GenRequest | None) -> str:
 
 @bridged
 def stored_result(path: str) -> bytes:
-    return delivery.stored_result(path=path)
+    return results.stored_result(path=path)
 
 
 @bridged

@@ -1,4 +1,4 @@
-"""Celery tasks: a thin interface over `botapp.services.worker` (ids in, services do the work).
+"""Celery tasks: a thin interface over the generation engine, `botapp.engine` (ids in, services do the work).
 
     enqueue on commit -> dispatch_generation(id) -> run_generation(id)
         image: claim -> Google -> store -> succeeded -> deliver (inline)
@@ -35,7 +35,7 @@ import logging
 
 from celery import shared_task
 
-from botapp.services import delivery, worker
+from botapp.engine import delivery, failures, poller, steps, sweep
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +47,17 @@ def dispatch_generation(request_id: int) -> None:
 
 @shared_task(name="botapp.tasks.run_generation", acks_late=True, ignore_result=True)
 def run_generation(request_id: int) -> str:
-    return worker.start(request_id)
+    return steps.start(request_id)
 
 
 @shared_task(name="botapp.tasks.advance_generation", acks_late=True, ignore_result=True)
 def advance_generation(request_id: int, token: str | None = None) -> str:
-    return worker.resume(request_id, token)
+    return steps.resume(request_id, token)
 
 
 @shared_task(name="botapp.tasks.poll_generations", acks_late=True, ignore_result=True)
 def poll_generations() -> dict:
-    report = worker.poll_due()
+    report = poller.poll_due()
     if report.claimed:
         log.info(
             "poller: claimed %d, polled %d (pending %d, finished %d, failed %d, retrying %d), handed over %d",
@@ -81,14 +81,14 @@ def deliver_generation(request_id: int, new_level: int | None = None) -> None:
 
 @shared_task(name="botapp.tasks.notify_failure", bind=True, acks_late=True, ignore_result=True, max_retries=8)
 def notify_failure(self, request_id: int, reason: str | None = None) -> None:
-    retry_in = delivery.notify_failure(request_id, reason)
+    retry_in = failures.notify_failure(request_id, reason)
     if retry_in:
         raise self.retry(countdown=retry_in + 0.5)
 
 
 @shared_task(name="botapp.tasks.sweep_generations", acks_late=True, ignore_result=True)
 def sweep_generations() -> dict:
-    return worker.sweep()
+    return sweep.sweep()
 
 
 @shared_task(name="botapp.tasks.check_failure_rate", ignore_result=True)

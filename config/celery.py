@@ -22,7 +22,7 @@ app.autodiscover_tasks()
 @worker_process_shutdown.connect
 def _close_generation_resources(**_kwargs) -> None:
     """Close the process's Telegram session and the poller's thread pools when the worker stops."""
-    from botapp.services.worker import close_pools
+    from botapp.engine.poller import close_pools
     from botapp.telegram.sender import close_sender
 
     close_sender()

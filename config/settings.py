@@ -461,7 +461,7 @@ UNFOLD = {
 # in "queued" (the recovery sweep dispatches them later).
 GENERATION_DISPATCH = env.str("GENERATION_DISPATCH", default="botapp.tasks.dispatch_generation")
 
-# --- Generation workers and delivery (botapp.services.worker, botapp.telegram) ----------------------
+# --- Generation workers and delivery (botapp.engine, botapp.telegram) -------------------------------
 # One worker process runs many generations at once: a thread pool (image calls wait on the network),
 # and videos never hold a thread while Google works: a periodic poller checks every due operation.
 CELERY_WORKER_POOL = env_or("CELERY_WORKER_POOL", "threads")

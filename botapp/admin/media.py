@@ -3,7 +3,7 @@ thumbnails, and the previews (image thumbnails, a video player) and readable tab
 generation page and on a user's timeline.
 
 Result files live in Django's default storage (`GenRequest.results[n]["path"]`, written by
-botapp.services.worker under GENERATION_STORAGE_PREFIX). Local storage is not served under MEDIA_URL
+botapp.engine.results under GENERATION_STORAGE_PREFIX). Local storage is not served under MEDIA_URL
 in production, and an S3 object is private, so the admin streams them itself:
 
     /admin/botapp/genrequest/<id>/result/<n>/           the file, with its content type (Range requests

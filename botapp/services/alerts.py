@@ -296,12 +296,12 @@ class QueueLag:
 def video_queue_lag(*, stuck_after_seconds: float, now: datetime | None = None) -> QueueLag:
     """Running requests that have been due for more than `stuck_after_seconds` and are still not taken.
 
-    A running request is due (worker.due_filter) at `next_poll_at` (its next poll, a retry, or the end
-    of a worker's claim) or, without one, a work lease after `started_at` (a worker that died on its
-    first step). The poller (poll_generations) takes due requests every tick, so one due for minutes
+    A running request is due (botapp.engine.lease.due_filter) at `next_poll_at` (its next poll, a retry,
+    or the end of a worker's claim) or, without one, a work lease after `started_at` (a worker that died
+    on its first step). The poller (poll_generations) takes due requests every tick, so one due for minutes
     means the poller or the workers are not running. One aggregate query.
     """
-    from botapp.services.worker import work_lease
+    from botapp.engine.lease import work_lease
 
     now = now or timezone.now()
     lease = work_lease()

@@ -9,7 +9,7 @@
                          concurrent sends
     pause / resume / cancel    conditional status updates; the runner notices within half a second
 
-The guarantee, as for generation delivery (services/delivery.py): nobody gets a broadcast twice, and
+The guarantee, as for generation delivery (engine/delivery.py): nobody gets a broadcast twice, and
 nobody is skipped silently.
 
 - One runner at a time holds a broadcast (`runner_token`, a lease renewed every third of

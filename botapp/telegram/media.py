@@ -7,7 +7,7 @@
   public Bot API). A larger video is re-encoded to fit (H.264 at the bitrate the limit allows, at most
   1280 px wide) with the ffmpeg that imageio-ffmpeg ships. If even that does not fit, the caller sends
   a link to the stored original when the storage gives a public URL (S3: a signed URL), and otherwise
-  refunds: see `botapp.services.worker`.
+  refunds: see `botapp.engine.results` and `botapp.engine.delivery`.
 """
 
 from __future__ import annotations

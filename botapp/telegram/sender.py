@@ -87,7 +87,7 @@ class TelegramUnavailable(RetryLater):
 class OutcomeUnknown(TelegramError):
     """A send may have reached Telegram, but its answer never arrived (a timeout, a connection reset
     after the request went out, a 5xx). Sending it again could send it twice, so the sender does not
-    retry it: the caller decides (a paid result is never re-sent blindly; see services/delivery.py)."""
+    retry it: the caller decides (a paid result is never re-sent blindly; see botapp/engine/delivery.py)."""
 
 
 def _never_sent(exc: BaseException) -> bool:

@@ -14,10 +14,10 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
+from botapp.engine import results as engine_results
 from botapp.models import GenRequest, Payment, SupportMessage, TgUser, TopUpPackage, Transaction
 from botapp.providers.base import MediaItem, ProviderResult
 from botapp.selectors.support import user_timeline
-from botapp.services import worker
 from botapp.services.generation import GenerationService
 from botapp.services.payments import PaymentService
 from tests.admin.test_admin import url
@@ -36,7 +36,7 @@ def png(size=(640, 480)) -> bytes:
 def succeed(gen: GenRequest, *items: MediaItem) -> GenRequest:
     """As the worker finishes a request: the files saved to storage, then succeeded."""
     GenerationService.mark_running(request_id=gen.pk)
-    results, _ = worker.store_media(gen, ProviderResult(media=list(items)))
+    results, _ = engine_results.store_media(gen, ProviderResult(media=list(items)))
     GenerationService.mark_succeeded(request_id=gen.pk, results=results)
     gen.refresh_from_db()
     return gen

@@ -1,5 +1,5 @@
 """The user can always get a paid result: after an upload whose outcome is unknown the worker sends a
-"your result #N is ready" notice (botapp/services/delivery.py); its button makes the bot send the
+"your result #N is ready" notice (botapp/engine/delivery.py); its button makes the bot send the
 result from storage, then by its file_id."""
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ def png() -> bytes:
 
 
 def test_ready_notice_button_sends_the_result_from_storage(chat_factory, bot, emu, settings, tmp_path):
+    from botapp.engine import common, delivery
+    from botapp.engine import results as engine_results
     from botapp.models import AIModel, GenRequest, TgUser, Transaction
     from botapp.providers import MediaItem, ProviderResult
-    from botapp.services import delivery, worker
     from botapp.services.generation import GenerationService
     from botapp.telegram.sender import close_sender
 
@@ -40,7 +41,9 @@ def test_ready_notice_button_sends_the_result_from_storage(chat_factory, bot, em
     )
     # What a worker killed mid-upload leaves behind: a stored result marked "being sent", no file_id.
     GenerationService.mark_running(request_id=request.pk)
-    results, _ = worker.store_media(worker.load(request.pk), ProviderResult(media=[MediaItem("image/png", png())]))
+    results, _ = engine_results.store_media(
+        common.load(request.pk), ProviderResult(media=[MediaItem("image/png", png())])
+    )
     results[0]["send_started_at"] = timezone.now().isoformat()
     GenerationService.mark_succeeded(request_id=request.pk, results=results)
     try:

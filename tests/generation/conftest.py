@@ -320,11 +320,11 @@ def engine(settings, emulator, fake_google, tmp_path):
     yield
     app.conf.task_always_eager = eager
     emulator.clear_faults()
-    from botapp.services import worker
+    from botapp.engine import poller
     from botapp.telegram.sender import close_sender
 
     close_sender()
-    worker.close_pools()
+    poller.close_pools()
 
 
 def make_request(user, model, chat_id, **kw):
@@ -338,14 +338,14 @@ def run_to_end(request_id: int, rounds: int = 50) -> Any:
     """start(), then poll until finished (what the worker's tasks do, inline)."""
     from django.utils import timezone
 
+    from botapp.engine import poller, steps
     from botapp.models import GenRequest
-    from botapp.services import worker
 
-    worker.start(request_id)
+    steps.start(request_id)
     for _ in range(rounds):
         request = GenRequest.objects.get(pk=request_id)
         if request.status != "running":
             return request
         GenRequest.objects.filter(pk=request_id).update(next_poll_at=timezone.now())
-        worker.poll_due()
+        poller.poll_due()
     return GenRequest.objects.get(pk=request_id)

@@ -1,4 +1,4 @@
-"""A paid result is never sent twice, and never lost (botapp/services/delivery.py).
+"""A paid result is never sent twice, and never lost (botapp/engine/delivery.py).
 
 Telegram accepts an upload, but the answer never reaches the worker: it times out, the connection is
 reset, or the worker is SIGKILLed before it saves its progress. In each case the photo is in the chat
@@ -17,8 +17,8 @@ import pytest
 from django.utils import timezone
 
 from botapp.callbacks import HistoryAction, HistoryCb
+from botapp.engine import delivery
 from botapp.models import GenRequest, Transaction, UserBalance
-from botapp.services import delivery
 from sandbox.telegram import inline_buttons
 
 from .conftest import make_request, run_to_end, wait_until
@@ -69,8 +69,9 @@ def test_upload_accepted_but_answer_lost_is_not_sent_again(engine, settings, tg_
 
 def test_an_interrupted_upload_found_later_gets_the_notice_only(engine, settings, tg_user, nano, emulator):
     """What the next attempt sees after a worker died mid-upload: the mark without a file_id."""
+    from botapp.engine import common
+    from botapp.engine import results as engine_results
     from botapp.providers import MediaItem, ProviderResult
-    from botapp.services import worker
     from botapp.services.generation import GenerationService
 
     from .test_worker_e2e import png
@@ -78,7 +79,9 @@ def test_an_interrupted_upload_found_later_gets_the_notice_only(engine, settings
     emu_user, user = tg_user(balance=10)
     request = make_request(user, nano, emu_user.chat_id)
     GenerationService.mark_running(request_id=request.pk)
-    results, _ = worker.store_media(worker.load(request.pk), ProviderResult(media=[MediaItem("image/png", png())]))
+    results, _ = engine_results.store_media(
+        common.load(request.pk), ProviderResult(media=[MediaItem("image/png", png())])
+    )
     results[0]["send_started_at"] = timezone.now().isoformat()
     GenerationService.mark_succeeded(request_id=request.pk, results=results)
 

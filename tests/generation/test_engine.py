@@ -12,9 +12,10 @@ import pytest
 from django.utils import timezone
 from PIL import Image
 
+from botapp.engine import common, delivery, failures, inputs, lease, sweep
+from botapp.engine import results as engine_results
 from botapp.models import GenRequest, Transaction, UserBalance
 from botapp.providers.demo import render_video
-from botapp.services import delivery, worker
 from botapp.services.generation import GenerationService
 
 from .conftest import make_request, run_to_end
@@ -76,8 +77,8 @@ def succeeded_video(user, veo, chat_id, data: bytes) -> GenRequest:
 
     request = make_request(user, veo, chat_id)
     GenerationService.mark_running(request_id=request.pk)
-    request = worker.load(request.pk)
-    results, _ = worker.store_media(request, ProviderResult(media=[MediaItem("video/mp4", data=data)]))
+    request = common.load(request.pk)
+    results, _ = engine_results.store_media(request, ProviderResult(media=[MediaItem("video/mp4", data=data)]))
     GenerationService.mark_succeeded(request_id=request.pk, results=results)
     return request
 
@@ -102,8 +103,8 @@ def test_video_that_cannot_fit_goes_as_a_link_from_remote_storage(
     engine, settings, tg_user, veo, emulator, demo_mp4, monkeypatch
 ):
     settings.TELEGRAM_UPLOAD_LIMIT_BYTES = 1000
-    monkeypatch.setattr(delivery, "shrink_video", lambda data, limit: None)
-    monkeypatch.setattr(delivery, "public_url", lambda path: "https://bucket.example.com/v.mp4?sig=1")
+    monkeypatch.setattr(engine_results, "shrink_video", lambda data, limit: None)
+    monkeypatch.setattr(engine_results, "public_url", lambda path: "https://bucket.example.com/v.mp4?sig=1")
     emu_user, user = tg_user(balance=50)
     request = succeeded_video(user, veo, emu_user.chat_id, demo_mp4)
     delivery.deliver(request.pk)
@@ -117,7 +118,7 @@ def test_video_that_cannot_fit_on_local_storage_is_refunded(
     engine, settings, tg_user, veo, emulator, demo_mp4, monkeypatch
 ):
     settings.TELEGRAM_UPLOAD_LIMIT_BYTES = 1000
-    monkeypatch.setattr(delivery, "shrink_video", lambda data, limit: None)
+    monkeypatch.setattr(engine_results, "shrink_video", lambda data, limit: None)
     emu_user, user = tg_user(balance=50)
     request = succeeded_video(user, veo, emu_user.chat_id, demo_mp4)
     delivery.deliver(request.pk)
@@ -150,8 +151,8 @@ def test_sweep_queues_created_and_refunds_expired(engine, settings, tg_user, nan
     GenRequest.objects.filter(pk=expired.pk).update(status="queued", queued_at=old, deadline_at=old)
     dispatched.clear()
 
-    first = worker.sweep()
-    second = worker.sweep()
+    first = sweep.sweep()
+    second = sweep.sweep()
     assert first["queued"] == 1 and first["failed"] == 1 and second["failed"] == 0
     assert GenRequest.objects.get(pk=created.pk).status == "queued" and created.pk in dispatched
     assert GenRequest.objects.get(pk=expired.pk).status == "failed"
@@ -176,11 +177,11 @@ def test_sweep_resumes_abandoned_operations_and_refunds_undeliverable(engine, se
     GenRequest.objects.filter(pk=waiting.pk).update(next_poll_at=timezone.now() - timedelta(seconds=1))
     GenRequest.objects.filter(pk=stale.pk).update(finished_at=long_ago)
 
-    stats = worker.sweep()
+    stats = sweep.sweep()
     assert resumed == [running.pk] and redelivered == [waiting.pk]
     assert stats["failed"] == 1
     assert GenRequest.objects.get(pk=stale.pk).status == "failed" and refunds(stale) == 1
-    worker.sweep()
+    sweep.sweep()
     assert refunds(stale) == 1
 
 
@@ -192,16 +193,16 @@ def image_bytes(fmt: str, size=(32, 32)) -> bytes:
 
 
 def test_check_image():
-    assert worker.check_image(image_bytes("PNG")) == "image/png"
-    assert worker.check_image(image_bytes("JPEG")) == "image/jpeg"
-    assert worker.check_image(image_bytes("WEBP")) == "image/webp"
-    with pytest.raises(worker.InputImageError) as exc:
-        worker.check_image(image_bytes("GIF"))
+    assert inputs.check_image(image_bytes("PNG")) == "image/png"
+    assert inputs.check_image(image_bytes("JPEG")) == "image/jpeg"
+    assert inputs.check_image(image_bytes("WEBP")) == "image/webp"
+    with pytest.raises(inputs.InputImageError) as exc:
+        inputs.check_image(image_bytes("GIF"))
     assert exc.value.code == "input_image_invalid"
-    with pytest.raises(worker.InputImageError):
-        worker.check_image(image_bytes("PNG")[:60])  # truncated
-    with pytest.raises(worker.InputImageError) as exc:
-        worker.check_image(image_bytes("PNG", size=(8000, 6000)))
+    with pytest.raises(inputs.InputImageError):
+        inputs.check_image(image_bytes("PNG")[:60])  # truncated
+    with pytest.raises(inputs.InputImageError) as exc:
+        inputs.check_image(image_bytes("PNG", size=(8000, 6000)))
     assert exc.value.code == "input_image_too_large"
 
 
@@ -210,13 +211,13 @@ def test_poll_pacing_and_backoff(settings):
     now = timezone.now()
     young = GenRequest(started_at=now - timedelta(seconds=10))
     old = GenRequest(started_at=now - timedelta(minutes=10))
-    assert worker.next_poll_delay(young, now) == 5
-    assert worker.next_poll_delay(GenRequest(started_at=now - timedelta(seconds=50)), now) == pytest.approx(10)
-    assert worker.next_poll_delay(old, now) == 20
+    assert lease.next_poll_delay(young, now) == 5
+    assert lease.next_poll_delay(GenRequest(started_at=now - timedelta(seconds=50)), now) == pytest.approx(10)
+    assert lease.next_poll_delay(old, now) == 20
     settings.GENERATION_RETRY_BASE_SECONDS, settings.GENERATION_RETRY_MAX_SECONDS = 2, 60
-    assert 1.6 <= worker.backoff(1) <= 2.4
-    assert worker.backoff(10) <= 72
-    assert worker.backoff(1, retry_after=30) >= 30
+    assert 1.6 <= failures.backoff(1) <= 2.4
+    assert failures.backoff(10) <= 72
+    assert failures.backoff(1, retry_after=30) >= 30
 
 
 def test_each_queue_gets_its_own_messages(settings):

@@ -67,17 +67,17 @@ def test_file_server_errors_are_retried_without_leaking_the_token(engine, tg_use
 
 def test_stored_error_texts_are_redacted_whatever_raised_them(engine, settings, tg_user, nano):
     """The chokepoint itself: any message on its way to error_message loses the secrets it holds."""
-    from botapp.services import worker
+    from botapp.engine import common, failures
 
     settings.GOOGLE_API_KEY = "AIza" + "k" * 35  # the shape of a Google API key, not a real one
     settings.WEBHOOK_SECRET = "webhook-secret-value"
     emu_user, user = tg_user(balance=10)
-    request = worker.load(make_request(user, nano, emu_user.chat_id).pk)
+    request = common.load(make_request(user, nano, emu_user.chat_id).pk)
     message = (
         f"GET https://api.telegram.org/file/bot{TOKEN}/photos/a.jpg: 404; "
         f"?key={settings.GOOGLE_API_KEY}; secret={settings.WEBHOOK_SECRET}"
     )
-    assert worker.fail(request, "internal", message) == "failed"
+    assert failures.fail(request, "internal", message) == "failed"
     stored = GenRequest.objects.get(pk=request.pk).error_message
     assert "[redacted]" in stored and "photos/a.jpg" in stored
     assert_no_token(stored)

@@ -15,9 +15,10 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from botapp import tasks
+from botapp.engine import failures
 from botapp.models import GenRequest, UserBalance
 from botapp.providers import PermanentError
-from botapp.services import alerts, worker
+from botapp.services import alerts
 from botapp.services.generation import GenerationService
 from sandbox.google.server import Scenario
 from tests.generation.conftest import emulator, engine, fake_google, make_request, run_to_end, tg_user  # noqa: F401
@@ -80,7 +81,7 @@ def test_not_found_on_submit_alerts_once_per_model(committed, make_user, nano, v
     user = make_user(balance=100)
     gone = PermanentError("404 NOT_FOUND: Publisher model was not found", code="model_not_found")
     for _ in range(3):
-        assert committed(worker.handle_error, running_request(user, nano), None, gone, submit=True) == "failed"
+        assert committed(failures.handle_error, running_request(user, nano), None, gone, submit=True) == "failed"
     assert keys(queued) == ["model_not_found"]
     params = queued[0][2]
     assert (params["name"], params["model_id"]) == (nano.name, nano.provider_model_id)
@@ -88,7 +89,8 @@ def test_not_found_on_submit_alerts_once_per_model(committed, make_user, nano, v
     assert nano.provider_model_id in text and "retired" in text and "AI models" in text
     assert "Publisher model was not found" in text
 
-    committed(worker.handle_error, running_request(user, veo), None, gone, submit=True)  # another model: its own alert
+    # another model: its own alert
+    committed(failures.handle_error, running_request(user, veo), None, gone, submit=True)
     assert keys(queued) == ["model_not_found", "model_not_found"]
     assert queued[1][2]["model_id"] == veo.provider_model_id
     assert GenRequest.objects.filter(status="failed", error_code="model_not_found").count() == 4
@@ -97,10 +99,10 @@ def test_not_found_on_submit_alerts_once_per_model(committed, make_user, nano, v
 def test_a_new_id_of_the_same_model_is_a_new_incident(committed, make_user, nano, queued):
     user = make_user(balance=100)
     gone = PermanentError("404 NOT_FOUND", code="model_not_found")
-    committed(worker.handle_error, running_request(user, nano), None, gone, submit=True)
+    committed(failures.handle_error, running_request(user, nano), None, gone, submit=True)
     nano.provider_model_id = "gemini-next-image"  # the operator switched it, and Google lacks that one too
     nano.save()
-    committed(worker.handle_error, running_request(user, nano), None, gone, submit=True)
+    committed(failures.handle_error, running_request(user, nano), None, gone, submit=True)
     assert [params["model_id"] for _, _, params in queued] == [queued[0][2]["model_id"], "gemini-next-image"]
 
 
@@ -117,13 +119,13 @@ def test_not_found_while_polling_is_not_a_retired_model(committed, make_user, ve
     """A 404 on a poll is the operation's (expired, unknown), not the model's: no model alert."""
     request = running_request(make_user(balance=100), veo)
     lost = PermanentError("404 NOT_FOUND: Operation not found", code="model_not_found")
-    assert committed(worker.handle_error, request, None, lost, submit=False) == "failed"
+    assert committed(failures.handle_error, request, None, lost, submit=False) == "failed"
     assert queued == []
 
 
 def test_other_permanent_errors_do_not_alert(committed, make_user, nano, queued):
     request = running_request(make_user(balance=100), nano)
-    committed(worker.handle_error, request, None, PermanentError("403 PERMISSION_DENIED", code="auth"), submit=True)
+    committed(failures.handle_error, request, None, PermanentError("403 PERMISSION_DENIED", code="auth"), submit=True)
     assert queued == []
 
 

@@ -1,4 +1,4 @@
-"""Delivery: a stored result reaches the user's chat, and failures are explained, in their language.
+"""Delivery (deliver_generation): a stored result reaches the user's chat.
 
 The guarantee: a paid result is never sent twice by the workers, and never lost.
 
@@ -22,21 +22,20 @@ from __future__ import annotations
 import html
 import logging
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
-from botapp.i18n import normalize_language, t
-from botapp.models import AIModel, GenRequest, UserSettings
+from botapp.engine import common, dispatch
+from botapp.engine.common import Status, chat_action, language_of, load, model_label, show_status
+from botapp.engine.results import TooLargeToSend, fit_for_upload, stored_result
+from botapp.i18n import t
+from botapp.models import GenRequest, UserSettings
 from botapp.redaction import error_text
 from botapp.services.generation import GenerationService
-from botapp.telegram.media import DOCUMENT, choose_method, extension_for, shrink_video
+from botapp.telegram.media import DOCUMENT, choose_method, extension_for
 from botapp.telegram.sender import (
     BotBlocked,
     OutcomeUnknown,
@@ -47,105 +46,14 @@ from botapp.telegram.sender import (
 )
 
 log = logging.getLogger(__name__)
-Status = GenRequest.Status
-
-
-def _now() -> datetime:
-    return timezone.now()
-
-
-def _seconds(value: float) -> timedelta:
-    return timedelta(seconds=float(value))
 
 
 def delivery_lease() -> timedelta:
-    return _seconds(settings.TELEGRAM_UPLOAD_TIMEOUT_SECONDS + 3 * settings.TELEGRAM_MAX_WAIT_SECONDS + 30)
-
-
-# --------------------------------------------------------------------------------------------------
-# Error codes (GenRequest.error_code) -> the text the user gets (generation.errors.<key>)
-# --------------------------------------------------------------------------------------------------
-ERROR_TEXT_KEYS = {
-    "safety_blocked": "safety",
-    "invalid_input": "invalid_input",
-    "unsupported_aspect_ratio": "invalid_input",
-    "wrong_kind": "invalid_input",
-    "input_not_supported": "invalid_input",
-    "bad_image": "bad_image",
-    "input_image_invalid": "bad_image",
-    "input_image_too_large": "image_too_large",
-    "input_image_unavailable": "image_unavailable",
-    "rate_limited": "busy",
-    "provider_busy": "busy",
-    "transient": "busy",
-    "timeout": "busy",
-    "network": "busy",
-    "operation_failed_transient": "busy",
-    "operation_timeout": "timeout",
-    "deadline": "timeout",
-    "download_failed": "download_failed",
-    "no_image": "no_result",
-    "empty_result": "no_result",
-    "operation_failed": "failed",
-    "not_configured": "unavailable",
-    "auth": "unavailable",
-    "backend_unsupported": "unavailable",
-    "model_not_found": "unavailable",
-    "failed_precondition": "unavailable",
-    "unknown_provider": "unavailable",
-    "model_missing": "unavailable",
-    "telegram_refused": "send_failed",
-    "result_too_large": "too_large",
-    "delivery_failed": "send_failed",
-    "telegram_unavailable": "send_failed",
-}
-SAFETY_REASON_KEYS = {
-    "IMAGE_SAFETY": "output",
-    "IMAGE_PROHIBITED_CONTENT": "prohibited",
-    "PROHIBITED_CONTENT": "prohibited",
-    "SAFETY": "prompt",
-    "BLOCKLIST": "prompt",
-    "RECITATION": "recitation",
-    "IMAGE_RECITATION": "recitation",
-    "IMAGE_OTHER": "other",
-    "SPII": "personal",
-    "RAI_PROMPT_BLOCKED": "prompt",
-    "RAI_FILTERED": "output",
-    "RAI_MEDIA_FILTERED": "output",
-    "RAI_OPERATION_BLOCKED": "prompt",
-    "OTHER": "other",
-}
-
-
-def load(request_id: int) -> GenRequest | None:
-    return GenRequest.objects.select_related("ai_model").filter(pk=request_id).first()
-
-
-def language_of(request: GenRequest) -> str:
-    lang = UserSettings.objects.filter(user_id=request.user_id).values_list("language", flat=True).first()
-    return normalize_language(lang)
+    return common.seconds(settings.TELEGRAM_UPLOAD_TIMEOUT_SECONDS + 3 * settings.TELEGRAM_MAX_WAIT_SECONDS + 30)
 
 
 def send_as_file(request: GenRequest) -> bool:
     return bool(UserSettings.objects.filter(user_id=request.user_id).values_list("send_as_file", flat=True).first())
-
-
-def fmt_tokens(value: Decimal) -> str:
-    text = f"{Decimal(value).quantize(Decimal('0.01')):f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def model_label(request: GenRequest) -> str:
-    ai_model = request.ai_model
-    if ai_model is None:
-        return request.model
-    return f"{ai_model.emoji} {ai_model.name}".strip()
-
-
-def tasks_module():
-    from botapp import tasks
-
-    return tasks
 
 
 def _result_keyboard(request: GenRequest, lang: str, index: int) -> Any:
@@ -161,28 +69,11 @@ def _result_keyboard(request: GenRequest, lang: str, index: int) -> Any:
         return None
 
 
-def show_status(request: GenRequest, sender: TelegramSender | None, key: str, lang: str, **params: Any) -> None:
-    """Best effort: edit the status message (queued -> generating -> sending)."""
-    if sender is None or not request.chat_id or not request.status_message_id:
-        return
-    text = t(key, lang, label=html.escape(model_label(request)), **params)
-    sender.edit_text(request.chat_id, request.status_message_id, text)
-
-
-def chat_action(request: GenRequest, sender: TelegramSender | None, uploading: bool = False) -> None:
-    if sender is None or not request.chat_id:
-        return
-    action = "upload_photo"
-    if request.kind == AIModel.Kind.VIDEO:
-        action = "upload_video" if uploading else "record_video"
-    sender.chat_action(request.chat_id, action)
-
-
 # --------------------------------------------------------------------------------------------------
 # Delivery
 # --------------------------------------------------------------------------------------------------
 def claim_delivery(request_id: int) -> datetime | None:
-    now = _now()
+    now = common.now()
     lease = now + delivery_lease()
     moved = (
         GenRequest.objects.filter(pk=request_id, status=Status.SUCCEEDED, delivered_at__isnull=True)
@@ -215,18 +106,6 @@ def caption_for(request: GenRequest, lang: str, *, is_demo: bool, new_level: int
     return "\n".join(lines)
 
 
-def public_url(path: str) -> str | None:
-    """A URL the user can open (remote storage only; a local MEDIA_ROOT is not reachable)."""
-    try:
-        try:
-            url = default_storage.url(path, expire=settings.GENERATION_LINK_TTL_SECONDS)
-        except TypeError:
-            url = default_storage.url(path)
-    except Exception:
-        return None
-    return url if url and url.startswith(("https://", "http://")) else None
-
-
 def possibly_sent(item: dict) -> bool:
     """Has this result item reached the user, or may it have (an upload with an unknown outcome)?"""
     return bool(item.get("tg_file_id") or item.get("sent_as") or item.get("send_started_at"))
@@ -244,7 +123,7 @@ def deliver(request_id: int, *, new_level: int | None = None, cache: dict[str, b
     if sender is None:
         log.warning("generation #%s: no BOT_TOKEN, cannot deliver; the sweep will retry", request_id)
         GenRequest.objects.filter(pk=request_id, next_poll_at=token).update(
-            next_poll_at=_now() + _seconds(settings.GENERATION_REDISPATCH_AFTER_SECONDS)
+            next_poll_at=common.now() + common.seconds(settings.GENERATION_REDISPATCH_AFTER_SECONDS)
         )
         return None
     lang = language_of(request)
@@ -253,7 +132,7 @@ def deliver(request_id: int, *, new_level: int | None = None, cache: dict[str, b
     except BotBlocked as exc:
         undeliverable(request, token, "bot_blocked", error_text(exc), notify=False)
     except SendRejected as exc:
-        code = "result_too_large" if isinstance(exc, _TooLargeToSend) else "telegram_refused"
+        code = "result_too_large" if isinstance(exc, TooLargeToSend) else "telegram_refused"
         undeliverable(request, token, code, error_text(exc), notify=True)
     except RetryLater as exc:
         return _delivery_retry(request, token, exc.retry_in, error_text(exc))
@@ -261,10 +140,6 @@ def deliver(request_id: int, *, new_level: int | None = None, cache: dict[str, b
         log.exception("generation #%s: delivery failed", request_id)
         return _delivery_retry(request, token, 30.0, error_text(exc))
     return None
-
-
-class _TooLargeToSend(SendRejected):
-    pass
 
 
 def _deliver(
@@ -287,8 +162,7 @@ def _deliver(
         keyboard = _result_keyboard(request, lang, index)
         data = cache.get(item["path"])
         if data is None:
-            with default_storage.open(item["path"], "rb") as fh:
-                data = fh.read()
+            data = stored_result(path=item["path"])
         kind = item.get("kind", "image")
         method = choose_method(
             kind=kind,
@@ -299,19 +173,9 @@ def _deliver(
             send_as_file=as_file,
             photo_limit=settings.TELEGRAM_PHOTO_LIMIT_BYTES,
         )
-        link = None
-        limit = settings.TELEGRAM_UPLOAD_LIMIT_BYTES
-        if len(data) > limit:
-            smaller = shrink_video(data, limit) if kind == "video" else None
-            if smaller is not None:
-                data = smaller
-                item["sent_variant"] = "compressed"
-            else:
-                link = public_url(item["path"])
-                if link is None:
-                    raise _TooLargeToSend(f"result of {len(data)} bytes is over the {limit}-byte upload limit")
+        data, link = fit_for_upload(item, data)  # over the upload limit: re-encoded, or a link
         # The mark that makes an interrupted upload visible to the next attempt (committed first).
-        item["send_started_at"] = _now().isoformat()
+        item["send_started_at"] = common.now().isoformat()
         if not _save_progress(request.pk, token, results):  # failed or delivered by someone else meanwhile
             log.warning("generation #%s: lost the delivery claim; not sending", request.pk)
             return
@@ -405,12 +269,6 @@ def _send_ready_notice(request: GenRequest, sender: TelegramSender, lang: str) -
         log.info("generation #%s: could not send the ready notice: %s", request.pk, exc)
 
 
-def stored_result(*, path: str) -> bytes:
-    """The bytes of a stored result (for sending it again on the user's request)."""
-    with default_storage.open(path, "rb") as fh:
-        return fh.read()
-
-
 def record_resent(*, request_id: int, index: int, file_id: str, file_unique_id: str | None, sent_as: str) -> bool:
     """Remember the file_id of a result the bot sent on request, so that later re-sends reuse it."""
     with transaction.atomic():
@@ -437,17 +295,17 @@ def _save_progress(request_id: int, token: datetime, results: list[dict]) -> boo
 
 
 def _delivery_deadline(request: GenRequest) -> datetime:
-    base = request.finished_at or request.deadline_at or _now()
-    return base + _seconds(settings.GENERATION_DELIVERY_GRACE_SECONDS)
+    base = request.finished_at or request.deadline_at or common.now()
+    return base + common.seconds(settings.GENERATION_DELIVERY_GRACE_SECONDS)
 
 
 def _delivery_retry(request: GenRequest, token: datetime, retry_in: float, message: str) -> float | None:
     retry_in = max(1.0, float(retry_in))
-    if _now() + _seconds(retry_in) >= _delivery_deadline(request):
+    if common.now() + common.seconds(retry_in) >= _delivery_deadline(request):
         undeliverable(request, token, "delivery_failed", message, notify=True)
         return None
     GenRequest.objects.filter(pk=request.pk, status=Status.SUCCEEDED, next_poll_at=token).update(
-        next_poll_at=_now() + _seconds(retry_in)
+        next_poll_at=common.now() + common.seconds(retry_in)
     )
     log.info("generation #%s: delivery postponed by %.0fs (%s)", request.pk, retry_in, message)
     return retry_in
@@ -469,63 +327,4 @@ def undeliverable(request: GenRequest, token: datetime, code: str, message: str,
     if GenerationService.fail_undelivered(request_id=request.pk, error_code=code, error_message=message):
         log.info("generation #%s: undeliverable (%s), refunded", request.pk, code)
         if notify:
-            tasks_module().notify_failure.delay(request.pk, None)
-
-
-# --------------------------------------------------------------------------------------------------
-# Telling the user about a failure
-# --------------------------------------------------------------------------------------------------
-def failure_text(request: GenRequest, lang: str, reason: str | None = None) -> str:
-    key = ERROR_TEXT_KEYS.get(request.error_code, "generic")
-    params: dict[str, Any] = {"label": html.escape(model_label(request))}
-    text = t(f"generation.errors.{key}", lang, **params)
-    if key == "safety":
-        reason_key = SAFETY_REASON_KEYS.get((reason or "").upper(), "generic")
-        text += "\n" + t(f"generation.safety_reasons.{reason_key}", lang)
-    if request.error_code == "rate_limited" or key == "busy":
-        text += "\n" + t("generation.hints.busy", lang)
-    if request.refunded_at and request.price:
-        text += "\n\n" + t("generation.refunded", lang, amount=fmt_tokens(request.price))
-    return text
-
-
-def notify_failure(request_id: int, reason: str | None = None) -> float | None:
-    """notify_failure: send the failure explanation (and the refund notice). Returns a retry delay."""
-    request = load(request_id)
-    if request is None or request.status != Status.FAILED or not request.chat_id:
-        return None
-    if request.error_code == "bot_blocked" or request.user.bot_blocked:
-        return None
-    sender = get_sender()
-    if sender is None:
-        return None
-    # A redelivered task does not tell the user twice (the creation time makes the key unique even
-    # if the database is recreated while the cache lives on).
-    marker = f"gen:{request_id}:{request.created_at.timestamp():.6f}:failure-notified"
-    if not cache.add(marker, 1, 24 * 3600):
-        return None
-    lang = language_of(request)
-    text = "⚠️ " + failure_text(request, lang, reason)
-    markup = None
-    try:
-        from botapp.keyboards import menu_only
-
-        markup = menu_only(lang)
-    except Exception:  # pragma: no cover
-        log.debug("no menu keyboard", exc_info=True)
-    try:
-        sender.send_message(request.chat_id, text, reply_markup=markup)
-    except RetryLater as exc:
-        cache.delete(marker)
-        return exc.retry_in
-    except (BotBlocked, SendRejected) as exc:
-        log.info("generation #%s: could not tell the user about the failure: %s", request_id, exc)
-        return None
-    except OutcomeUnknown as exc:  # it may have arrived: not repeated (the refund is in /balance anyway)
-        log.info("generation #%s: the failure notice may not have arrived: %s", request_id, exc)
-        return None
-    if request.status_message_id:
-        sender.delete_message(request.chat_id, request.status_message_id)
-    return None
-
-
+            dispatch.notify_failure(request.pk, None)
