@@ -36,13 +36,12 @@ from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from botapp.i18n import normalize_language, t
-from botapp.models import Payment, PromocodeActivation, TgUser, TopUpPackage, UserBalance, UserSettings
-from botapp.services import yookassa_api
+from botapp.i18n import t
+from botapp.models import Payment, PromocodeActivation, TgUser, TopUpPackage, UserBalance
+from botapp.services import notify, yookassa_api
 from botapp.services.exceptions import PackageUnavailable, PaymentError, UserBanned
 from botapp.services.payments import PaymentService
 from botapp.services.yookassa_api import GatewayError, RemotePayment
@@ -55,7 +54,6 @@ RETRY_PAUSE = 0.3  # seconds before asking again
 ABANDON_AFTER = timedelta(days=7)  # still pending at YooKassa after this: failed here
 SWEEP_BATCH = 100
 FINAL = "yookassa_final"  # Payment.raw key: YooKassa's final answer was applied (succeeded / canceled / ...)
-MARKER_TTL = 7 * 24 * 3600
 
 
 class CardUnavailable(PaymentError):
@@ -231,36 +229,21 @@ class CardService:
         """notify_card_payment: tell the user their card payment was credited. Returns a retry delay
         (seconds) when Telegram asks us to wait, else None (sent, or nothing to send)."""
         from botapp.keyboards import paid_keyboard
-        from botapp.telegram.sender import BotBlocked, OutcomeUnknown, RetryLater, SendRejected, get_sender
 
         payment = Payment.objects.select_related("user").filter(pk=payment_id, provider=YOOKASSA).first()
         if payment is None or payment.status != Payment.Status.SUCCEEDED or payment.paid_at is None:
             return None
         if payment.user.bot_blocked:
             return None
-        sender = get_sender()
-        if sender is None:
-            return None
-        lang = normalize_language(
-            UserSettings.objects.filter(user_id=payment.user_id).values_list("language", flat=True).first()
+        lang = notify.language_of(payment.user_id)
+        # An unknown outcome is not repeated (the tokens are in /balance anyway).
+        return notify.send_once(
+            chat_id=payment.user.telegram_id,
+            text=paid_notice_text(payment=payment, lang=lang),
+            reply_markup=paid_keyboard(lang, resume=False),
+            marker=f"cardpay:{payment.pk}:{payment.paid_at.timestamp():.6f}:notified",
+            what=f"card payment #{payment_id}: the notice",
         )
-        marker = f"cardpay:{payment.pk}:{payment.paid_at.timestamp():.6f}:notified"
-        if not cache.add(marker, 1, MARKER_TTL):
-            return None
-        try:
-            sender.send_message(
-                payment.user.telegram_id,
-                paid_notice_text(payment=payment, lang=lang),
-                reply_markup=paid_keyboard(lang, resume=False),
-            )
-        except RetryLater as exc:
-            cache.delete(marker)
-            return exc.retry_in
-        except OutcomeUnknown as exc:  # it may have arrived: not repeated (the tokens are in /balance anyway)
-            log.info("card payment #%s: the notice may not have arrived: %s", payment_id, exc)
-        except (BotBlocked, SendRejected) as exc:
-            log.info("card payment #%s: could not tell the user: %s", payment_id, exc)
-        return None
 
 
 def paid_notice_text(*, payment: Payment, lang: str) -> str:
@@ -280,13 +263,7 @@ def paid_notice_text(*, payment: Payment, lang: str) -> str:
 
 def enqueue_paid_notice(*, payment_id: int) -> None:
     """Hand the notice to the workers (call on commit). A broker failure never fails the crediting."""
-    try:
-        from botapp import tasks
-
-        queue = getattr(settings, "CELERY_SEND_QUEUE", None)
-        tasks.notify_card_payment.apply_async((payment_id,), **({"queue": queue} if queue else {}))
-    except Exception:
-        log.exception("card payment #%s: could not enqueue the notice", payment_id)
+    notify.enqueue("notify_card_payment", payment_id, what=f"card payment #{payment_id}: the notice")
 
 
 # --- helpers -------------------------------------------------------------------------------------------

@@ -16,32 +16,19 @@ idempotency key), the task `botapp.tasks.notify_adjustment`, and a cache marker 
 from __future__ import annotations
 
 import html
-import logging
 import re
 from decimal import Decimal
 
-from django.conf import settings
-from django.core.cache import cache
 from django.db.models import Sum
 
-from botapp.i18n import normalize_language, t
-from botapp.models import ZERO, GenRequest, Transaction, UserBalance, UserSettings
-from botapp.telegram.sender import BotBlocked, OutcomeUnknown, RetryLater, SendRejected, get_sender
-
-log = logging.getLogger(__name__)
-
-MARKER_TTL = 7 * 24 * 3600
+from botapp.i18n import t
+from botapp.models import ZERO, GenRequest, Transaction, UserBalance
+from botapp.services import notify
 
 
 def enqueue_refund_notice(*, request_id: int) -> None:
     """Hand the notice to the workers (call on commit). A broker failure never fails the refund."""
-    try:
-        from botapp import tasks
-
-        queue = getattr(settings, "CELERY_SEND_QUEUE", None)
-        tasks.notify_refund.apply_async((request_id,), **({"queue": queue} if queue else {}))
-    except Exception:
-        log.exception("generation #%s: could not enqueue the refund notice", request_id)
+    notify.enqueue("notify_refund", request_id, what=f"generation #{request_id}: the refund notice")
 
 
 def _tokens(value: Decimal) -> str:
@@ -67,29 +54,17 @@ def send_refund_notice(*, request_id: int) -> float | None:
     request = GenRequest.objects.select_related("user").filter(pk=request_id).first()
     if request is None or request.refunded_at is None or request.user.bot_blocked:
         return None
-    sender = get_sender()
-    if sender is None:
-        return None
-    lang = normalize_language(
-        UserSettings.objects.filter(user_id=request.user_id).values_list("language", flat=True).first()
-    )
-    text = refund_notice_text(request=request, lang=lang)
+    text = refund_notice_text(request=request, lang=notify.language_of(request.user_id))
     if text is None:
         return None
     # The refund time makes the marker unique even if the database is recreated while the cache lives.
-    marker = f"gen:{request.pk}:{request.refunded_at.timestamp():.6f}:refund-notified"
-    if not cache.add(marker, 1, MARKER_TTL):
-        return None
-    try:
-        sender.send_message(request.user.telegram_id, text)
-    except RetryLater as exc:
-        cache.delete(marker)
-        return exc.retry_in
-    except OutcomeUnknown as exc:  # it may have arrived: not repeated (the refund is in /balance anyway)
-        log.info("generation #%s: the refund notice may not have arrived: %s", request_id, exc)
-    except (BotBlocked, SendRejected) as exc:
-        log.info("generation #%s: could not tell the user about the refund: %s", request_id, exc)
-    return None
+    # An unknown outcome is not repeated (the refund is in /balance anyway).
+    return notify.send_once(
+        chat_id=request.user.telegram_id,
+        text=text,
+        marker=f"gen:{request.pk}:{request.refunded_at.timestamp():.6f}:refund-notified",
+        what=f"generation #{request_id}: the refund notice",
+    )
 
 
 # --- an operator's grant or take of tokens ----------------------------------------------------------------
@@ -99,13 +74,7 @@ _OPERATOR_SIGNATURE = re.compile(r"\s*\(by [^()]*\)\s*$")
 
 def enqueue_adjustment_notice(*, transaction_id: int) -> None:
     """Hand the grant/take notice to the workers (call on commit). A broker failure never fails the grant."""
-    try:
-        from botapp import tasks
-
-        queue = getattr(settings, "CELERY_SEND_QUEUE", None)
-        tasks.notify_adjustment.apply_async((transaction_id,), **({"queue": queue} if queue else {}))
-    except Exception:
-        log.exception("ledger row #%s: could not enqueue the adjustment notice", transaction_id)
+    notify.enqueue("notify_adjustment", transaction_id, what=f"ledger row #{transaction_id}: the adjustment notice")
 
 
 def user_reason(description: str) -> str:
@@ -141,26 +110,14 @@ def send_adjustment_notice(*, transaction_id: int) -> float | None:
     )
     if row is None or row.user.bot_blocked:
         return None
-    sender = get_sender()
-    if sender is None:
-        return None
-    lang = normalize_language(
-        UserSettings.objects.filter(user_id=row.user_id).values_list("language", flat=True).first()
-    )
-    text = adjustment_notice_text(row=row, lang=lang)
+    text = adjustment_notice_text(row=row, lang=notify.language_of(row.user_id))
     if text is None:
         return None
     # The row's time makes the marker unique even if the database is recreated while the cache lives.
-    marker = f"tx:{row.pk}:{row.created_at.timestamp():.6f}:adjust-notified"
-    if not cache.add(marker, 1, MARKER_TTL):
-        return None
-    try:
-        sender.send_message(row.user.telegram_id, text)
-    except RetryLater as exc:
-        cache.delete(marker)
-        return exc.retry_in
-    except OutcomeUnknown as exc:  # it may have arrived: not repeated (the change is in /balance anyway)
-        log.info("ledger row #%s: the adjustment notice may not have arrived: %s", transaction_id, exc)
-    except (BotBlocked, SendRejected) as exc:
-        log.info("ledger row #%s: could not tell the user about the adjustment: %s", transaction_id, exc)
-    return None
+    # An unknown outcome is not repeated (the change is in /balance anyway).
+    return notify.send_once(
+        chat_id=row.user.telegram_id,
+        text=text,
+        marker=f"tx:{row.pk}:{row.created_at.timestamp():.6f}:adjust-notified",
+        what=f"ledger row #{transaction_id}: the adjustment notice",
+    )

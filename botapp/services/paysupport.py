@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -33,16 +32,14 @@ from botapp.i18n import t
 from botapp.models import SupportRequest, TgUser, UserSettings
 from botapp.paylines import payment_lines
 from botapp.selectors.payments import PaymentLine, listed_payments, user_payments
-from botapp.services import users
+from botapp.services import notify, users
 from botapp.services.alerts import admin_language
 from botapp.services.exceptions import DomainError
-from botapp.telegram.sender import BotBlocked, OutcomeUnknown, RetryLater, SendRejected, get_sender
 
 log = logging.getLogger(__name__)
 
 TOPIC = "payment"
 WINDOW = timedelta(hours=1)
-MARKER_TTL = 7 * 24 * 3600
 TEXT_LIMIT = 2000  # characters of the user's text: the operator's copy stays within Telegram's 4096
 ATTACHED_PAYMENTS = 10  # the user's latest payments attached to a request
 
@@ -165,14 +162,13 @@ def submit_request(*, user_id: int, text: str) -> SupportRequest:
 def _enqueue(*, request_id: int, admin_ids: list[int]) -> None:
     """One `forward_support_request` task per operator, on the send queue. A broker failure is logged
     and never fails the user's request (it is stored, and in the log)."""
-    from botapp import tasks
-
-    queue = getattr(settings, "CELERY_SEND_QUEUE", None)
     for chat_id in admin_ids:
-        try:
-            tasks.forward_support_request.apply_async((request_id, chat_id), **({"queue": queue} if queue else {}))
-        except Exception:
-            log.exception("payment support request #%s: could not queue the copy to %s", request_id, chat_id)
+        notify.enqueue(
+            "forward_support_request",
+            request_id,
+            chat_id,
+            what=f"payment support request #{request_id}: the copy to {chat_id}",
+        )
 
 
 # --- the operator's copy ---------------------------------------------------------------------------------
@@ -215,25 +211,14 @@ def send_request(*, request_id: int, chat_id: int) -> float | None:
     request = SupportRequest.objects.select_related("user").filter(pk=request_id).first()
     if request is None:
         return None
-    sender = get_sender()
-    if sender is None:
-        log.warning("payment support request #%s not sent to %s: BOT_TOKEN is not set", request_id, chat_id)
-        return None
-    message = operator_text(request=request, lang=admin_language())
     # The request's time makes the marker unique even if the database is recreated while the cache lives.
-    marker = f"paysupport:{request.pk}:{request.created_at.timestamp():.6f}:{chat_id}:sent"
-    if not cache.add(marker, 1, MARKER_TTL):
-        return None
-    try:
-        sender.send_message(chat_id, message)
-    except RetryLater as exc:
-        cache.delete(marker)
-        return exc.retry_in
-    except OutcomeUnknown as exc:  # it may have arrived: not repeated
-        log.warning("payment support request #%s may not have reached %s: %s", request_id, chat_id, exc)
-    except (BotBlocked, SendRejected) as exc:
-        log.warning("payment support request #%s not delivered to %s: %s", request_id, chat_id, exc)
-    return None
+    return notify.send_once(
+        chat_id=chat_id,
+        text=operator_text(request=request, lang=admin_language()),
+        marker=f"paysupport:{request.pk}:{request.created_at.timestamp():.6f}:{chat_id}:sent",
+        what=f"payment support request #{request_id} to {chat_id}",
+        level=logging.WARNING,
+    )
 
 
 def give_up(*, request_id: int, chat_id: int) -> None:

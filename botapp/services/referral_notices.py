@@ -16,31 +16,18 @@ append-only, so this does not change afterwards).
 from __future__ import annotations
 
 import html
-import logging
 
 from django.conf import settings
-from django.core.cache import cache
 
 from botapp.i18n import normalize_language, t
 from botapp.keyboards import fmt_tokens
 from botapp.models import ZERO, Transaction, UserBalance, UserSettings
-from botapp.services import users
-from botapp.telegram.sender import BotBlocked, OutcomeUnknown, RetryLater, SendRejected, get_sender
-
-log = logging.getLogger(__name__)
-
-MARKER_TTL = 7 * 24 * 3600
+from botapp.services import notify, users
 
 
 def enqueue_referral_notice(*, transaction_id: int) -> None:
     """Hand the notice to the workers (call on commit). A broker failure never fails the payment."""
-    try:
-        from botapp import tasks
-
-        queue = getattr(settings, "CELERY_SEND_QUEUE", None)
-        tasks.notify_referral_reward.apply_async((transaction_id,), **({"queue": queue} if queue else {}))
-    except Exception:
-        log.exception("ledger row #%s: could not enqueue the referral notice", transaction_id)
+    notify.enqueue("notify_referral_reward", transaction_id, what=f"ledger row #{transaction_id}: the referral notice")
 
 
 def is_first_reward(row: Transaction) -> bool:
@@ -86,26 +73,15 @@ def send_referral_notice(*, transaction_id: int) -> float | None:
     language, notifications = prefs or (users.language_from_code(row.user.language_code), True)
     if not notifications:
         return None
-    sender = get_sender()
-    if sender is None:
-        return None
     text = referral_notice_text(row=row, lang=normalize_language(language))
     if text is None:
         return None
     # The row's time makes the marker unique even if the database is recreated while the cache lives.
-    marker = f"tx:{row.pk}:{row.created_at.timestamp():.6f}:referral-notified"
-    if not cache.add(marker, 1, MARKER_TTL):
-        return None
-    try:
-        sender.send_message(row.user.telegram_id, text)
-    except RetryLater as exc:
-        cache.delete(marker)
-        return exc.retry_in
-    except BotBlocked as exc:
-        users.mark_bot_blocked(telegram_id=row.user.telegram_id)  # the sender did too; this covers a test double
-        log.info("ledger row #%s: the referrer blocked the bot: %s", transaction_id, exc)
-    except OutcomeUnknown as exc:  # it may have arrived: not repeated (the reward is in /balance anyway)
-        log.info("ledger row #%s: the referral notice may not have arrived: %s", transaction_id, exc)
-    except SendRejected as exc:
-        log.info("ledger row #%s: could not tell the referrer about the reward: %s", transaction_id, exc)
-    return None
+    # A 403 marks the referrer bot_blocked; an unknown outcome is not repeated (the reward is in /balance).
+    return notify.send_once(
+        chat_id=row.user.telegram_id,
+        text=text,
+        marker=f"tx:{row.pk}:{row.created_at.timestamp():.6f}:referral-notified",
+        what=f"ledger row #{transaction_id}: the referral notice",
+        mark_blocked=True,
+    )

@@ -49,15 +49,13 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from botapp.i18n import normalize_language, t
-from botapp.models import ZERO, Payment, Transaction, UserBalance, UserSettings
-from botapp.services import alerts
+from botapp.i18n import t
+from botapp.models import ZERO, Payment, Transaction, UserBalance
+from botapp.services import alerts, notify
 from botapp.services.balance import CENT, BalanceService
 from botapp.services.exceptions import DomainError, PaymentError
 from botapp.telegram.sender import BotBlocked, OutcomeUnknown, RetryLater, SendRejected, TelegramError, get_sender
@@ -66,7 +64,6 @@ log = logging.getLogger(__name__)
 
 STARS = Payment.Provider.TELEGRAM_STARS
 CREDIT_KINDS = (Transaction.Kind.DEPOSIT, Transaction.Kind.REFERRAL)  # what a payment credited
-MARKER_TTL = 7 * 24 * 3600
 
 # Who recorded a refund (Payment.raw["refund"]["source"]).
 SOURCE_ADMIN = "admin"
@@ -462,13 +459,7 @@ def record_external_refund(
 # --- telling the user -------------------------------------------------------------------------------------
 def enqueue_refund_notice(*, payment_id: int) -> None:
     """Hand the notice to the workers (call on commit). A broker failure never fails the refund."""
-    try:
-        from botapp import tasks
-
-        queue = getattr(settings, "CELERY_SEND_QUEUE", None)
-        tasks.notify_payment_refund.apply_async((payment_id,), **({"queue": queue} if queue else {}))
-    except Exception:
-        log.exception("payment #%s: could not enqueue the refund notice", payment_id)
+    notify.enqueue("notify_payment_refund", payment_id, what=f"payment #{payment_id}: the refund notice")
 
 
 def _tokens(value: Decimal) -> str:
@@ -497,24 +488,11 @@ def send_refund_notice(*, payment_id: int) -> float | None:
     payment = Payment.objects.select_related("user").filter(pk=payment_id).first()
     if payment is None or payment.refunded_at is None or payment.user.bot_blocked:
         return None
-    sender = get_sender()
-    if sender is None:
-        return None
-    lang = normalize_language(
-        UserSettings.objects.filter(user_id=payment.user_id).values_list("language", flat=True).first()
-    )
-    text = refund_notice_text(payment=payment, lang=lang)
     # The refund time makes the marker unique even if the database is recreated while the cache lives.
-    marker = f"payment:{payment.pk}:{payment.refunded_at.timestamp():.6f}:refund-notified"
-    if not cache.add(marker, 1, MARKER_TTL):
-        return None
-    try:
-        sender.send_message(payment.user.telegram_id, text)
-    except RetryLater as exc:
-        cache.delete(marker)
-        return exc.retry_in
-    except OutcomeUnknown as exc:  # it may have arrived: not repeated (the change is in /balance anyway)
-        log.info("payment #%s: the refund notice may not have arrived: %s", payment_id, exc)
-    except (BotBlocked, SendRejected) as exc:
-        log.info("payment #%s: could not tell the user about the refund: %s", payment_id, exc)
-    return None
+    # An unknown outcome is not repeated (the change is in /balance anyway).
+    return notify.send_once(
+        chat_id=payment.user.telegram_id,
+        text=refund_notice_text(payment=payment, lang=notify.language_of(payment.user_id)),
+        marker=f"payment:{payment.pk}:{payment.refunded_at.timestamp():.6f}:refund-notified",
+        what=f"payment #{payment_id}: the refund notice",
+    )

@@ -53,14 +53,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from botapp.i18n import normalize_language, t
-from botapp.models import ZERO, Payment, StarSubscription, SubscriptionPlan, TgUser, UserSettings
-from botapp.services import users
+from botapp.i18n import t
+from botapp.models import ZERO, Payment, StarSubscription, SubscriptionPlan, TgUser
+from botapp.services import notify, users
 from botapp.services.balance import BalanceService
 from botapp.services.exceptions import (
     PaymentError,
@@ -74,7 +73,6 @@ from botapp.services.exceptions import (
     UserBanned,
 )
 from botapp.services.referral import ReferralService
-from botapp.telegram.sender import BotBlocked, OutcomeUnknown, RetryLater, SendRejected, get_sender
 
 log = logging.getLogger(__name__)
 
@@ -433,13 +431,9 @@ def _alert_on_commit(key: str, **params: object) -> None:
 # --- telling the user that the subscription ended -------------------------------------------------------
 def enqueue_lapse_notice(*, subscription_id: int) -> None:
     """Hand the notice to the workers (call on commit). A broker failure never fails the caller."""
-    try:
-        from botapp import tasks
-
-        queue = getattr(settings, "CELERY_SEND_QUEUE", None)
-        tasks.notify_subscription_lapsed.apply_async((subscription_id,), **({"queue": queue} if queue else {}))
-    except Exception:
-        log.exception("subscription #%s: could not enqueue the lapse notice", subscription_id)
+    notify.enqueue(
+        "notify_subscription_lapsed", subscription_id, what=f"subscription #{subscription_id}: the lapse notice"
+    )
 
 
 def send_lapse_notice(*, subscription_id: int) -> float | None:
@@ -448,26 +442,16 @@ def send_lapse_notice(*, subscription_id: int) -> float | None:
     sub = StarSubscription.objects.select_related("user", "plan").filter(pk=subscription_id).first()
     if sub is None or sub.status != Status.LAPSED or sub.user.bot_blocked:
         return None
-    sender = get_sender()
-    if sender is None:
-        return None
-    language = UserSettings.objects.filter(user_id=sub.user_id).values_list("language", flat=True).first()
-    lang = normalize_language(language or users.language_from_code(sub.user.language_code))
+    lang = notify.language_of(sub.user_id, default=users.language_from_code(sub.user.language_code))
     name = (sub.plan.name_en or sub.plan.name) if lang == "en" else sub.plan.name
     end = sub.period_end.timestamp() if sub.period_end else 0
-    marker = f"starsub:{sub.pk}:{sub.created_at.timestamp():.6f}:{end:.0f}:lapse-notified"
-    if not cache.add(marker, 1, MARKER_TTL):
-        return None
-    try:
-        sender.send_message(sub.user.telegram_id, t("sub.lapsed_notice", lang, plan=html.escape(name, quote=False)))
-    except RetryLater as exc:
-        cache.delete(marker)
-        return exc.retry_in
-    except BotBlocked as exc:
-        log.info("subscription #%s: the user blocked the bot: %s", subscription_id, exc)
-    except (OutcomeUnknown, SendRejected) as exc:
-        log.info("subscription #%s: the lapse notice may not have arrived: %s", subscription_id, exc)
-    return None
+    return notify.send_once(
+        chat_id=sub.user.telegram_id,
+        text=t("sub.lapsed_notice", lang, plan=html.escape(name, quote=False)),
+        marker=f"starsub:{sub.pk}:{sub.created_at.timestamp():.6f}:{end:.0f}:lapse-notified",
+        ttl=MARKER_TTL,
+        what=f"subscription #{subscription_id}: the lapse notice",
+    )
 
 
 def credit_from_ledger(

@@ -37,6 +37,7 @@ from django.utils import timezone
 from botapp.i18n import LANGUAGES, normalize_language, t
 from botapp.models import SupportMessage, TgUser, UserSettings
 from botapp.redaction import error_text
+from botapp.services import notify
 from botapp.services.exceptions import DomainError
 from botapp.services.users import mark_bot_blocked
 from botapp.telegram.html import MESSAGE_LIMIT, HtmlError, check_html
@@ -92,13 +93,7 @@ class Queued:
 def enqueue(*, message_id: int) -> None:
     """Hand the message to the workers (on commit). A broker failure leaves the row pending (the
     support messages page can queue it again)."""
-    try:
-        from botapp import tasks
-
-        queue = getattr(settings, "CELERY_SEND_QUEUE", None)
-        tasks.send_support_message.apply_async((message_id,), **({"queue": queue} if queue else {}))
-    except Exception:
-        log.exception("support message #%s: could not enqueue it", message_id)
+    notify.enqueue("send_support_message", message_id, what=f"support message #{message_id}")
 
 
 def queue_messages(

@@ -228,6 +228,34 @@ def test_the_notice_tells_what_was_credited(make_user, fake):
     assert "300 tok. credited" in text and "Balance: <b>315</b>" in text and "+15 tok." in text
 
 
+def test_the_notice_is_sent_once_with_the_keyboard_and_waits_on_flood_control(make_user, fake, monkeypatch):
+    from botapp.services import notify
+    from botapp.telegram.sender import RetryLater
+
+    sent: list[tuple[int, str, object]] = []
+    answers: list[Exception] = [RetryLater("flood", retry_in=4.0)]
+
+    class Stub:
+        def send_message(self, chat_id: int, text: str, **kwargs):
+            if answers:
+                raise answers.pop(0)
+            sent.append((chat_id, text, kwargs.get("reply_markup")))
+
+    monkeypatch.setattr(notify, "get_sender", lambda: Stub())
+    user = make_user(language_code="en")
+    checkout = start(user, "Studio", lang="en")
+    assert CardService.send_paid_notice(payment_id=checkout.payment_id) is None and sent == []  # not paid yet
+    CardService.apply(
+        payment_id=checkout.payment_id, remote=yookassa_api.get_payment(fake.pay(checkout.yookassa_id)["id"])
+    )
+    assert CardService.send_paid_notice(payment_id=checkout.payment_id) == 4.0 and sent == []
+    assert CardService.send_paid_notice(payment_id=checkout.payment_id) is None
+    assert CardService.send_paid_notice(payment_id=checkout.payment_id) is None  # a redelivered task
+    ((chat_id, text, markup),) = sent
+    assert chat_id == user.telegram_id and "300 tok. credited" in text
+    assert markup is not None and markup.inline_keyboard, "the paid keyboard goes with it"
+
+
 def test_an_untrusted_address_is_refused(make_user, fake, settings):
     checkout = start(make_user())
     paid = fake.pay(checkout.yookassa_id)

@@ -22,7 +22,7 @@ from botapp.i18n import LANGUAGES, catalogue
 from botapp.models import BotText, Payment, SupportRequest, TgUser, Transaction, UserSettings
 from botapp.selectors.payments import user_payments
 from botapp.selectors.texts import TEXT_LIMITS, bot_text, check_bot_text
-from botapp.services import paysupport, referral_notices
+from botapp.services import notify, paysupport, referral_notices
 from botapp.services.referral import ReferralService
 from botapp.telegram.html import HtmlError, check_html
 from botapp.telegram.sender import BotBlocked, RetryLater
@@ -307,7 +307,7 @@ class StubSender:
 def test_an_operators_copy_is_sent_once_and_retried_on_flood_control(make_user, submit, settings, monkeypatch):
     settings.ADMIN_IDS = []
     stub = StubSender(RetryLater("flood", retry_in=3.0))
-    monkeypatch.setattr(paysupport, "get_sender", lambda: stub)
+    monkeypatch.setattr(notify, "get_sender", lambda: stub)
     request = submit(user_id=make_user().pk, text="help")
     assert paysupport.send_request(request_id=request.pk, chat_id=501) == 3.0 and stub.sent == []
     assert paysupport.send_request(request_id=request.pk, chat_id=501) is None and len(stub.sent) == 1
@@ -373,7 +373,7 @@ def test_the_first_and_the_later_rewards_read_differently(make_user, settings, l
 
 def test_a_referrer_is_told_once_unless_notifications_are_off(make_user, monkeypatch):
     stub = StubSender(RetryLater("flood", retry_in=2.0))
-    monkeypatch.setattr(referral_notices, "get_sender", lambda: stub)
+    monkeypatch.setattr(notify, "get_sender", lambda: stub)
     referrer, friend = referred_pair(make_user)
     row = reward(friend, first=True)
     assert referral_notices.send_referral_notice(transaction_id=row.pk) == 2.0 and stub.sent == []
@@ -389,7 +389,7 @@ def test_a_referrer_is_told_once_unless_notifications_are_off(make_user, monkeyp
 
 def test_a_referrer_who_blocked_the_bot_is_marked(make_user, monkeypatch):
     stub = StubSender(BotBlocked("403: bot was blocked by the user"))
-    monkeypatch.setattr(referral_notices, "get_sender", lambda: stub)
+    monkeypatch.setattr(notify, "get_sender", lambda: stub)
     referrer, friend = referred_pair(make_user)
     row = reward(friend, first=True)
     assert referral_notices.send_referral_notice(transaction_id=row.pk) is None

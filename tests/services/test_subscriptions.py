@@ -15,7 +15,7 @@ from django.utils import timezone
 from botapp import tasks
 from botapp.management.commands.check_ledger import find_problems
 from botapp.models import Payment, StarSubscription, SubscriptionPlan, Transaction, UserBalance
-from botapp.services import subscriptions
+from botapp.services import notify, subscriptions
 from botapp.services.exceptions import (
     PaymentError,
     PlanChanged,
@@ -378,7 +378,7 @@ class FakeSender:
 
 def test_the_lapse_notice_is_sent_once(make_user, plan, monkeypatch):
     fake = FakeSender()
-    monkeypatch.setattr(subscriptions, "get_sender", lambda: fake)
+    monkeypatch.setattr(notify, "get_sender", lambda: fake)
     user = make_user(language_code="en")
     sub = paid_sub(user, plan)
     assert subscriptions.send_lapse_notice(subscription_id=sub.pk) is None and fake.sent == []  # not lapsed
