@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/dev.txt
 IMAGE ?= genstudio-bot
 
-.PHONY: install run test lint messages bench lock image clean
+.PHONY: install run test test-slow lint messages bench lock image clean
 
 $(STAMP): $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,9 +29,13 @@ run: install
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py runstack
 
-## test: the whole suite (PostgreSQL/Redis tests run when DATABASE_URL/REDIS_URL are set)
+## test: the suite without the slowest tests (PostgreSQL/Redis tests run when DATABASE_URL/REDIS_URL are set)
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow"
+
+## test-slow: the slowest tests, marked `slow` (processes started, a real worker killed, browsers); CI runs both
+test-slow: install
+	$(PY) -m pytest -m slow
 
 lint: install
 	$(VENV)/bin/ruff check .
