@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime
 from decimal import Decimal
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, PreCheckoutQuery
 from django.utils import timezone
 
 from botapp.i18n import t
@@ -96,3 +97,22 @@ def error_text(exc: DomainError, lang: str) -> str:
     except (KeyError, IndexError, ValueError):
         log.warning("catalogue text errors.%s does not fit the parameters %s", exc.code, sorted(params))
         return t("errors.error", lang)
+
+
+async def answer_pre_checkout(
+    query: PreCheckoutQuery, lang: str, validate: Callable[..., Awaitable[object]], *, what: str
+) -> None:
+    """Answer a pre-checkout query: ok when `validate` (a bridge check of the invoice) passes, else
+    refused with the reason in the user's language (Telegram then charges nothing)."""
+    try:
+        await validate(
+            invoice_payload=query.invoice_payload,
+            telegram_id=query.from_user.id,
+            total_amount=query.total_amount,
+            currency=query.currency,
+        )
+    except DomainError as exc:
+        log.info("%s refused for %s: %s", what, query.from_user.id, exc.message)
+        await query.answer(ok=False, error_message=error_text(exc, lang))
+        return
+    await query.answer(ok=True)

@@ -13,7 +13,7 @@ from django.conf import settings
 from botapp import bridge, keyboards
 from botapp.bridge import UserContext
 from botapp.callbacks import MenuAction, MenuCb, PayAction, PayCb, PayMethod
-from botapp.handlers.common import answer, error_text, esc, show
+from botapp.handlers.common import answer, answer_pre_checkout, error_text, esc, show
 from botapp.handlers.subscriptions import with_plans_button
 from botapp.i18n import t
 from botapp.keyboards import fmt_tokens
@@ -131,18 +131,7 @@ async def on_method(query: CallbackQuery, callback_data: PayCb, user: UserContex
 
 @router.pre_checkout_query()
 async def on_pre_checkout(query: PreCheckoutQuery, lang: str) -> None:
-    try:
-        await bridge.validate_precheckout(
-            invoice_payload=query.invoice_payload,
-            telegram_id=query.from_user.id,
-            total_amount=query.total_amount,
-            currency=query.currency,
-        )
-    except DomainError as exc:
-        log.info("pre-checkout refused for %s: %s", query.from_user.id, exc.message)
-        await query.answer(ok=False, error_message=error_text(exc, lang))
-        return
-    await query.answer(ok=True)
+    await answer_pre_checkout(query, lang, bridge.validate_precheckout, what="pre-checkout")
 
 
 @router.message(F.successful_payment)

@@ -33,7 +33,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from botapp import bridge, keyboards
 from botapp.bridge import UserContext
 from botapp.callbacks import MenuAction, MenuCb, SubAction, SubCb
-from botapp.handlers.common import answer, error_text, esc, fmt_date, show
+from botapp.handlers.common import answer, answer_pre_checkout, error_text, esc, fmt_date, show
 from botapp.i18n import t
 from botapp.keyboards import fmt_tokens
 from botapp.models import Language, StarSubscription, SubscriptionPlan
@@ -157,18 +157,7 @@ async def _make_link(bot: Bot, subscription: StarSubscription, plan: Subscriptio
 # --- paying ----------------------------------------------------------------------------------------
 @router.pre_checkout_query(F.invoice_payload.startswith(PAYLOAD_PREFIX))
 async def on_pre_checkout(query: PreCheckoutQuery, lang: str) -> None:
-    try:
-        await bridge.validate_subscription_precheckout(
-            invoice_payload=query.invoice_payload,
-            telegram_id=query.from_user.id,
-            total_amount=query.total_amount,
-            currency=query.currency,
-        )
-    except DomainError as exc:
-        log.info("subscription pre-checkout refused for %s: %s", query.from_user.id, exc.message)
-        await query.answer(ok=False, error_message=error_text(exc, lang))
-        return
-    await query.answer(ok=True)
+    await answer_pre_checkout(query, lang, bridge.validate_subscription_precheckout, what="subscription pre-checkout")
 
 
 @router.message(F.successful_payment.is_recurring | F.successful_payment.invoice_payload.startswith(PAYLOAD_PREFIX))
