@@ -43,6 +43,8 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.threads import ServerThread
+
 logger = logging.getLogger(__name__)
 
 GOOGLE_STATUS = {
@@ -449,7 +451,7 @@ class FakeGoogleServer:
         self._failures: collections.Counter[tuple[str, str, str]] = collections.Counter()
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: ServerThread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- scripting ---------------------------------------------------------------------
@@ -542,38 +544,16 @@ class FakeGoogleServer:
 
     def start_in_thread(self, timeout: float = 10.0) -> FakeGoogleServer:
         """Start serving from a daemon thread with its own event loop."""
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:  # pragma: no cover - bind failures
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop())
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name="fake-google", daemon=True)
-        self._thread.start()
-        if not ready.wait(timeout):
-            raise RuntimeError("fake Google server did not start")
-        if failure:
-            raise failure[0]
+        self._thread = ServerThread(self, "fake-google")
+        self._thread.start(timeout)
+        self._loop = self._thread.loop
         return self
 
     def stop_thread(self, timeout: float = 10.0) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop(timeout)
         self._loop = None
-        self._thread = None
 
     def __enter__(self) -> FakeGoogleServer:
         return self.start_in_thread()

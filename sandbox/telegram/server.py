@@ -19,12 +19,13 @@ import contextlib
 import copy
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
+
+from sandbox.threads import ServerThread
 
 from .api import MESSAGE_EVENTS, Predicate, WaitTimeout
 from .client import EmulatedUser
@@ -118,8 +119,7 @@ class BotAPIEmulator(WebhookMixin, FaultsMixin, UsersMixin, StarsMixin, Inspecti
         self._users: dict[int, EmulatedUser] = {}
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self._thread: ServerThread | None = None
         self._http: ClientSession | None = None
         self._webhook_task: asyncio.Task[None] | None = None
 
@@ -185,44 +185,15 @@ class BotAPIEmulator(WebhookMixin, FaultsMixin, UsersMixin, StarsMixin, Inspecti
 
     def start_in_thread(self, timeout: float = 10.0) -> BotAPIEmulator:
         """Start serving from a background thread with its own event loop."""
-        ready = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            self._thread_loop = loop
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:
-                errors.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name="bot-api-emulator", daemon=True)
-        self._thread.start()
-        if not ready.wait(timeout):
-            raise RuntimeError("the emulator thread did not start in time")
-        if errors:
-            raise errors[0]
+        self._thread = ServerThread(self, "bot-api-emulator")
+        self._thread.start(timeout)
         return self
 
     def stop_in_thread(self, timeout: float = 10.0) -> None:
         """Stop a server started with :meth:`start_in_thread`."""
-        loop, thread = self._thread_loop, self._thread
-        if loop is None or thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        self._thread, self._thread_loop = None, None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop(timeout)
 
     @classmethod
     @contextlib.contextmanager

@@ -47,6 +47,8 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.threads import ServerThread
+
 from . import model
 from .checkout import CHECKOUT_PATH, CheckoutPages
 from .model import JSON, ApiFailure, Payment, invalid
@@ -134,7 +136,7 @@ class FakeYooKassa(WebhooksMixin):
         self._idempotency: dict[tuple[str, str], tuple[str, int, JSON]] = {}
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: ServerThread | None = None
         self.checkout = CheckoutPages(self)
         self.init_webhooks(
             webhook_url, notify_events, source_ip, source_ip_header, webhook_retry_delays, webhook_timeout
@@ -192,38 +194,15 @@ class FakeYooKassa(WebhooksMixin):
 
     def start_in_thread(self, timeout: float = 10.0) -> FakeYooKassa:
         """Serve from a daemon thread with its own event loop."""
-        ready = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:
-                errors.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(self.stop())
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-yookassa", daemon=True)
-        self._thread.start()
-        if not ready.wait(timeout) or errors:
-            raise errors[0] if errors else RuntimeError("the fake YooKassa did not start in time")
+        self._thread = ServerThread(self, "fake-yookassa")
+        self._thread.start(timeout)
         return self
 
     def stop_thread(self, timeout: float = 10.0) -> None:
         """Stop a server started with :meth:`start_in_thread`."""
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout)
-        self._thread = None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop(timeout)
 
     def __enter__(self) -> FakeYooKassa:
         return self.start_in_thread()
