@@ -28,6 +28,8 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
+from botapp import pricing
+from botapp.capabilities import Capabilities
 from botapp.engine import delivery, results
 from botapp.models import (
     ZERO,
@@ -168,6 +170,12 @@ class ModelInfo:
     durations: tuple[int, ...]
     resolutions: tuple[str, ...]
     default_params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    caps: Capabilities = field(default_factory=Capabilities, hash=False, compare=False)
+    pricing: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def quote(self, params: dict[str, Any], variants: int = 1) -> pricing.Quote:
+        """What a request with these options costs (the same rule the charge uses)."""
+        return pricing.quote(price=self.price, rule=self.pricing, kind=self.kind, params=params, variants=variants)
 
     @property
     def label(self) -> str:
@@ -193,6 +201,8 @@ class ModelInfo:
             durations=tuple(model.durations),
             resolutions=tuple(model.resolutions),
             default_params=dict(model.default_params or {}),
+            caps=model.caps,
+            pricing=dict(model.pricing or {}),
         )
 
 
@@ -440,6 +450,11 @@ def create_generation(
     chat_id: int,
     status_message_id: int,
     idempotency_key: str,
+    negative_prompt: str = "",
+    variants: int = 1,
+    user_prompt: str = "",
+    style_id: int | None = None,
+    expected_price: Decimal | None = None,
 ) -> GenRequest:
     """Charge and create the request in one transaction (the service enqueues it on commit)."""
     return GenerationService.create_request(
@@ -448,9 +463,14 @@ def create_generation(
         prompt=prompt,
         params=params,
         input_images=input_images,
+        negative_prompt=negative_prompt,
+        variants=variants,
+        user_prompt=user_prompt,
+        style_id=style_id,
         chat_id=chat_id,
         status_message_id=status_message_id,
         idempotency_key=idempotency_key,
+        expected_price=expected_price,
     )
 
 

@@ -12,12 +12,14 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
 from botapp.admin.base import ActivationActionsMixin, count_of
+from botapp.capabilities import Capabilities, CapabilitiesError
 from botapp.models import (
     AIModel,
     GenRequest,
     Level,
     TgUser,
 )
+from botapp.pricing import MAX_PRICE, PricingError, quote, validate_rule
 
 
 # --- catalogue -----------------------------------------------------------------------------------
@@ -39,6 +41,7 @@ class AIModelForm(forms.ModelForm):
             "cost_per_video_second_usd",
             "capabilities",
             "default_params",
+            "pricing",
             "description",
             "description_en",
         )
@@ -47,9 +50,55 @@ class AIModelForm(forms.ModelForm):
         value = self.cleaned_data.get("capabilities")
         if value is None:
             return {}
-        if not isinstance(value, dict):
-            raise ValidationError(_('Capabilities must be a JSON object, e.g. {"max_input_images": 3}.'))
+        try:
+            Capabilities.parse(value, strict=True)
+        except CapabilitiesError as exc:
+            raise ValidationError(str(exc)) from None
         return value
+
+    def clean(self):
+        cleaned = super().clean()
+        caps = Capabilities.parse(cleaned.get("capabilities") or {})
+        kind = cleaned.get("kind")
+        rule = cleaned.get("pricing")
+        if "pricing" in cleaned and kind:
+            try:
+                cleaned["pricing"] = validate_rule(rule, kind=kind, resolutions=caps.resolutions) or {}
+            except PricingError as exc:
+                self.add_error("pricing", str(exc))
+        defaults = cleaned.get("default_params") or {}
+        for key, allowed in (
+            ("aspect_ratio", caps.aspect_ratios),
+            ("resolution", caps.resolutions),
+            ("duration_seconds", caps.durations),
+        ):
+            if key in defaults and allowed and defaults[key] not in allowed:
+                self.add_error(
+                    "default_params",
+                    _("%(key)s %(value)s is not in the capabilities.")
+                    % {
+                        "key": key,
+                        "value": defaults[key],
+                    },
+                )
+        if cleaned.get("price") and kind and not self.errors:
+            # The dearest option combination must stay storable (10 digits) once multiplied by variants.
+            worst = max(
+                (
+                    quote(
+                        price=cleaned["price"],
+                        rule=cleaned.get("pricing"),
+                        kind=kind,
+                        params={"resolution": r, "duration_seconds": max(caps.durations or [0]) or None},
+                        variants=caps.max_variants,
+                    ).total
+                    for r in (caps.resolutions or (None,))
+                ),
+                default=cleaned["price"],
+            )
+            if worst > MAX_PRICE:
+                self.add_error("pricing", _("The dearest option would cost more than %(max)s.") % {"max": MAX_PRICE})
+        return cleaned
 
     def clean_default_params(self):
         value = self.cleaned_data.get("default_params")
@@ -97,6 +146,17 @@ class AIModelAdmin(ActivationActionsMixin, ModelAdmin):
             },
         ),
         (_("Capabilities"), {"fields": ("capabilities", "default_params")}),
+        (
+            _("Price by option"),
+            {
+                "fields": ("pricing",),
+                "description": _(
+                    "The price above is one request with the default options. A rule may set a price per second "
+                    "of video, a table or multipliers by resolution and an audio-off multiplier; the total is "
+                    "multiplied by the number of variants."
+                ),
+            },
+        ),
         (_("Descriptions"), {"fields": ("description", "description_en")}),
         (_("Timestamps"), {"fields": ("created_at", "updated_at")}),
     )

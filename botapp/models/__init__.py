@@ -6,7 +6,7 @@ Balances change only through `botapp.services.balance.BalanceService`; every cha
 """
 
 from botapp.models.broadcasts import Broadcast, BroadcastRecipient
-from botapp.models.catalogue import AIModel, Level, SubscriptionPlan, TopUpPackage
+from botapp.models.catalogue import AIModel, Level, PromptStyle, SubscriptionPlan, TopUpPackage
 from botapp.models.common import REFERRAL_ALPHABET, ZERO, Language, money_field, new_referral_code
 from botapp.models.dashboard import DailyActiveUser, DailyGenerations, DailyLedger, DashboardDay
 from botapp.models.generation import GenRequest
@@ -31,6 +31,7 @@ __all__ = [
     "Payment",
     "Promocode",
     "PromocodeActivation",
+    "PromptStyle",
     "StarSubscription",
     "SubscriptionPlan",
     "SupportMessage",

@@ -8,7 +8,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from botapp.capabilities import Capabilities
 from botapp.models.common import ZERO
+from botapp.pricing import Quote, quote
 
 
 class AIModel(models.Model):
@@ -52,6 +54,22 @@ class AIModel(models.Model):
         ),
     )
     default_params = models.JSONField(_("default parameters"), default=dict, blank=True)
+    pricing = models.JSONField(
+        _("pricing rule"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            'Optional: per_second (a video rate, or {resolution: rate}), resolution_prices {resolution: price}, '
+            'resolution {resolution: multiplier}, audio_off (a multiplier). Empty: every request costs the price.'
+        ),
+    )
+    paused_reason = models.CharField(
+        _("paused because"),
+        max_length=255,
+        blank=True,
+        help_text=_("Set when the bot paused the model itself (e.g. Google retired the model ID)."),
+    )
+    paused_at = models.DateTimeField(_("paused"), null=True, blank=True)
     # What the provider charges us, in US dollars as Google prices it (the dashboard's margin converts
     # at settings.USD_RUB_RATE): per image made (an image model) and per second of video (a video model).
     cost_per_image_usd = models.DecimalField(
@@ -88,24 +106,32 @@ class AIModel(models.Model):
 
     # Capabilities with safe defaults, so a half-filled JSON in the admin never breaks the bot.
     @property
+    def caps(self) -> Capabilities:
+        return Capabilities.parse(self.capabilities)
+
+    @property
     def max_input_images(self) -> int:
-        return int(self.capabilities.get("max_input_images", 0))
+        return self.caps.max_input_images
 
     @property
     def max_prompt_length(self) -> int:
-        return int(self.capabilities.get("max_prompt_length", 2000))
+        return self.caps.max_prompt_length
 
     @property
     def aspect_ratios(self) -> list[str]:
-        return list(self.capabilities.get("aspect_ratios", ["1:1"]))
+        return list(self.caps.aspect_ratios)
 
     @property
     def durations(self) -> list[int]:
-        return [int(d) for d in self.capabilities.get("durations", [])]
+        return list(self.caps.durations)
 
     @property
     def resolutions(self) -> list[str]:
-        return list(self.capabilities.get("resolutions", []))
+        return list(self.caps.resolutions)
+
+    def quote(self, params: dict, variants: int = 1) -> Quote:
+        """The price of a request with these (validated) options: see botapp.services.pricing."""
+        return quote(price=self.price, rule=self.pricing, kind=self.kind, params=params, variants=variants)
 
 
 class Level(models.Model):
@@ -177,3 +203,34 @@ class SubscriptionPlan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.tokens} tokens / {self.price_stars}⭐ a month"
+
+
+class PromptStyle(models.Model):
+    """A style preset the options screen offers: it wraps the user's description in a template."""
+
+    class Applies(models.TextChoices):
+        ANY = "", _("Images and videos")
+        IMAGE = "image", _("Images")
+        VIDEO = "video", _("Videos")
+
+    name = models.CharField(_("name"), max_length=64)
+    name_en = models.CharField(_("name (English)"), max_length=64, blank=True)
+    emoji = models.CharField(_("emoji"), max_length=8, blank=True)
+    prompt_template = models.TextField(
+        _("prompt template"),
+        help_text=_('The final prompt; {prompt} is replaced by the description, e.g. "{prompt}, watercolour".'),
+    )
+    example_image = models.ImageField(_("example image"), upload_to="styles/", blank=True)
+    applies_to = models.CharField(_("for"), max_length=8, choices=Applies.choices, blank=True, default="")
+    is_active = models.BooleanField(_("active"), default=True, db_index=True)
+    sort_order = models.PositiveIntegerField(_("sort order"), default=100)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("prompt style")
+        verbose_name_plural = _("prompt styles")
+        ordering = ["sort_order", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} {self.name}".strip()

@@ -38,6 +38,21 @@ class GenRequest(models.Model):
         help_text=_("[{file_id, file_unique_id, mime_type, size}] from Telegram."),
     )
     params = models.JSONField(_("parameters"), default=dict, blank=True)
+    user_prompt = models.TextField(
+        _("user's description"), blank=True, help_text=_("What the user typed, before a style wrapped it.")
+    )
+    style = models.ForeignKey(
+        "botapp.PromptStyle",
+        verbose_name=_("style"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="requests",
+    )
+    variants = models.PositiveSmallIntegerField(_("variants"), default=1)
+    refunded_variants = models.PositiveSmallIntegerField(
+        _("variants refunded"), default=0, help_text=_("Variants that failed or were blocked and were refunded.")
+    )
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.CREATED)
     price = money_field(verbose_name=_("price"), help_text=_("Tokens charged."))
     idempotency_key = models.CharField(_("idempotency key"), max_length=128, unique=True, null=True, blank=True)
@@ -53,6 +68,12 @@ class GenRequest(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     queued_at = models.DateTimeField(_("queued"), null=True, blank=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    submitted_at = models.DateTimeField(
+        _("sent to the provider"),
+        null=True,
+        blank=True,
+        help_text=_("From this moment the provider charges for the work: cancelling is refused."),
+    )
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     deadline_at = models.DateTimeField(_("deadline"), null=True, blank=True)
     next_poll_at = models.DateTimeField(_("next poll"), null=True, blank=True)
@@ -72,7 +93,13 @@ class GenRequest(models.Model):
             models.Index(fields=["user", "-created_at"], name="genreq_user_recent"),
             models.Index(fields=["status", "deadline_at"], name="genreq_status_deadline"),
         ]
-        constraints = [models.CheckConstraint(condition=Q(price__gte=0), name="genreq_price_non_negative")]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gte=0), name="genreq_price_non_negative"),
+            models.CheckConstraint(condition=Q(variants__gte=1, variants__lte=4), name="genreq_variants_1_4"),
+            models.CheckConstraint(
+                condition=Q(refunded_variants__lte=models.F("variants")), name="genreq_refunded_variants_le_variants"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.model} [{self.status}]"
@@ -84,3 +111,8 @@ class GenRequest(models.Model):
     @property
     def refund_key(self) -> str:
         return f"gen:{self.pk}:refund"
+
+    @property
+    def partial_refund_key(self) -> str:
+        """The one refund of the variants that failed (an album delivered in part)."""
+        return f"gen:{self.pk}:refund-variants"

@@ -78,6 +78,31 @@ class InvalidParameter(DomainError):
     default_message = "Unsupported value {value!r} for {name}."
 
 
+class TooManyReferences(DomainError):
+    code = "too_many_references"
+    default_message = "Too many reference images: at most {limit}."
+
+
+class ReferencesExclusive(DomainError):
+    code = "references_exclusive"
+    default_message = "Reference images cannot be combined with a first or last frame or an extension."
+
+
+class LastFrameNeedsFirst(DomainError):
+    code = "last_frame_needs_first"
+    default_message = "A last frame needs a first frame."
+
+
+class CannotExtend(DomainError):
+    code = "cannot_extend"
+    default_message = "This video cannot be extended."
+
+
+class PriceChanged(DomainError):
+    code = "price_changed"
+    default_message = "The price changed to {price}. Check the new price and confirm again."
+
+
 class TooManyInFlight(DomainError):
     code = "too_many_in_flight"
     default_message = "You already have {limit} generations in progress. Wait for one to finish."

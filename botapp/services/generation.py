@@ -24,13 +24,18 @@ from botapp.models import ZERO, AIModel, GenRequest, TgUser, Transaction, UserBa
 from botapp.services import levels
 from botapp.services.balance import BalanceService, LedgerResult
 from botapp.services.exceptions import (
+    CannotExtend,
     InvalidParameter,
     InvalidPrompt,
     InvalidTransition,
+    LastFrameNeedsFirst,
     ModelUnavailable,
+    PriceChanged,
     PromptTooLong,
+    ReferencesExclusive,
     TooManyImages,
     TooManyInFlight,
+    TooManyReferences,
     UserBanned,
 )
 
@@ -66,34 +71,110 @@ def timeout_for(kind: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+# The roles of `GenRequest.input_images` entries ({"file_id" | "path", ..., "role"}):
+IMAGE = "image"  # a photo to edit or combine (an image model); the default for an image model
+FIRST = "first"  # a video's first frame; the default for a video model
+LAST = "last"  # a video's last frame
+REFERENCE = "reference"  # a video's reference image ("ingredient")
+ROLES = (IMAGE, FIRST, LAST, REFERENCE)
+VIDEO_PARAMS = ("duration_seconds", "generate_audio", "extend_from")
+
+
+def image_role(kind: str, image: dict) -> str:
+    return image.get("role") or (FIRST if kind == AIModel.Kind.VIDEO else IMAGE)
+
+
 def validate_request(
-    *, ai_model: AIModel, prompt: str, params: dict, input_images: list[dict]
+    *, ai_model: AIModel, prompt: str, params: dict, input_images: list[dict], variants: int = 1
 ) -> tuple[str, dict]:
-    """Check a prompt, photos and options against the model's capabilities; return cleaned values."""
+    """Check a prompt, photos and options against the model's capabilities; return cleaned values.
+
+    Raises a DomainError (shown to the user) before anything is charged."""
+    caps = ai_model.caps
     prompt = (prompt or "").strip()
     if not prompt:
         raise InvalidPrompt()
-    if len(prompt) > ai_model.max_prompt_length:
-        raise PromptTooLong(length=len(prompt), limit=ai_model.max_prompt_length)
-    if len(input_images) > ai_model.max_input_images:
-        raise TooManyImages(limit=ai_model.max_input_images)
+    if len(prompt) > caps.max_prompt_length:
+        raise PromptTooLong(length=len(prompt), limit=caps.max_prompt_length)
+    if not 1 <= int(variants) <= caps.max_variants:
+        raise InvalidParameter(name="variants", value=variants)
+    roles = [image_role(ai_model.kind, i) for i in input_images]
+    if any(role not in ROLES for role in roles):
+        raise InvalidParameter(name="role", value=next(r for r in roles if r not in ROLES))
     cleaned = {**ai_model.default_params, **{k: v for k, v in params.items() if v not in (None, "")}}
     ratio = cleaned.get("aspect_ratio")
-    if ratio is not None and ratio not in ai_model.aspect_ratios:
+    if ratio is not None and ratio not in caps.aspect_ratios:
         raise InvalidParameter(name="aspect_ratio", value=ratio)
-    if ai_model.kind == AIModel.Kind.VIDEO:
+    resolution = cleaned.get("resolution")
+    if resolution is not None and resolution not in caps.resolutions:
+        if caps.resolutions:
+            raise InvalidParameter(name="resolution", value=resolution)
+        cleaned.pop("resolution")  # a default the model no longer has
+    if ai_model.kind == AIModel.Kind.IMAGE:
+        if roles.count(IMAGE) != len(roles):
+            raise InvalidParameter(name="role", value=next(r for r in roles if r != IMAGE))
+        if len(input_images) > caps.max_input_images:
+            raise TooManyImages(limit=caps.max_input_images)
+        for key in VIDEO_PARAMS:
+            cleaned.pop(key, None)
+        return prompt, cleaned
+    first, last, references = roles.count(FIRST), roles.count(LAST), roles.count(REFERENCE)
+    if first > min(1, caps.max_input_images) or last > (1 if caps.last_frame else 0):
+        raise TooManyImages(limit=min(1, caps.max_input_images))
+    if last and not first:
+        raise LastFrameNeedsFirst()
+    if references > caps.max_reference_images:
+        raise TooManyReferences(limit=caps.max_reference_images)
+    extend_from = cleaned.get("extend_from")
+    if extend_from is not None and not caps.extension:
+        raise CannotExtend()
+    if references and (first or last or extend_from is not None):
+        raise ReferencesExclusive()
+    if extend_from is not None:
+        if first or last:
+            raise ReferencesExclusive()
+        cleaned["extend_from"] = int(extend_from)
+        cleaned["duration_seconds"] = caps.extension_seconds
+        if caps.resolutions:
+            cleaned["resolution"] = caps.resolutions[0]  # Veo extends at 720p
+    else:
         duration = cleaned.get("duration_seconds")
         if duration is not None:
-            if ai_model.durations and int(duration) not in ai_model.durations:
+            allowed = caps.durations_for(resolution=cleaned.get("resolution"), references=references)
+            if caps.durations and int(duration) not in allowed:
                 raise InvalidParameter(name="duration_seconds", value=duration)
             cleaned["duration_seconds"] = int(duration)
-        resolution = cleaned.get("resolution")
-        if resolution is not None and ai_model.resolutions and resolution not in ai_model.resolutions:
-            raise InvalidParameter(name="resolution", value=resolution)
-    else:
-        cleaned.pop("duration_seconds", None)
-        cleaned.pop("resolution", None)
+    if "generate_audio" in cleaned:
+        if not caps.audio:
+            cleaned.pop("generate_audio")
+        elif not isinstance(cleaned["generate_audio"], bool):
+            raise InvalidParameter(name="generate_audio", value=cleaned["generate_audio"])
     return prompt, cleaned
+
+
+def check_extendable(*, user_id: int, ai_model: AIModel, source_id: int) -> GenRequest:
+    """The video to extend: this user's own delivered video, made by a model of the same provider
+    family (Veo extends only Veo-made clips) that can extend. Raises CannotExtend."""
+    source = (
+        GenRequest.objects.filter(
+            pk=source_id,
+            user_id=user_id,
+            kind=AIModel.Kind.VIDEO,
+            status=Status.SUCCEEDED,
+            delivered_at__isnull=False,
+        )
+        .select_related("ai_model")
+        .first()
+    )
+    if (
+        source is None
+        or not ai_model.caps.extension
+        or source.ai_model is None
+        or source.ai_model.provider != ai_model.provider
+        or not any(r.get("path") and r.get("kind", "video") == "video" for r in source.results or [])
+    ):
+        raise CannotExtend()
+    return source
 
 
 class GenerationService:
@@ -108,12 +189,19 @@ class GenerationService:
         params: dict | None = None,
         input_images: list[dict] | None = None,
         negative_prompt: str = "",
+        variants: int = 1,
+        user_prompt: str = "",
+        style_id: int | None = None,
         chat_id: int | None = None,
         status_message_id: int | None = None,
         idempotency_key: str | None = None,
+        expected_price: Decimal | None = None,
     ) -> GenRequest:
         """Validate, check the in-flight cap, charge and create the request in one transaction.
 
+        The price is the model's pricing rule applied to the options (`AIModel.quote`); with
+        `expected_price` (what the confirm card showed) a different price refuses the request
+        (PriceChanged) instead of charging what the user did not see.
         With an `idempotency_key` (e.g. the confirmation button's nonce) a repeated call returns
         the request created the first time and charges nothing.
         """
@@ -126,8 +214,16 @@ class GenerationService:
             raise ModelUnavailable()
         input_images = list(input_images or [])
         prompt, cleaned = validate_request(
-            ai_model=ai_model, prompt=prompt, params=params or {}, input_images=input_images
+            ai_model=ai_model, prompt=prompt, params=params or {}, input_images=input_images, variants=variants
         )
+        negative_prompt = (negative_prompt or "").strip() if ai_model.caps.negative_prompt else ""
+        if len(negative_prompt) > ai_model.caps.max_prompt_length:
+            raise PromptTooLong(length=len(negative_prompt), limit=ai_model.caps.max_prompt_length)
+        if "extend_from" in cleaned:
+            check_extendable(user_id=user_id, ai_model=ai_model, source_id=cleaned["extend_from"])
+        price = ai_model.quote(cleaned, variants).total
+        if expected_price is not None and Decimal(expected_price) != price:
+            raise PriceChanged(price=price)
         with transaction.atomic():
             # The balance row lock serialises this user's requests: the cap and the charge agree.
             balance = UserBalance.objects.select_for_update().select_related("user").get(user_id=user_id)
@@ -147,10 +243,13 @@ class GenerationService:
                 model=ai_model.slug,
                 kind=ai_model.kind,
                 prompt=prompt,
-                negative_prompt=negative_prompt.strip(),
+                negative_prompt=negative_prompt,
+                user_prompt=(user_prompt or "").strip() or prompt,
+                style_id=style_id,
+                variants=variants,
                 input_images=input_images,
                 params=cleaned,
-                price=ai_model.price,
+                price=price,
                 status=Status.CREATED,
                 chat_id=chat_id,
                 status_message_id=status_message_id,
@@ -159,7 +258,7 @@ class GenerationService:
             )
             BalanceService.charge(
                 user_id=user_id,
-                amount=ai_model.price,
+                amount=price,
                 key=request.charge_key,
                 gen_request=request,
                 description=f"{ai_model.name} #{request.pk}",

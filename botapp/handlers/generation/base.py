@@ -1,0 +1,166 @@
+"""The generation flow's shared pieces: its data in the FSM storage, the current card, and the
+screens the steps show (the model list, the options, the prompt, the confirmation)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from aiogram import F
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+
+from botapp import bridge, keyboards
+from botapp.bridge import ModelInfo, UserContext
+from botapp.handlers.common import answer, outdated, retire_keyboard, show
+from botapp.handlers.generation.texts import (
+    confirm_text,
+    flow_price,
+    models_text,
+    options_text,
+    prompt_text,
+)
+from botapp.i18n import t
+from botapp.models import AIModel
+from botapp.states import GenerationFlow as Flow
+
+ACCEPTED_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"})
+ALBUM_WAIT = 0.7  # seconds to wait for the rest of an album before answering once
+INPUT_STATES = (Flow.options, Flow.photos, Flow.prompt, Flow.confirm)
+NOT_COMMAND = ~F.text.startswith("/")
+
+
+# --- flow data ---------------------------------------------------------------------------------------
+def initial_params(model: ModelInfo, user: UserContext) -> dict[str, Any]:
+    """The model's defaults, then the user's preferred values where the model supports them."""
+    params: dict[str, Any] = {
+        k: v for k, v in model.default_params.items() if k in ("aspect_ratio", "duration_seconds", "resolution")
+    }
+    if user.aspect_ratio in model.aspect_ratios:
+        params["aspect_ratio"] = user.aspect_ratio
+    elif params.get("aspect_ratio") not in model.aspect_ratios and model.aspect_ratios:
+        params["aspect_ratio"] = model.aspect_ratios[0]
+    if model.kind == AIModel.Kind.VIDEO:
+        if user.video_duration in model.durations:
+            params["duration_seconds"] = user.video_duration
+        elif params.get("duration_seconds") not in model.durations and model.durations:
+            params["duration_seconds"] = model.durations[-1]
+        if user.video_resolution in model.resolutions:
+            params["resolution"] = user.video_resolution
+        elif params.get("resolution") not in model.resolutions and model.resolutions:
+            params["resolution"] = model.resolutions[0]
+    return params
+
+
+async def flow_data(state: FSMContext) -> tuple[dict[str, Any], ModelInfo | None]:
+    data = await state.get_data()
+    model = await bridge.active_model(data.get("model_id")) if data.get("model_id") else None
+    return data, model
+
+
+async def card_query(query: CallbackQuery, state: FSMContext, lang: str) -> dict[str, Any] | None:
+    """The flow data when the pressed button is on the current card; otherwise "outdated"."""
+    data = await state.get_data()
+    current = await state.get_state()
+    message_id = query.message.message_id if query.message else None
+    if current is None or current not in Flow or data.get("card_id") != message_id:
+        await outdated(query, lang)
+        return None
+    return data
+
+
+async def card_and_model(query: CallbackQuery, state: FSMContext, lang: str) -> tuple[dict[str, Any], ModelInfo] | None:
+    """The flow data and its model for a button on the current card; None when the card is outdated
+    or the model was deactivated meanwhile (both already answered)."""
+    data = await card_query(query, state, lang)
+    if data is None:
+        return None
+    _, model = await flow_data(state)
+    if model is None:
+        await model_gone(query, state, lang)
+        return None
+    return data, model
+
+
+def chat_id_of(query: CallbackQuery) -> int:
+    return query.message.chat.id if query.message else query.from_user.id
+
+
+# --- entering the flow ----------------------------------------------------------------------------------
+async def start_flow(
+    target: CallbackQuery | Message, state: FSMContext, user: UserContext, lang: str, kind: str
+) -> None:
+    """The model list of `kind` (edits the menu message in place)."""
+    models = await bridge.active_models(kind)
+    if not models:
+        await state.clear()
+        await show(target, t("gen.no_models", lang), keyboards.menu_only(lang))
+        return
+    default_id = user.default_image_model_id if kind == AIModel.Kind.IMAGE else user.default_video_model_id
+    models = sorted(models, key=lambda m: m.id != default_id)  # the user's default model first
+    message = await show(target, models_text(kind, models, lang), keyboards.models_keyboard(lang, models, default_id))
+    await state.set_state(Flow.model)
+    await state.set_data({"kind": kind, "card_id": message.message_id if message else None, "images": []})
+
+
+async def show_options(query: CallbackQuery, state: FSMContext, model: ModelInfo, lang: str) -> None:
+    data = await state.get_data()
+    await state.set_state(Flow.options)
+    markup = keyboards.options_keyboard(lang, model, data["params"], len(data.get("images", [])))
+    await show(query, options_text(model, data, lang), markup)
+
+
+async def show_prompt(target: CallbackQuery | Message, state: FSMContext, model: ModelInfo, lang: str) -> None:
+    data = await state.get_data()
+    await state.set_state(Flow.prompt)
+    markup = keyboards.prompt_keyboard(lang, len(data.get("images", [])) if model.kind == "image" else 0)
+    await present(target, state, prompt_text(model, data, lang), markup)
+
+
+async def show_confirm(
+    target: CallbackQuery | Message, state: FSMContext, user: UserContext, model: ModelInfo, lang: str
+) -> None:
+    """The confirmation card with a fresh nonce (edited in place, or a new message after a message)."""
+    data = await state.get_data()
+    balance = await bridge.get_balance(user.id)
+    nonce = secrets.token_urlsafe(8)
+    await state.set_state(Flow.confirm)
+    text = confirm_text(model, data, balance, lang)
+    price = flow_price(model, data)
+    await state.update_data(nonce=nonce, price=str(price))
+    if balance.total >= price:
+        markup = keyboards.confirm_keyboard(lang, nonce=nonce, price=price)
+    else:
+        suggested = await bridge.suggest_package(price - balance.total)
+        markup = keyboards.topup_keyboard(lang, suggested=suggested, resume=True)
+    await present(target, state, text, markup)
+
+
+async def present(target: CallbackQuery | Message, state: FSMContext, text: str, markup: InlineKeyboardMarkup) -> None:
+    """Show the flow's card: edit it in place when one of its buttons was pressed, else (after a
+    message) send a new card under it; the previous card loses its buttons first."""
+    if isinstance(target, CallbackQuery):
+        message = await show(target, text, markup)
+        if message is not None:
+            await state.update_data(card_id=message.message_id)
+        return
+    old = (await state.get_data()).get("card_id")
+    if old and target.bot is not None:
+        await retire_keyboard(target.bot, target.chat.id, old)
+    sent = await target.answer(text, reply_markup=markup)
+    await state.update_data(card_id=sent.message_id)
+
+
+async def model_gone(query: CallbackQuery, state: FSMContext, lang: str) -> None:
+    """The admin deactivated the model mid-flow: back to the model list of the same kind."""
+    data = await state.get_data()
+    await answer(query, t("errors.model_unavailable", lang), alert=True)
+    models = await bridge.active_models(data.get("kind", AIModel.Kind.IMAGE))
+    if not models:
+        await state.clear()
+        await show(query, t("gen.no_models", lang), keyboards.menu_only(lang))
+        return
+    await state.set_state(Flow.model)
+    await show(
+        query, models_text(data.get("kind", "image"), models, lang), keyboards.models_keyboard(lang, models, None)
+    )

@@ -1,0 +1,253 @@
+"""The steps of the flow: a model, its options, the photos step, the prompt, the confirmation, generate;
+back, cancel and edit."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+from decimal import Decimal
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.filters import StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+
+from botapp import bridge, keyboards
+from botapp.bridge import UserContext
+from botapp.callbacks import GenAction, GenCb, MenuAction, MenuCb, unpack_ratio
+from botapp.handlers.common import answer, error_text, esc, outdated, show
+from botapp.handlers.generation.base import (
+    card_and_model,
+    card_query,
+    chat_id_of,
+    flow_data,
+    initial_params,
+    model_gone,
+    show_confirm,
+    show_options,
+    show_prompt,
+    start_flow,
+)
+from botapp.handlers.generation.texts import (
+    photos_text,
+)
+from botapp.i18n import t
+from botapp.models import AIModel
+from botapp.services.exceptions import DomainError, InsufficientFunds
+from botapp.states import GenerationFlow as Flow
+
+router = Router(name=__name__)
+log = logging.getLogger(__name__)
+
+
+@router.callback_query(MenuCb.filter(F.action.in_({MenuAction.IMAGE, MenuAction.VIDEO})))
+async def on_create(
+    query: CallbackQuery, callback_data: MenuCb, state: FSMContext, user: UserContext, lang: str
+) -> None:
+    kind = AIModel.Kind.IMAGE if callback_data.action == MenuAction.IMAGE else AIModel.Kind.VIDEO
+    await state.clear()
+    await start_flow(query, state, user, lang, kind)
+    await answer(query)
+
+
+# --- the model, the options -----------------------------------------------------------------------------
+@router.callback_query(Flow.model, GenCb.filter(F.action == GenAction.MODEL))
+async def on_model(query: CallbackQuery, callback_data: GenCb, state: FSMContext, user: UserContext, lang: str) -> None:
+    data = await card_query(query, state, lang)
+    if data is None:
+        return
+    model = await bridge.active_model(int(callback_data.value) if callback_data.value.isdigit() else None)
+    if model is None or model.kind != data.get("kind"):
+        await answer(query, t("errors.model_unavailable", lang), alert=True)
+        await start_flow(query, state, user, lang, data.get("kind", AIModel.Kind.IMAGE))
+        return
+    images = data.get("images", [])[: model.max_input_images]
+    await state.update_data(model_id=model.id, params=initial_params(model, user), images=images)
+    await show_options(query, state, model, lang)
+    await answer(query)
+
+
+@router.callback_query(
+    Flow.options, GenCb.filter(F.action.in_({GenAction.RATIO, GenAction.DURATION, GenAction.RESOLUTION}))
+)
+async def on_option(query: CallbackQuery, callback_data: GenCb, state: FSMContext, lang: str) -> None:
+    found = await card_and_model(query, state, lang)
+    if found is None:
+        return
+    data, model = found
+    params = dict(data["params"])
+    value = callback_data.value
+    if callback_data.action == GenAction.RATIO and unpack_ratio(value) in model.aspect_ratios:
+        params["aspect_ratio"] = unpack_ratio(value)
+    elif callback_data.action == GenAction.DURATION and value.isdigit() and int(value) in model.durations:
+        params["duration_seconds"] = int(value)
+    elif callback_data.action == GenAction.RESOLUTION and value in model.resolutions:
+        params["resolution"] = value
+    else:
+        await outdated(query, lang)
+        return
+    await state.update_data(params=params)
+    await show_options(query, state, model, lang)
+    await answer(query)
+
+
+@router.callback_query(Flow.options, GenCb.filter(F.action == GenAction.PHOTOS))
+async def on_photos_step(query: CallbackQuery, state: FSMContext, lang: str) -> None:
+    found = await card_and_model(query, state, lang)
+    if found is None:
+        return
+    data, model = found
+    if not model.max_input_images:
+        await outdated(query, lang)
+        return
+    await state.set_state(Flow.photos)
+    await show(query, photos_text(model, data, lang), keyboards.photos_keyboard(lang, len(data.get("images", []))))
+    await answer(query)
+
+
+@router.callback_query(StateFilter(Flow.options, Flow.photos), GenCb.filter(F.action == GenAction.NEXT))
+async def on_next(query: CallbackQuery, state: FSMContext, user: UserContext, lang: str) -> None:
+    found = await card_and_model(query, state, lang)
+    if found is None:
+        return
+    data, model = found
+    if data.get("prompt"):
+        await show_confirm(query, state, user, model, lang)
+    else:
+        await show_prompt(query, state, model, lang)
+    await answer(query)
+
+
+# --- back, cancel, edit -----------------------------------------------------------------------------------
+@router.callback_query(StateFilter(Flow), GenCb.filter(F.action == GenAction.BACK))
+async def on_back(query: CallbackQuery, state: FSMContext, user: UserContext, lang: str) -> None:
+    data = await card_query(query, state, lang)
+    if data is None:
+        return
+    current = await state.get_state()
+    if current == Flow.model.state:
+        from botapp.handlers.menu import show_main_menu
+
+        await state.clear()
+        await show_main_menu(query, user, lang)
+        await answer(query)
+        return
+    _, model = await flow_data(state)
+    if model is None:
+        await model_gone(query, state, lang)
+        return
+    if current == Flow.options.state:
+        await start_flow(query, state, user, lang, model.kind)
+        await state.update_data(images=data.get("images", []))
+    elif current in (Flow.photos.state, Flow.prompt.state):
+        await show_options(query, state, model, lang)
+    else:  # confirm -> the prompt step
+        await show_prompt(query, state, model, lang)
+    await answer(query)
+
+
+@router.callback_query(GenCb.filter(F.action == GenAction.CANCEL))
+async def on_cancel(query: CallbackQuery, state: FSMContext, user: UserContext, lang: str) -> None:
+    data = await card_query(query, state, lang)
+    if data is None:
+        return
+    from botapp.handlers.menu import show_main_menu
+
+    await state.clear()
+    await show_main_menu(query, user, lang, header=t("common.cancelled", lang))
+    await answer(query)
+
+
+@router.callback_query(Flow.confirm, GenCb.filter(F.action.in_({GenAction.EDIT_PROMPT, GenAction.OPTIONS})))
+async def on_confirm_edit(query: CallbackQuery, callback_data: GenCb, state: FSMContext, lang: str) -> None:
+    found = await card_and_model(query, state, lang)
+    if found is None:
+        return
+    _, model = found
+    if callback_data.action == GenAction.OPTIONS:
+        await show_options(query, state, model, lang)
+    else:
+        await show_prompt(query, state, model, lang)
+    await answer(query)
+
+
+@router.callback_query(StateFilter(Flow.photos, Flow.prompt), GenCb.filter(F.action == GenAction.CLEAR_PHOTOS))
+async def on_clear_photos(query: CallbackQuery, state: FSMContext, lang: str) -> None:
+    found = await card_and_model(query, state, lang)
+    if found is None:
+        return
+    data, model = found
+    await state.update_data(images=[])
+    data = await state.get_data()
+    if await state.get_state() == Flow.photos.state:
+        await show(query, photos_text(model, data, lang), keyboards.photos_keyboard(lang, 0))
+    else:
+        await show_prompt(query, state, model, lang)
+    await answer(query, t("gen.photos_cleared", lang))
+
+
+@router.callback_query(GenCb.filter(F.action == GenAction.RESUME))
+async def on_resume(query: CallbackQuery, state: FSMContext, user: UserContext, lang: str) -> None:
+    """After a top-up: the confirmation card again, as a new message."""
+    data, model = await flow_data(state)
+    if await state.get_state() != Flow.confirm.state or model is None or not data.get("prompt"):
+        await outdated(query, lang)
+        return
+    await answer(query)
+    if query.message is not None:
+        await show_confirm(query.message, state, user, model, lang)
+
+
+# --- generate -----------------------------------------------------------------------------------------
+@router.callback_query(Flow.confirm, GenCb.filter(F.action == GenAction.GENERATE))
+async def on_generate(
+    query: CallbackQuery, callback_data: GenCb, state: FSMContext, user: UserContext, lang: str, bot: Bot
+) -> None:
+    data = await card_query(query, state, lang)
+    if data is None:
+        return
+    if not callback_data.value or callback_data.value != data.get("nonce"):
+        await outdated(query, lang)
+        return
+    _, model = await flow_data(state)
+    if model is None:
+        await model_gone(query, state, lang)
+        return
+    await answer(query, t("gen.sending", lang))
+    chat_id = chat_id_of(query)
+    status = await bot.send_message(chat_id, t("gen.queued", lang, label=esc(model.label)))
+    try:
+        request = await bridge.create_generation(
+            user_id=user.id,
+            ai_model_id=model.id,
+            prompt=data["prompt"],
+            params=data["params"],
+            input_images=data.get("images", []),
+            negative_prompt=data.get("negative_prompt", ""),
+            variants=int(data.get("variants") or 1),
+            user_prompt=data.get("user_prompt", ""),
+            style_id=data.get("style_id"),
+            chat_id=chat_id,
+            status_message_id=status.message_id,
+            idempotency_key=f"confirm:{user.id}:{callback_data.value}",
+            expected_price=Decimal(data["price"]) if data.get("price") else None,
+        )
+    except InsufficientFunds as exc:
+        suggested = await bridge.suggest_package(exc.shortfall)
+        await status.edit_text(
+            "⚠️ " + error_text(exc, lang), reply_markup=keyboards.topup_keyboard(lang, suggested=suggested)
+        )
+        return
+    except DomainError as exc:
+        await status.edit_text("⚠️ " + error_text(exc, lang), reply_markup=keyboards.menu_only(lang))
+        return
+    except Exception:
+        with suppress(TelegramAPIError):
+            await status.edit_text(t("common.error", lang), reply_markup=keyboards.menu_only(lang))
+        raise
+    await state.clear()
+    log.info("user %s requested generation #%s (%s)", user.telegram_id, request.pk, model.slug)
+    if isinstance(query.message, Message):
+        with suppress(TelegramBadRequest):
+            await query.message.edit_reply_markup(reply_markup=keyboards.after_generate_keyboard(lang))
