@@ -77,6 +77,11 @@ def advance(request: GenRequest, token: datetime | None) -> str:
     try:
         provider = provider_for(request)
         provider_request = build_provider_request(request, with_images=True)
+        # From here on the provider charges for the work: the user can no longer cancel. A request
+        # cancelled since the claim stops here, before Google is asked.
+        if not GenerationService.mark_submitted(request_id=request.pk):
+            log.info("generation #%s: cancelled before it was sent to the provider", request.pk)
+            return "cancelled"
         submission = provider.submit(provider_request)
     except InputImageError as exc:
         return fail(request, exc.code, exc.message)

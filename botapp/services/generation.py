@@ -18,6 +18,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from botapp.models import ZERO, AIModel, GenRequest, TgUser, Transaction, UserBalance
@@ -287,6 +288,12 @@ class GenerationService:
         )
 
     @classmethod
+    def mark_submitted(cls, *, request_id: int) -> bool:
+        """Record that the request is being sent to the provider (kept from the first attempt);
+        False when it is no longer running (the user cancelled it after the worker's claim)."""
+        return cls._move(request_id, (Status.RUNNING,), submitted_at=Coalesce(F("submitted_at"), timezone.now()))
+
+    @classmethod
     def set_operation(cls, *, request_id: int, operation_id: str, next_poll_at=None) -> bool:
         return cls._move(
             request_id,
@@ -367,9 +374,13 @@ class GenerationService:
 
     @classmethod
     def cancel(cls, *, request_id: int, user_id: int | None = None) -> bool:
-        """Cancel a request that no worker has started yet, with a refund."""
+        """Cancel a request that has not been sent to the provider yet (queued, or claimed by a worker
+        that has not called the provider), with a refund, once. After submission the provider
+        charges for the work, so cancelling is refused (False)."""
         with transaction.atomic():
-            qs = GenRequest.objects.filter(pk=request_id, status__in=(Status.CREATED, Status.QUEUED))
+            not_sent = Q(status__in=(Status.CREATED, Status.QUEUED))
+            not_sent |= Q(status=Status.RUNNING, submitted_at__isnull=True)
+            qs = GenRequest.objects.filter(not_sent, pk=request_id)
             if user_id is not None:
                 qs = qs.filter(user_id=user_id)
             moved = bool(qs.update(status=Status.CANCELLED, finished_at=timezone.now(), error_code="cancelled"))

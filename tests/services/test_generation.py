@@ -168,12 +168,17 @@ def test_undelivered_success_is_refunded(make_user, nano):
     assert UserBalance.objects.get(user=user).balance == D(10)
 
 
-def test_cancel_only_before_running(make_user, nano):
+def test_cancel_only_before_the_provider_is_asked(make_user, nano):
     user = make_user(balance=10)
-    a, b = create(user, nano), create(user, nano)
-    assert GenerationService.cancel(request_id=a.pk, user_id=user.pk)
+    a, b, c = create(user, nano), create(user, nano), create(user, nano)
+    assert GenerationService.cancel(request_id=a.pk, user_id=user.pk)  # queued
+    assert not GenerationService.cancel(request_id=a.pk, user_id=user.pk)  # once
     GenerationService.mark_running(request_id=b.pk)
-    assert not GenerationService.cancel(request_id=b.pk, user_id=user.pk)
+    assert GenerationService.cancel(request_id=b.pk, user_id=user.pk)  # claimed, not sent yet
+    assert not GenerationService.mark_submitted(request_id=b.pk)  # the worker then stops
+    GenerationService.mark_running(request_id=c.pk)
+    assert GenerationService.mark_submitted(request_id=c.pk)
+    assert not GenerationService.cancel(request_id=c.pk, user_id=user.pk)  # sent: Google charges
     assert UserBalance.objects.get(user=user).balance == D("8.50")
 
 
