@@ -18,9 +18,15 @@ Answers are real media: a small PNG (Pillow; with input images it carries one st
 image, tinted with that image's mean colour, and PNG text chunks `fake-inputs`, `fake-aspect`) and a
 small H.264 MP4 (imageio-ffmpeg; generated once per aspect ratio and cached).
 
-Outcomes are scripted per model id (`set_model_scenario`), by markers in the prompt (`[[safety]]`,
-`[[error:429]]`, ... see `parse_markers`), by custom marker words (`add_marker`), or server-wide
-(`default`). Every request is recorded (`requests`, `requests_for`, `last`).
+Outcomes are scripted per model id (`set_model_scenario`), call by call per model id
+(`queue_scenarios(model, [None, Scenario.safety(), None])`: one entry per call, None = normal), by
+markers in the prompt (`[[safety]]`, `[[error:429]]`, ... see `parse_markers`), by custom marker
+words (`add_marker`), or server-wide (`default`). Every request is recorded (`requests`,
+`requests_for`, `last`).
+
+A generateContent call without IMAGE in `generationConfig.responseModalities` is a text model's
+(e.g. a Gemini text model rewriting a prompt): it answers one text part, "Improved: " + the last
+user text (or `Scenario.text`), with the same safety scripting (block_reason, finish_reason).
 """
 
 from __future__ import annotations
@@ -250,6 +256,11 @@ class RecordedRequest:
     def aspect_ratio(self) -> str | None:
         return _aspect_of(self.action, self.json)
 
+    @property
+    def is_text(self) -> bool:
+        """A generateContent call to a text model (no image output asked for)."""
+        return self.action == "generateContent" and is_text_request(self.json)
+
 
 def b64decode_any(value: str) -> bytes:
     """Decode standard or URL-safe base64, padded or not (the SDK sends `inlineData` URL-safe)."""
@@ -289,6 +300,35 @@ def _images_of(action: str, body: Any) -> list[tuple[str, bytes]]:
             if image and image.get("bytesBase64Encoded"):
                 images.append((image.get("mimeType", ""), b64decode_any(image["bytesBase64Encoded"])))
     return images
+
+
+TEXT_FINISH_REASONS = {"IMAGE_SAFETY": "SAFETY", "IMAGE_PROHIBITED_CONTENT": "PROHIBITED_CONTENT", "NO_IMAGE": "OTHER"}
+
+
+def is_text_request(body: Any) -> bool:
+    """A generateContent call to a text model: responseModalities absent or only TEXT."""
+    if not isinstance(body, dict):
+        return True
+    modalities = (body.get("generationConfig") or {}).get("responseModalities") or []
+    return all(str(m).upper() == "TEXT" for m in modalities)
+
+
+def last_user_text(body: Any) -> str:
+    """The last text part of the last user turn (a content without a role counts as the user's)."""
+    if not isinstance(body, dict):
+        return ""
+    for content in reversed(body.get("contents") or []):
+        if not isinstance(content, dict) or content.get("role", "user") not in ("user", None):
+            continue
+        for part in reversed(content.get("parts") or []):
+            if isinstance(part, dict) and part.get("text"):
+                return str(part["text"])
+    return ""
+
+
+def rewrite_text(text: str) -> str:
+    """The fake text model's deterministic "rewrite" of a prompt."""
+    return f"Improved: {text}"
 
 
 def _aspect_of(action: str, body: Any) -> str | None:
@@ -445,6 +485,7 @@ class FakeGoogleServer:
         self.vertex_location = vertex_location
         self.model_scenarios: dict[str, Scenario] = {}
         self.markers: dict[str, Scenario] = {}
+        self._queues: dict[str, collections.deque[Scenario | None]] = {}
         self.counts: collections.Counter[str] = collections.Counter()
         self._records: collections.deque[RecordedRequest] = collections.deque(maxlen=max_records)
         self._operations: dict[str, _Operation] = {}
@@ -462,6 +503,21 @@ class FakeGoogleServer:
         else:
             self.model_scenarios[model] = scenario
 
+    def queue_scenarios(self, model: str, scenarios: list[Scenario | None]) -> None:
+        """Script the next calls of a model one by one: the N-th call (generateContent, predict or
+        predictLongRunning; polls do not count) takes the N-th entry, `None` = the normal answer.
+        Once the queue is used up the model answers as scripted otherwise. Entries add to any
+        `set_model_scenario` script; prompt markers still win."""
+        self._queues.setdefault(model, collections.deque()).extend(scenarios)
+
+    def queued_left(self, model: str) -> int:
+        """How many queued scenarios of a model are not consumed yet."""
+        return len(self._queues.get(model) or ())
+
+    def _next_queued(self, model: str | None) -> Scenario | None:
+        queue = self._queues.get(model or "")
+        return queue.popleft() if queue else None
+
     def add_marker(self, word: str, scenario: Scenario) -> None:
         """Apply `scenario` when the prompt contains `[[word]]`."""
         self.markers[word.lower()] = scenario
@@ -474,9 +530,10 @@ class FakeGoogleServer:
         self._failures.clear()
         self.model_scenarios.clear()
         self.markers.clear()
+        self._queues.clear()
 
-    def scenario_for(self, model: str | None, prompt: str) -> Scenario:
-        scenario = self.default.merged(self.model_scenarios.get(model or ""))
+    def scenario_for(self, model: str | None, prompt: str, queued: Scenario | None = None) -> Scenario:
+        scenario = self.default.merged(self.model_scenarios.get(model or "")).merged(queued)
         return scenario.merged(parse_markers(prompt, self.markers))
 
     # ---- inspection --------------------------------------------------------------------
@@ -630,7 +687,7 @@ class FakeGoogleServer:
             return await self._poll(str(name or ""))
 
         prompt = _prompt_of(action, body)
-        scenario = self.scenario_for(model, prompt)
+        scenario = self.scenario_for(model, prompt, self._next_queued(model))
         if scenario.latency:
             await asyncio.sleep(scenario.latency)
         if scenario.http_error or scenario.fail_first:
@@ -644,6 +701,8 @@ class FakeGoogleServer:
                 return self._error(status, scenario.error_message, retry_delay=scenario.retry_delay)
 
         if action == "generateContent":
+            if is_text_request(body):
+                return self._generate_text(model, body, prompt, scenario)
             return await self._generate_content(model, body, prompt, scenario)
         if action == "predict":
             return await self._predict(body, prompt, scenario)
@@ -708,6 +767,28 @@ class FakeGoogleServer:
             parts.append({"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}})
             payload["candidates"] = [{"index": 0, "finishReason": "STOP", "content": {"role": "model", "parts": parts}}]
             usage["candidatesTokenCount"] = 1290
+        usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
+        return web.json_response(payload)
+
+    def _generate_text(self, model: str, body: Any, prompt: str, s: Scenario) -> web.Response:
+        """A Gemini text model (no IMAGE in responseModalities): one candidate with one text part,
+        `Scenario.text` or "Improved: " + the last user text part."""
+        usage = {"promptTokenCount": 8 + len(prompt) // 4, "candidatesTokenCount": 0, "totalTokenCount": 0}
+        payload: dict[str, Any] = {"modelVersion": model, "responseId": uuid.uuid4().hex[:20], "usageMetadata": usage}
+        if s.block_reason:
+            payload["promptFeedback"] = {
+                "blockReason": s.block_reason,
+                "blockReasonMessage": f"The prompt was blocked ({s.block_reason}).",
+            }
+        elif s.finish_reason and s.finish_reason not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
+            reason = TEXT_FINISH_REASONS.get(s.finish_reason, s.finish_reason)
+            payload["candidates"] = [{"index": 0, "finishReason": reason, "finishMessage": f"Stopped: {reason}."}]
+        else:
+            text = s.text if s.text is not None else rewrite_text(last_user_text(body))
+            payload["candidates"] = [
+                {"index": 0, "finishReason": "STOP", "content": {"role": "model", "parts": [{"text": text}]}}
+            ]
+            usage["candidatesTokenCount"] = 1 + len(text) // 4
         usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
         return web.json_response(payload)
 
