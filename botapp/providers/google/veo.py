@@ -1,0 +1,165 @@
+"""Veo through `generate_videos`: a long-running operation (Vertex AI only in SDK 3.x), submitted here
+and polled later by name, from any process."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+from google.genai import types
+
+from ..base import (
+    MediaItem,
+    PermanentError,
+    PollOutcome,
+    ProviderBusy,
+    ProviderRequest,
+    ProviderResult,
+    RateLimited,
+    SafetyBlocked,
+    Submission,
+)
+from .client import GEMINI, VERTEX
+from .common import GoogleProvider, aspect_ratio_param, checked_images, expect_kind, int_param
+from .errors import map_exception, map_operation_error, support_codes
+
+logger = logging.getLogger(__name__)
+
+
+def backend_of_operation(operation_id: str) -> str | None:
+    """Gemini API operations are named `models/{m}/operations/{id}`; Vertex ones
+    `projects/.../publishers/google/models/{m}/operations/{id}` (or `publishers/...`)."""
+    if operation_id.startswith(("models/", "tunedModels/")):
+        return GEMINI
+    if operation_id.startswith(("projects/", "publishers/")):
+        return VERTEX
+    return None
+
+
+class VeoProvider(GoogleProvider):
+    """Veo via `generate_videos` (Vertex AI); `submit` returns the operation name, `poll` checks it."""
+
+    name = "google-veo"
+    method_label = "Veo (generate_videos)"
+    default_to_vertex = True
+    long_running = True
+
+    def submit(self, req: ProviderRequest) -> Submission:
+        expect_kind(req, "video", "Veo")
+        backend = self.backend_for(req)
+        images = checked_images(req.input_images)
+        image = types.Image(image_bytes=images[0].data, mime_type=images[0].mime_type) if images else None
+        generate_audio = req.params.get("generate_audio")
+        config = types.GenerateVideosConfig(
+            number_of_videos=1,
+            aspect_ratio=aspect_ratio_param(req),
+            duration_seconds=int_param(req, "duration_seconds"),
+            resolution=req.params.get("resolution") or None,
+            negative_prompt=req.negative_prompt or None,
+            generate_audio=bool(generate_audio) if generate_audio is not None else None,
+            seed=int_param(req, "seed"),
+        )
+        source = types.GenerateVideosSource(prompt=req.prompt or None, image=image)
+        client = self.client(backend)
+        operation = self._call(
+            req,
+            backend,
+            "generate_videos",
+            lambda: client.models.generate_videos(model=req.provider_model_id, source=source, config=config),
+        )
+        if operation.done:
+            return Submission.done(self._finish(operation, req, backend))
+        if not operation.name:
+            raise PermanentError("generate_videos returned an operation without a name", code="no_operation")
+        return Submission.pending(operation.name)
+
+    def poll(self, operation_id: str, req: ProviderRequest) -> PollOutcome:
+        if not operation_id:
+            raise PermanentError("empty operation id", code="no_operation")
+        backend = backend_of_operation(operation_id) or self.backend_for(req)
+        client = self.client(backend)
+        operation = self._call(
+            req,
+            backend,
+            "operations.get",
+            lambda: client.operations.get(types.GenerateVideosOperation(name=operation_id)),
+        )
+        if not operation.done:
+            progress = None
+            meta = operation.metadata or {}
+            for key in ("progressPercent", "progress_percent", "progress"):
+                if isinstance(meta.get(key), (int, float)):
+                    progress = float(meta[key])
+                    break
+            return PollOutcome.pending(progress)
+        return PollOutcome.done(self._finish(operation, req, backend))
+
+    def _finish(self, operation: Any, req: ProviderRequest, backend: str) -> ProviderResult:
+        if operation.error:
+            error = map_operation_error(dict(operation.error))
+            logger.warning("veo operation %s failed: %r", operation.name, error)
+            raise error
+        response = operation.response or operation.result
+        metadata = self._base_metadata(req, backend)
+        metadata["operation_name"] = operation.name
+        videos = list(response.generated_videos or []) if response else []
+        filtered_count = (response.rai_media_filtered_count or 0) if response else 0
+        reasons = list(response.rai_media_filtered_reasons or []) if response else []
+        metadata.update(rai_media_filtered_count=filtered_count, rai_media_filtered_reasons=reasons)
+        duration = int_param(req, "duration_seconds")
+        media: list[MediaItem] = []
+        for generated in videos:
+            video = generated.video
+            if video is None:
+                continue
+            mime = video.mime_type or "video/mp4"
+            if video.video_bytes:
+                media.append(MediaItem(mime_type=mime, data=video.video_bytes, duration=duration))
+            elif video.uri:
+                if video.uri.startswith(("http://", "https://")):
+                    data = self._download(video.uri, backend, req)
+                    media.append(MediaItem(mime_type=mime, data=data, uri=video.uri, duration=duration))
+                else:
+                    media.append(MediaItem(mime_type=mime, uri=video.uri, duration=duration))
+        if media:
+            return ProviderResult(media=media, metadata=metadata)
+        if filtered_count or reasons:
+            codes = [c for reason in reasons for c in support_codes(str(reason))]
+            raise SafetyBlocked(
+                "RAI_MEDIA_FILTERED",
+                f"Veo filtered {filtered_count} video(s): " + "; ".join(map(str, reasons)),
+                details={"rai_media_filtered_reasons": reasons, "support_codes": codes},
+            )
+        raise PermanentError("the video operation finished without a video", code="empty_result")
+
+    def _download(self, uri: str, backend: str, req: ProviderRequest) -> bytes:
+        headers: dict[str, str] = {}
+        key = self.config.api_key if backend == GEMINI else self.config.vertex_api_key
+        base = self.config.gemini_base_url if backend == GEMINI else self.config.vertex_base_url
+        host = urlparse(uri).hostname or ""
+        trusted = host.endswith(".googleapis.com") or (base and urlparse(base).hostname == host)
+        if key and trusted:
+            headers["x-goog-api-key"] = key
+        started = time.monotonic()
+        try:
+            response = httpx.get(uri, headers=headers, timeout=self.config.download_timeout, follow_redirects=True)
+        except Exception as exc:
+            raise map_exception(exc) from exc
+        if response.status_code == 429:
+            raise RateLimited(f"video download rate-limited ({uri})")
+        if response.status_code >= 500:
+            raise ProviderBusy(f"video download failed: HTTP {response.status_code}", code="download_failed")
+        if response.status_code != 200:
+            raise PermanentError(
+                f"video download failed: HTTP {response.status_code} for {uri}", code="download_failed"
+            )
+        logger.info(
+            "veo video downloaded: request=%s %d bytes in %.2fs",
+            req.request_id,
+            len(response.content),
+            time.monotonic() - started,
+        )
+        return response.content
