@@ -1,16 +1,13 @@
-"""A fake Google generative AI server for tests, the local sandbox and benchmarks (Django-free)."""
+"""A fake Google generative AI server for tests, the local sandbox and benchmarks (Django-free).
 
-from .server import (
-    BASE_SCENARIO,
-    IMAGEN_RAI_MESSAGE,
-    VEO_RAI_MESSAGE,
-    FakeGoogleServer,
-    RecordedRequest,
-    Scenario,
-    fake_video,
-    make_png,
-    parse_markers,
-)
+Modules: `server` (FakeGoogleServer: routes, scripting, answers), `scenarios` (Scenario, prompt
+markers), `records` (RecordedRequest and body readers), `media` (fake PNGs and MP4s), `errors`
+(Google's error bodies)."""
+
+from .media import fake_video, make_png
+from .records import RecordedRequest
+from .scenarios import BASE_SCENARIO, IMAGEN_RAI_MESSAGE, VEO_RAI_MESSAGE, Scenario, parse_markers
+from .server import FakeGoogleServer
 
 __all__ = [
     "BASE_SCENARIO",

@@ -34,383 +34,33 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import dataclasses
-import hashlib
-import io
 import itertools
 import json
 import logging
 import re
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from sandbox.threads import ServerThread
 
+from .errors import error_body
+from .media import b64_cached, fake_video, make_png
+from .records import (
+    TEXT_FINISH_REASONS,
+    RecordedRequest,
+    aspect_of,
+    images_of,
+    is_text_request,
+    last_user_text,
+    prompt_of,
+    rewrite_text,
+)
+from .scenarios import BASE_SCENARIO, IMAGEN_RAI_MESSAGE, VEO_RAI_MESSAGE, Scenario, parse_markers
+
 logger = logging.getLogger(__name__)
-
-GOOGLE_STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ABORTED",
-    429: "RESOURCE_EXHAUSTED",
-    499: "CANCELLED",
-    500: "INTERNAL",
-    501: "NOT_IMPLEMENTED",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-DEFAULT_MESSAGES = {
-    400: "Request contains an invalid argument.",
-    401: "Request had invalid authentication credentials.",
-    403: "The caller does not have permission.",
-    404: "Publisher model was not found or your project does not have access to it.",
-    429: "Resource exhausted. Please try again later.",
-    500: "Internal error encountered.",
-    503: "The model is overloaded. Please try again later.",
-    504: "Deadline exceeded.",
-}
-IMAGEN_RAI_MESSAGE = (
-    "Unable to show generated images. All images were filtered out because they violated Vertex AI's "
-    "usage guidelines. You will not be charged for blocked images. Try rephrasing the prompt. If you "
-    "think this was an error, send feedback. Support codes: 39322892, 29310472"
-)
-VEO_RAI_MESSAGE = (
-    "Unable to generate videos because the prompt or image violated Vertex AI's usage guidelines. "
-    "Support codes: 58061214"
-)
-
-
-# --------------------------------------------------------------------------------------------
-# Scenarios
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """How the fake answers. `None` fields fall through: prompt markers > model > server default.
-
-    Errors: `http_error` (answer every matching call with this status and Google's error body),
-    `fail_first` (only the first N calls with the same model+prompt fail, with `http_error` or 503),
-    `error_message`, `retry_delay` (RetryInfo seconds for 429), `latency` (seconds, every call).
-    generateContent: `finish_reason` (candidate without content), `block_reason` (promptFeedback,
-    no candidates), `text_only` (STOP with text and no image), `text` (extra text part).
-    Imagen / Veo: `rai_filtered` (message; Imagen predictions with only raiFilteredReason, Veo
-    raiMediaFilteredCount/Reasons and no videos).
-    Operations: `op_polls` (done at the N-th poll; 0 = no poll limit), `op_seconds` (done T s after
-    creation), `op_never_done`, `op_error` ({code, message}), `poll_http_error`, `poll_fail_first`,
-    `video_uri` (finished op returns a URI on this server), `download_error` (that URI's status).
-    """
-
-    http_error: int | None = None
-    error_message: str | None = None
-    retry_delay: float | None = None
-    fail_first: int | None = None
-    latency: float | None = None
-    finish_reason: str | None = None
-    block_reason: str | None = None
-    text_only: bool | None = None
-    text: str | None = None
-    rai_filtered: str | None = None
-    op_polls: int | None = None
-    op_seconds: float | None = None
-    op_never_done: bool | None = None
-    op_error: dict[str, Any] | None = None
-    poll_http_error: int | None = None
-    poll_fail_first: int | None = None
-    video_uri: bool | None = None
-    download_error: int | None = None
-
-    def merged(self, over: Scenario | None) -> Scenario:
-        """This scenario with every non-None field of `over` applied on top."""
-        if over is None:
-            return self
-        changes = {f.name: getattr(over, f.name) for f in dataclasses.fields(over) if getattr(over, f.name) is not None}
-        return dataclasses.replace(self, **changes) if changes else self
-
-    # Shorthands -------------------------------------------------------------------------
-    @classmethod
-    def error(cls, status: int, message: str | None = None, *, retry_delay: float | None = None) -> Scenario:
-        return cls(http_error=status, error_message=message, retry_delay=retry_delay)
-
-    @classmethod
-    def safety(cls, finish_reason: str = "IMAGE_SAFETY") -> Scenario:
-        return cls(finish_reason=finish_reason, rai_filtered=IMAGEN_RAI_MESSAGE)
-
-    @classmethod
-    def slow(cls, *, polls: int = 0, seconds: float | None = None) -> Scenario:
-        return cls(op_polls=polls, op_seconds=seconds)
-
-
-BASE_SCENARIO = Scenario(op_polls=2)  # a video is done at the second poll unless scripted otherwise
-
-_MARKER = re.compile(r"\[\[([a-zA-Z_]+)(?::([^\]]*))?\]\]")
-
-
-def parse_markers(prompt: str, custom: dict[str, Scenario] | None = None) -> Scenario | None:
-    """The scenario asked for by `[[marker]]` / `[[marker:arg]]` words in a prompt.
-
-    `[[safety]]` (IMAGE_SAFETY / Imagen and Veo RAI filter), `[[finish:REASON]]`, `[[blocked]]` /
-    `[[block:REASON]]` (promptFeedback), `[[no_image]]` (finish NO_IMAGE), `[[text_only]]`,
-    `[[rai]]` / `[[rai:message]]`, `[[error:CODE]]`, `[[fail_first:N]]` (503 unless `[[error:...]]`),
-    `[[retry_after:S]]`, `[[latency:S]]`, `[[polls:N]]`, `[[seconds:T]]`, `[[never]]`,
-    `[[op_error]]` / `[[op_error:CODE]]`, `[[poll_error:CODE]]`, `[[poll_fail_first:N]]`,
-    `[[video_uri]]`, `[[download_error:CODE]]`; plus custom words registered with `add_marker`.
-    """
-    values: dict[str, Any] = {}
-    result: Scenario | None = None
-    for match in _MARKER.finditer(prompt or ""):
-        name, arg = match.group(1).lower(), match.group(2)
-        if custom and name in custom:
-            result = (result or Scenario()).merged(custom[name])
-            continue
-        if name == "safety":
-            values.update(finish_reason="IMAGE_SAFETY", rai_filtered=arg or IMAGEN_RAI_MESSAGE)
-        elif name == "finish" and arg:
-            values["finish_reason"] = arg.upper()
-        elif name in ("blocked", "block"):
-            values["block_reason"] = (arg or "PROHIBITED_CONTENT").upper()
-        elif name == "no_image":
-            values["finish_reason"] = "NO_IMAGE"
-        elif name == "text_only":
-            values["text_only"] = True
-        elif name == "rai":
-            values["rai_filtered"] = arg or IMAGEN_RAI_MESSAGE
-        elif name == "error" and arg:
-            values["http_error"] = int(arg)
-        elif name == "fail_first" and arg:
-            values["fail_first"] = int(arg)
-        elif name == "retry_after" and arg:
-            values["retry_delay"] = float(arg)
-        elif name == "latency" and arg:
-            values["latency"] = float(arg)
-        elif name == "polls" and arg:
-            values["op_polls"] = int(arg)
-        elif name == "seconds" and arg:
-            values.update(op_seconds=float(arg), op_polls=values.get("op_polls", 0))
-        elif name == "never":
-            values["op_never_done"] = True
-        elif name == "op_error":
-            code = int(arg) if arg else 13
-            values["op_error"] = {"code": code, "message": f"Video generation failed (fake error {code})."}
-        elif name == "poll_error" and arg:
-            values["poll_http_error"] = int(arg)
-        elif name == "poll_fail_first" and arg:
-            values["poll_fail_first"] = int(arg)
-        elif name == "video_uri":
-            values["video_uri"] = True
-        elif name == "download_error":
-            values.update(video_uri=True, download_error=int(arg) if arg else 500)
-    if values:
-        result = (result or Scenario()).merged(Scenario(**values))
-    return result
-
-
-# --------------------------------------------------------------------------------------------
-# Records
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class RecordedRequest:
-    """One request the fake received."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    json: Any
-    backend: str  # "gemini" | "vertex" | ""
-    action: str  # generateContent | predict | predictLongRunning | fetchPredictOperation | getOperation | download
-    model: str | None
-    at: float = field(default_factory=time.time)
-
-    @property
-    def api_key(self) -> str | None:
-        return self.headers.get("x-goog-api-key") or self.headers.get("X-Goog-Api-Key")
-
-    @property
-    def prompt(self) -> str:
-        return _prompt_of(self.action, self.json)
-
-    @property
-    def input_images(self) -> list[tuple[str, bytes]]:
-        """(mime type, bytes) of every image the SDK sent."""
-        return _images_of(self.action, self.json)
-
-    @property
-    def generation_config(self) -> dict[str, Any]:
-        return (self.json or {}).get("generationConfig") or {}
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return (self.json or {}).get("parameters") or {}
-
-    @property
-    def aspect_ratio(self) -> str | None:
-        return _aspect_of(self.action, self.json)
-
-    @property
-    def is_text(self) -> bool:
-        """A generateContent call to a text model (no image output asked for)."""
-        return self.action == "generateContent" and is_text_request(self.json)
-
-
-def b64decode_any(value: str) -> bytes:
-    """Decode standard or URL-safe base64, padded or not (the SDK sends `inlineData` URL-safe)."""
-    text = value.strip().replace("-", "+").replace("_", "/")
-    return base64.b64decode(text + "=" * (-len(text) % 4))
-
-
-def _prompt_of(action: str, body: Any) -> str:
-    if not isinstance(body, dict):
-        return ""
-    if action == "generateContent":
-        texts = []
-        for content in body.get("contents") or []:
-            for part in content.get("parts") or []:
-                if isinstance(part, dict) and part.get("text"):
-                    texts.append(part["text"])
-        return "\n".join(texts)
-    instances = body.get("instances") or [{}]
-    return str((instances[0] or {}).get("prompt") or "")
-
-
-def _images_of(action: str, body: Any) -> list[tuple[str, bytes]]:
-    images: list[tuple[str, bytes]] = []
-    if not isinstance(body, dict):
-        return images
-    if action == "generateContent":
-        for content in body.get("contents") or []:
-            for part in content.get("parts") or []:
-                blob = part.get("inlineData") or part.get("inline_data") if isinstance(part, dict) else None
-                if blob and blob.get("data"):
-                    mime = blob.get("mimeType") or blob.get("mime_type") or ""
-                    images.append((mime, b64decode_any(blob["data"])))
-        return images
-    for instance in body.get("instances") or []:
-        for key in ("image", "lastFrame"):
-            image = (instance or {}).get(key)
-            if image and image.get("bytesBase64Encoded"):
-                images.append((image.get("mimeType", ""), b64decode_any(image["bytesBase64Encoded"])))
-    return images
-
-
-TEXT_FINISH_REASONS = {"IMAGE_SAFETY": "SAFETY", "IMAGE_PROHIBITED_CONTENT": "PROHIBITED_CONTENT", "NO_IMAGE": "OTHER"}
-
-
-def is_text_request(body: Any) -> bool:
-    """A generateContent call to a text model: responseModalities absent or only TEXT."""
-    if not isinstance(body, dict):
-        return True
-    modalities = (body.get("generationConfig") or {}).get("responseModalities") or []
-    return all(str(m).upper() == "TEXT" for m in modalities)
-
-
-def last_user_text(body: Any) -> str:
-    """The last text part of the last user turn (a content without a role counts as the user's)."""
-    if not isinstance(body, dict):
-        return ""
-    for content in reversed(body.get("contents") or []):
-        if not isinstance(content, dict) or content.get("role", "user") not in ("user", None):
-            continue
-        for part in reversed(content.get("parts") or []):
-            if isinstance(part, dict) and part.get("text"):
-                return str(part["text"])
-    return ""
-
-
-def rewrite_text(text: str) -> str:
-    """The fake text model's deterministic "rewrite" of a prompt."""
-    return f"Improved: {text}"
-
-
-def _aspect_of(action: str, body: Any) -> str | None:
-    if not isinstance(body, dict):
-        return None
-    if action == "generateContent":
-        return ((body.get("generationConfig") or {}).get("imageConfig") or {}).get("aspectRatio")
-    return (body.get("parameters") or {}).get("aspectRatio")
-
-
-# --------------------------------------------------------------------------------------------
-# Media
-# --------------------------------------------------------------------------------------------
-
-
-def _ratio(aspect: str | None, default: tuple[int, int] = (1, 1)) -> tuple[int, int]:
-    try:
-        w, h = (int(x) for x in str(aspect).split(":", 1))
-        if w > 0 and h > 0:
-            return w, h
-    except (TypeError, ValueError):
-        pass
-    return default
-
-
-def make_png(prompt: str, aspect: str | None, inputs: list[bytes], long_side: int = 64) -> bytes:
-    """A small PNG: the prompt's colour, one stripe per input image (its mean colour), text chunks."""
-    from PIL import Image, ImageDraw, PngImagePlugin
-
-    w, h = _ratio(aspect)
-    width = long_side if w >= h else max(1, round(long_side * w / h))
-    height = long_side if h >= w else max(1, round(long_side * h / w))
-    digest = hashlib.sha256(prompt.encode()).digest()
-    image = Image.new("RGB", (width, height), tuple(digest[:3]))
-    if inputs:
-        draw = ImageDraw.Draw(image)
-        stripe = max(1, width // len(inputs))
-        for i, data in enumerate(inputs):
-            try:
-                with Image.open(io.BytesIO(data)) as im:
-                    colour = im.convert("RGB").resize((1, 1)).getpixel((0, 0))
-            except Exception:
-                colour = (255, 0, 255)
-            draw.rectangle((i * stripe, height // 2, (i + 1) * stripe - 1, height - 1), fill=colour)
-    info = PngImagePlugin.PngInfo()
-    info.add_text("fake-google", "1")
-    info.add_text("fake-inputs", str(len(inputs)))
-    info.add_text("fake-aspect", f"{w}:{h}")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
-    return buffer.getvalue()
-
-
-_video_cache: dict[str, bytes] = {}
-_video_lock = threading.Lock()
-
-
-def fake_video(aspect: str | None = "16:9") -> bytes:
-    """A small real MP4 (1 s, 8 fps, 128x72 or 72x128), generated once per orientation."""
-    key = "9:16" if _ratio(aspect, (16, 9))[0] < _ratio(aspect, (16, 9))[1] else "16:9"
-    cached = _video_cache.get(key)
-    if cached is not None:
-        return cached
-    with _video_lock:
-        cached = _video_cache.get(key)
-        if cached is None:
-            import numpy as np
-
-            from botapp.providers.demo import encode_mp4
-
-            width, height = (128, 72) if key == "16:9" else (72, 128)
-            frames = []
-            for i in range(8):
-                frame = np.zeros((height, width, 3), np.uint8)
-                frame[..., 0] = 40 + i * 25
-                frame[..., 2] = 200 - i * 20
-                frame[:, : (i + 1) * width // 8, 1] = 220
-                frames.append(frame)
-            cached = encode_mp4(frames, fps=8)
-            _video_cache[key] = cached
-    return cached
-
 
 # --------------------------------------------------------------------------------------------
 # Operations
@@ -686,7 +336,7 @@ class FakeGoogleServer:
             name = (body or {}).get("operationName") if action == "fetchPredictOperation" else resource
             return await self._poll(str(name or ""))
 
-        prompt = _prompt_of(action, body)
+        prompt = prompt_of(action, body)
         scenario = self.scenario_for(model, prompt, self._next_queued(model))
         if scenario.latency:
             await asyncio.sleep(scenario.latency)
@@ -716,20 +366,10 @@ class FakeGoogleServer:
         retry_delay: float | None = None,
         details: list[dict[str, Any]] | None = None,
     ) -> web.Response:
-        error: dict[str, Any] = {
-            "code": status,
-            "message": message or DEFAULT_MESSAGES.get(status, "Error."),
-            "status": GOOGLE_STATUS.get(status, "UNKNOWN"),
-        }
-        details = list(details or [])
-        if status == 429 and retry_delay is not None:
-            details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_delay:g}s"})
-        if details:
-            error["details"] = details
-        return web.json_response({"error": error}, status=status)
+        return web.json_response(error_body(status, message, retry_delay=retry_delay, details=details), status=status)
 
     async def _generate_content(self, model: str, body: Any, prompt: str, s: Scenario) -> web.Response:
-        images = [data for _, data in _images_of("generateContent", body)]
+        images = [data for _, data in images_of("generateContent", body)]
         usage = {
             "promptTokenCount": 8 + len(prompt) // 4 + 258 * len(images),
             "candidatesTokenCount": 0,
@@ -759,7 +399,7 @@ class FakeGoogleServer:
             ]
         else:
             png = await asyncio.get_running_loop().run_in_executor(
-                None, make_png, prompt, _aspect_of("generateContent", body), images, self.image_long_side
+                None, make_png, prompt, aspect_of("generateContent", body), images, self.image_long_side
             )
             parts: list[dict[str, Any]] = []
             if s.text:
@@ -865,7 +505,7 @@ class FakeGoogleServer:
             response["videos"] = [{"gcsUri": f"{self.base_url}/fake/videos/{op.id}.mp4", "mimeType": "video/mp4"}]
         else:
             video = await self._video(op.aspect)
-            response["videos"] = [{"bytesBase64Encoded": _b64_cached(video), "mimeType": "video/mp4"}]
+            response["videos"] = [{"bytesBase64Encoded": b64_cached(video), "mimeType": "video/mp4"}]
         return web.json_response({"name": op.name, "done": True, "response": response})
 
     async def _download(self, match: re.Match[str]) -> web.Response:
@@ -884,16 +524,3 @@ class FakeGoogleServer:
 
 def _veo_reason(s: Scenario) -> str:
     return VEO_RAI_MESSAGE if s.rai_filtered == IMAGEN_RAI_MESSAGE else str(s.rai_filtered)
-
-
-_b64_cache: dict[int, str] = {}
-
-
-def _b64_cached(data: bytes) -> str:
-    """Base64 of the (few, cached) fake videos, computed once each."""
-    key = id(data)
-    found = _b64_cache.get(key)
-    if found is None:
-        found = base64.b64encode(data).decode()
-        _b64_cache[key] = found
-    return found

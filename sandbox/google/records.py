@@ -1,0 +1,131 @@
+"""What the fake Google received: `RecordedRequest`, and readers of a request body (prompt, images,
+aspect ratio, text-model calls) shared by the answers and the tests."""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RecordedRequest:
+    """One request the fake received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any
+    backend: str  # "gemini" | "vertex" | ""
+    action: str  # generateContent | predict | predictLongRunning | fetchPredictOperation | getOperation | download
+    model: str | None
+    at: float = field(default_factory=time.time)
+
+    @property
+    def api_key(self) -> str | None:
+        return self.headers.get("x-goog-api-key") or self.headers.get("X-Goog-Api-Key")
+
+    @property
+    def prompt(self) -> str:
+        return prompt_of(self.action, self.json)
+
+    @property
+    def input_images(self) -> list[tuple[str, bytes]]:
+        """(mime type, bytes) of every image the SDK sent."""
+        return images_of(self.action, self.json)
+
+    @property
+    def generation_config(self) -> dict[str, Any]:
+        return (self.json or {}).get("generationConfig") or {}
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return (self.json or {}).get("parameters") or {}
+
+    @property
+    def aspect_ratio(self) -> str | None:
+        return aspect_of(self.action, self.json)
+
+    @property
+    def is_text(self) -> bool:
+        """A generateContent call to a text model (no image output asked for)."""
+        return self.action == "generateContent" and is_text_request(self.json)
+
+
+def b64decode_any(value: str) -> bytes:
+    """Decode standard or URL-safe base64, padded or not (the SDK sends `inlineData` URL-safe)."""
+    text = value.strip().replace("-", "+").replace("_", "/")
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+def prompt_of(action: str, body: Any) -> str:
+    if not isinstance(body, dict):
+        return ""
+    if action == "generateContent":
+        texts = []
+        for content in body.get("contents") or []:
+            for part in content.get("parts") or []:
+                if isinstance(part, dict) and part.get("text"):
+                    texts.append(part["text"])
+        return "\n".join(texts)
+    instances = body.get("instances") or [{}]
+    return str((instances[0] or {}).get("prompt") or "")
+
+
+def images_of(action: str, body: Any) -> list[tuple[str, bytes]]:
+    images: list[tuple[str, bytes]] = []
+    if not isinstance(body, dict):
+        return images
+    if action == "generateContent":
+        for content in body.get("contents") or []:
+            for part in content.get("parts") or []:
+                blob = part.get("inlineData") or part.get("inline_data") if isinstance(part, dict) else None
+                if blob and blob.get("data"):
+                    mime = blob.get("mimeType") or blob.get("mime_type") or ""
+                    images.append((mime, b64decode_any(blob["data"])))
+        return images
+    for instance in body.get("instances") or []:
+        for key in ("image", "lastFrame"):
+            image = (instance or {}).get(key)
+            if image and image.get("bytesBase64Encoded"):
+                images.append((image.get("mimeType", ""), b64decode_any(image["bytesBase64Encoded"])))
+    return images
+
+
+TEXT_FINISH_REASONS = {"IMAGE_SAFETY": "SAFETY", "IMAGE_PROHIBITED_CONTENT": "PROHIBITED_CONTENT", "NO_IMAGE": "OTHER"}
+
+
+def is_text_request(body: Any) -> bool:
+    """A generateContent call to a text model: responseModalities absent or only TEXT."""
+    if not isinstance(body, dict):
+        return True
+    modalities = (body.get("generationConfig") or {}).get("responseModalities") or []
+    return all(str(m).upper() == "TEXT" for m in modalities)
+
+
+def last_user_text(body: Any) -> str:
+    """The last text part of the last user turn (a content without a role counts as the user's)."""
+    if not isinstance(body, dict):
+        return ""
+    for content in reversed(body.get("contents") or []):
+        if not isinstance(content, dict) or content.get("role", "user") not in ("user", None):
+            continue
+        for part in reversed(content.get("parts") or []):
+            if isinstance(part, dict) and part.get("text"):
+                return str(part["text"])
+    return ""
+
+
+def rewrite_text(text: str) -> str:
+    """The fake text model's deterministic "rewrite" of a prompt."""
+    return f"Improved: {text}"
+
+
+def aspect_of(action: str, body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return None
+    if action == "generateContent":
+        return ((body.get("generationConfig") or {}).get("imageConfig") or {}).get("aspectRatio")
+    return (body.get("parameters") or {}).get("aspectRatio")
