@@ -211,14 +211,24 @@ class BalanceService:
         )
 
     @classmethod
-    def refund(cls, *, charge_key: str, key: str | None = None, description: str = "") -> LedgerResult:
-        """Give back a whole charge, each bucket's part to the bucket it came from. Exactly once."""
+    def refund(
+        cls, *, charge_key: str, key: str | None = None, description: str = "", after: tuple[str, ...] = ()
+    ) -> LedgerResult:
+        """Give back a whole charge, each bucket's part to the bucket it came from. Exactly once.
+
+        `after`: the keys of earlier partial refunds of this charge (`refund_part`); only what they
+        left is given back, so the charge is never refunded beyond what it took."""
         key = key or f"{charge_key}:refund"
         charges = list(Transaction.objects.filter(operation_key=charge_key, kind=Transaction.Kind.CHARGE))
         if not charges:
             raise NothingToRefund()
         user_id = charges[0].user_id
         back = {row.bucket: -row.amount for row in charges}
+        if after:
+            earlier = Transaction.objects.filter(operation_key__in=after, kind=Transaction.Kind.REFUND, user_id=user_id)
+            for row in earlier:
+                back[row.bucket] = back.get(row.bucket, ZERO) - row.amount
+            back = {bucket: max(ZERO, amount) for bucket, amount in back.items()}
         total = sum(back.values(), ZERO)
         return cls._apply(
             user_id=user_id,
@@ -229,6 +239,32 @@ class BalanceService:
             links={"gen_request": charges[0].gen_request},
             description=description or f"Refund of {charge_key}",
             totals={"total_refunded": total},
+        )
+
+    @classmethod
+    def refund_part(cls, *, charge_key: str, amount: Decimal, key: str, description: str = "") -> LedgerResult:
+        """Give back `amount` of a charge (the variants of a generation that failed), exactly once per
+        `key`. The tokens the charge took last go back first: its main-bucket part, then its bonus
+        part (a charge takes bonus tokens first), so what stays charged is what a charge of the
+        smaller amount would have taken. Never more than the charge took (InvalidAmount)."""
+        amount = to_amount(amount)
+        charges = list(Transaction.objects.filter(operation_key=charge_key, kind=Transaction.Kind.CHARGE))
+        if not charges:
+            raise NothingToRefund()
+        taken = {row.bucket: -row.amount for row in charges}
+        if amount > sum(taken.values(), ZERO):
+            raise InvalidAmount("A partial refund cannot exceed the charge.")
+        from_main = min(taken.get(MAIN, ZERO), amount)
+        back = {MAIN: from_main, BONUS: amount - from_main}
+        return cls._apply(
+            user_id=charges[0].user_id,
+            kind=Transaction.Kind.REFUND,
+            key=key,
+            plan=lambda bal: back,
+            expected_total=amount,
+            links={"gen_request": charges[0].gen_request},
+            description=description or f"Partial refund of {charge_key}",
+            totals={"total_refunded": amount},
         )
 
     @classmethod

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -26,6 +26,7 @@ from botapp.services import levels
 from botapp.services.balance import BalanceService, LedgerResult
 from botapp.services.exceptions import (
     CannotExtend,
+    DomainError,
     InvalidParameter,
     InvalidPrompt,
     InvalidTransition,
@@ -153,6 +154,14 @@ def validate_request(
     return prompt, cleaned
 
 
+def variant_share(request: GenRequest, variants: int) -> Decimal:
+    """The price of `variants` of a request's variants: price / variants x n (exact: the price is the
+    unit price times the variants, see botapp.pricing), never more than the price."""
+    total = max(1, int(request.variants or 1))
+    count = max(0, min(int(variants), total))
+    return (Decimal(request.price) * count / total).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+
+
 def check_extendable(*, user_id: int, ai_model: AIModel, source_id: int) -> GenRequest:
     """The video to extend: this user's own delivered video, made by a model of the same provider
     family (Veo extends only Veo-made clips) that can extend. Raises CannotExtend."""
@@ -267,6 +276,31 @@ class GenerationService:
             transaction.on_commit(lambda: _enqueue(request.pk))
         return request
 
+    @classmethod
+    def check_request(
+        cls,
+        *,
+        user_id: int,
+        ai_model_id: int,
+        prompt: str,
+        params: dict,
+        input_images: list[dict],
+        variants: int = 1,
+    ) -> DomainError | None:
+        """What `create_request` would refuse these options for (charging nothing), or None."""
+        ai_model = AIModel.objects.filter(pk=ai_model_id, is_active=True).first()
+        if ai_model is None:
+            return ModelUnavailable()
+        try:
+            _, cleaned = validate_request(
+                ai_model=ai_model, prompt=prompt, params=params, input_images=input_images, variants=variants
+            )
+            if "extend_from" in cleaned:
+                check_extendable(user_id=user_id, ai_model=ai_model, source_id=cleaned["extend_from"])
+        except DomainError as exc:
+            return exc
+        return None
+
     # --- transitions (each returns True only for the caller that made it) ---------------------
     @staticmethod
     def _move(request_id: int, from_statuses: tuple[str, ...], **changes) -> bool:
@@ -303,13 +337,17 @@ class GenerationService:
         )
 
     @classmethod
-    def mark_succeeded(cls, *, request_id: int, results: list[dict]) -> levels.LevelUp | bool:
+    def mark_succeeded(
+        cls, *, request_id: int, results: list[dict], paid_variants: int | None = None
+    ) -> levels.LevelUp | bool:
         """RUNNING -> SUCCEEDED with the stored results; awards XP. Returns False if not the claimant,
-        a LevelUp when the user reached a new level, True otherwise."""
+        a LevelUp when the user reached a new level, True otherwise. `paid_variants`: how many of the
+        request's variants succeeded (the others are refunded later): XP for their share only."""
         with transaction.atomic():
-            request = GenRequest.objects.only("user_id", "price").filter(pk=request_id).first()
+            request = GenRequest.objects.only("user_id", "price", "variants").filter(pk=request_id).first()
             if request is None:
                 return False
+            spent = request.price if paid_variants is None else variant_share(request, paid_variants)
             moved = cls._move(
                 request_id,
                 (Status.RUNNING,),
@@ -318,12 +356,55 @@ class GenerationService:
                 finished_at=timezone.now(),
                 error_code="",
                 error_message="",
-                xp_awarded=levels.xp_for_tokens(request.price),  # what a refund takes back
+                xp_awarded=levels.xp_for_tokens(spent),  # what a refund takes back
             )
             if not moved:
                 return False
-            level_up = levels.award_xp(user_id=request.user_id, tokens=request.price)
+            level_up = levels.award_xp(user_id=request.user_id, tokens=spent)
         return level_up or True
+
+    @classmethod
+    def refund_variants(cls, *, request_id: int, failed: int) -> LedgerResult | None:
+        """The one partial refund of a request with several variants, some of which failed, were
+        blocked or never reached the user: `failed` variants' share (price / variants x failed) goes
+        back in one ledger row (`partial_refund_key`), and the XP of that share is taken back.
+
+        Exactly once: `refunded_variants` moves from 0 by a conditional UPDATE under the request's row
+        lock; a replay (a retried task, a duplicate) returns None and writes nothing. Only for a
+        succeeded request with at least one variant kept (a request none of whose variants counts is
+        failed and refunded whole by `fail`)."""
+        with transaction.atomic():
+            request = GenRequest.objects.select_for_update().get(pk=request_id)
+            failed = int(failed)
+            if request.status != Status.SUCCEEDED or not 0 < failed < request.variants:
+                return None
+            if not GenRequest.objects.filter(pk=request_id, refunded_variants=0).update(refunded_variants=failed):
+                return None
+            kept_xp = levels.xp_for_tokens(variant_share(request, request.variants - failed))
+            if request.xp_awarded > kept_xp and GenRequest.objects.filter(
+                pk=request_id, xp_awarded=request.xp_awarded
+            ).update(xp_awarded=kept_xp):
+                levels.revoke_xp(user_id=request.user_id, xp=request.xp_awarded - kept_xp)
+            if not Transaction.objects.filter(operation_key=request.charge_key).exists():
+                return None  # nothing was charged (a free request)
+            return BalanceService.refund_part(
+                charge_key=request.charge_key,
+                amount=variant_share(request, failed),
+                key=request.partial_refund_key,
+                description=f"Refund of {failed} of {request.variants} variants: {request.model} #{request.pk}",
+            )
+
+    @classmethod
+    def mark_delivered_variants(
+        cls, *, request_id: int, results: list[dict], failed: int
+    ) -> tuple[bool, LedgerResult | None]:
+        """Delivery of a request with several variants is settled: it is marked delivered and its
+        `failed` variants (failed, blocked, or refused by Telegram) refunded, in one transaction, so
+        that a crash between the two can neither lose the refund nor make it twice."""
+        with transaction.atomic():
+            moved = cls.mark_delivered(request_id=request_id, results=results)
+            refund = cls.refund_variants(request_id=request_id, failed=failed) if moved and failed else None
+        return moved, refund
 
     @classmethod
     def mark_delivered(cls, *, request_id: int, results: list[dict] | None = None) -> bool:
@@ -407,6 +488,7 @@ class GenerationService:
                 charge_key=request.charge_key,
                 key=request.refund_key,
                 description=f"Refund: {request.model} #{request.pk}",
+                after=(request.partial_refund_key,) if request.refunded_variants else (),
             )
             if request.refunded_at is None:
                 GenRequest.objects.filter(pk=request_id).update(refunded_at=timezone.now())
