@@ -12,6 +12,7 @@ Typical use from a worker::
 
 from .base import (
     InputImage,
+    InputVideo,
     InvalidInput,
     MediaItem,
     OperationTimeout,
@@ -41,6 +42,7 @@ __all__ = [
     "GoogleConfig",
     "ImagenProvider",
     "InputImage",
+    "InputVideo",
     "InvalidInput",
     "MediaItem",
     "NanoBananaProvider",

@@ -19,19 +19,33 @@ Backend = Literal["gemini", "vertex"]
 
 @dataclass(frozen=True, slots=True)
 class InputImage:
-    """An image sent to the model (to edit, or as the first frame of a video)."""
+    """An image sent to the model (to edit, a video's first or last frame, or a reference)."""
 
     data: bytes
     mime_type: str = "image/png"
+
+
+@dataclass(frozen=True, slots=True)
+class InputVideo:
+    """A video sent to the model: the clip a video extension continues."""
+
+    data: bytes
+    mime_type: str = "video/mp4"
 
 
 @dataclass(slots=True)
 class ProviderRequest:
     """One generation request.
 
-    `params` keys understood by the Google providers: `aspect_ratio` ("1:1", "16:9", "9:16", "3:4",
-    "4:3", ...), `number_of_images` (Imagen; default 1), `duration_seconds` (Veo: 4, 6, 8),
-    `resolution` (Veo: "720p", "1080p"), `generate_audio` (Veo, optional), `seed` (optional).
+    Inputs: `input_images` are an image model's photos to edit or combine (Nano Banana 2/Pro: up to
+    14), or a video's first frame (one); `last_frame` a video's last frame (with a first frame);
+    `reference_images` a video's "ingredients" (Veo 3.1: up to 3 asset images, alone); `source_video`
+    the clip a video extension continues (Veo: one Veo made).
+
+    `params` keys understood by the Google providers: `aspect_ratio` ("1:1", "16:9", "9:16", "1:8",
+    ...), `resolution` (Nano Banana: "1K", "2K", "4K"; Veo: "720p", "1080p", "4k"),
+    `number_of_images` (Imagen; default 1), `duration_seconds` (Veo: 4, 6, 8), `generate_audio` (Veo,
+    optional), `seed` (optional).
     """
 
     provider_model_id: str
@@ -42,6 +56,9 @@ class ProviderRequest:
     params: dict[str, Any] = field(default_factory=dict)
     backend: Backend | None = None
     request_id: str | None = None
+    last_frame: InputImage | None = None
+    reference_images: list[InputImage] = field(default_factory=list)
+    source_video: InputVideo | None = None
 
 
 @dataclass(slots=True)

@@ -8,7 +8,7 @@ import re
 import time
 from typing import Any, ClassVar
 
-from ..base import InputImage, InvalidInput, PermanentError, Provider, ProviderRequest
+from ..base import InputImage, InputVideo, InvalidInput, PermanentError, Provider, ProviderRequest
 from .client import GEMINI, VERTEX, GoogleConfig, get_client
 from .errors import map_exception
 
@@ -55,17 +55,33 @@ def sniff_image_mime(data: bytes) -> str | None:
     return None
 
 
-def checked_images(images: list[InputImage]) -> list[InputImage]:
+def checked_images(images: list[InputImage], what: str = "input image") -> list[InputImage]:
+    """The images with their MIME type taken from their bytes; InvalidInput for an empty or non-image."""
     checked = []
     for i, image in enumerate(images):
         if not image.data:
-            raise InvalidInput(f"input image #{i + 1} is empty", code="bad_image")
+            raise InvalidInput(f"{what} #{i + 1} is empty", code="bad_image")
         sniffed = sniff_image_mime(image.data)
         mime = sniffed or image.mime_type
         if not mime or not mime.startswith("image/"):
-            raise InvalidInput(f"input image #{i + 1} is not an image ({mime!r})", code="bad_image")
+            raise InvalidInput(f"{what} #{i + 1} is not an image ({mime!r})", code="bad_image")
         checked.append(InputImage(image.data, mime))
     return checked
+
+
+def checked_video(video: InputVideo) -> InputVideo:
+    """A source video: not empty, and an MP4 / a video MIME type."""
+    if not video.data:
+        raise InvalidInput("the video to extend is empty", code="bad_video")
+    mime = "video/mp4" if video.data[4:8] == b"ftyp" else video.mime_type
+    if not mime or not mime.startswith("video/"):
+        raise InvalidInput(f"the video to extend is not a video ({mime!r})", code="bad_video")
+    return InputVideo(video.data, mime)
+
+
+def str_param(req: ProviderRequest, name: str) -> str | None:
+    value = req.params.get(name)
+    return None if value in (None, "") else str(value).strip()
 
 
 def dump_model(model: Any) -> Any:

@@ -19,7 +19,7 @@ class ImagenProvider(GoogleProvider):
 
     def submit(self, req: ProviderRequest) -> Submission:
         expect_kind(req, "image", "Imagen")
-        if req.input_images:
+        if req.input_images or req.last_frame is not None or req.reference_images or req.source_video is not None:
             raise InvalidInput("Imagen generate_images takes no input images", code="input_not_supported")
         backend = self.backend_for(req)
         config = types.GenerateImagesConfig(

@@ -6,18 +6,39 @@ from typing import Any
 
 from google.genai import types
 
-from ..base import MediaItem, PermanentError, ProviderRequest, ProviderResult, SafetyBlocked, Submission
+from ..base import (
+    InvalidInput,
+    MediaItem,
+    PermanentError,
+    ProviderRequest,
+    ProviderResult,
+    SafetyBlocked,
+    Submission,
+)
 from ..media import image_size
-from .common import GoogleProvider, aspect_ratio_param, checked_images, dump_model, expect_kind, int_param
+from .common import (
+    GoogleProvider,
+    aspect_ratio_param,
+    checked_images,
+    dump_model,
+    expect_kind,
+    int_param,
+    str_param,
+)
 from .errors import SAFETY_FINISH_REASONS, USER_REASONS, enum_name
+
+MAX_INPUT_IMAGES = 14  # Nano Banana 2 and Pro; older ids take fewer (the model's capabilities say so)
 
 
 class NanoBananaProvider(GoogleProvider):
     """Gemini image models ("Nano Banana") via `generate_content` with image output; both backends.
 
-    Input images are sent as inline parts after the prompt (editing / composition). The negative
-    prompt, which generate_content does not have, is appended to the prompt as "Avoid: ...".
-    `params["response_modalities"]` overrides the default ["IMAGE"] (older ids need ["TEXT","IMAGE"]).
+    Input images (up to 14 on Nano Banana 2 / Pro; the model's capabilities say how many) are sent as
+    inline parts after the prompt (editing / composition). `ImageConfig` carries the aspect ratio
+    (any the model lists, e.g. "1:8") and `image_size` from `params["resolution"]` ("1K" / "2K" /
+    "4K"; Google wants the capital K). The negative prompt, which generate_content does not have, is
+    appended to the prompt as "Avoid: ...". `params["response_modalities"]` overrides the default
+    ["IMAGE"] (older ids need ["TEXT","IMAGE"]).
     """
 
     name = "google-gemini-image"
@@ -25,9 +46,20 @@ class NanoBananaProvider(GoogleProvider):
 
     def submit(self, req: ProviderRequest) -> Submission:
         expect_kind(req, "image", "Nano Banana")
+        if req.last_frame is not None or req.reference_images or req.source_video is not None:
+            raise InvalidInput(
+                "Nano Banana takes photos to edit, not frames, references or a video", code="input_not_supported"
+            )
+        if len(req.input_images) > MAX_INPUT_IMAGES:
+            raise InvalidInput(
+                f"{len(req.input_images)} input images; Nano Banana takes up to {MAX_INPUT_IMAGES}",
+                code="too_many_images",
+            )
         backend = self.backend_for(req)
         images = checked_images(req.input_images)
         ratio = aspect_ratio_param(req)
+        size = str_param(req, "resolution")
+        size = size.upper() if size else None  # "4k" -> "4K": Google rejects a lower-case k
         prompt = req.prompt
         if req.negative_prompt:
             prompt = f"{prompt}\n\nAvoid: {req.negative_prompt}"
@@ -36,7 +68,7 @@ class NanoBananaProvider(GoogleProvider):
         modalities = req.params.get("response_modalities") or ["IMAGE"]
         config = types.GenerateContentConfig(
             response_modalities=list(modalities),
-            image_config=types.ImageConfig(aspect_ratio=ratio) if ratio else None,
+            image_config=types.ImageConfig(aspect_ratio=ratio, image_size=size) if ratio or size else None,
             seed=int_param(req, "seed"),
             automatic_continuation=False,
         )

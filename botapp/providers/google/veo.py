@@ -12,6 +12,8 @@ import httpx
 from google.genai import types
 
 from ..base import (
+    InputImage,
+    InvalidInput,
     MediaItem,
     PermanentError,
     PollOutcome,
@@ -22,11 +24,33 @@ from ..base import (
     SafetyBlocked,
     Submission,
 )
+from ..media import probe_mp4
 from .client import GEMINI, VERTEX
-from .common import GoogleProvider, aspect_ratio_param, checked_images, expect_kind, int_param
+from .common import (
+    GoogleProvider,
+    aspect_ratio_param,
+    checked_images,
+    checked_video,
+    expect_kind,
+    int_param,
+    str_param,
+)
 from .errors import map_exception, map_operation_error, support_codes
 
 logger = logging.getLogger(__name__)
+
+
+def _image(image: InputImage) -> types.Image:
+    return types.Image(image_bytes=image.data, mime_type=image.mime_type)
+
+
+def _duration(data: bytes, requested: int | None) -> float | None:
+    """The clip's length: the requested seconds, or what the MP4 says when that is longer (an
+    extension comes back as the whole clip: the source and the new seconds)."""
+    info = probe_mp4(data)
+    if info is None:
+        return requested
+    return max(float(requested or 0), info.duration) or None
 
 
 def backend_of_operation(operation_id: str) -> str | None:
@@ -40,7 +64,16 @@ def backend_of_operation(operation_id: str) -> str | None:
 
 
 class VeoProvider(GoogleProvider):
-    """Veo via `generate_videos` (Vertex AI); `submit` returns the operation name, `poll` checks it."""
+    """Veo via `generate_videos` (Vertex AI); `submit` returns the operation name, `poll` checks it.
+
+    What goes where (`GenerateVideosSource` / `GenerateVideosConfig`, serialised by the SDK into
+    `:predictLongRunning` `instances[0]` / `parameters`): the first frame `source.image` (instance
+    `image`), the clip to extend `source.video` (instance `video`), the last frame `config.last_frame`
+    (instance `lastFrame`), references `config.reference_images` as ASSET images (instance
+    `referenceImages`), and aspect ratio, duration, resolution ("720p" / "1080p" / "4k"), negative
+    prompt, audio (`generateAudio`, Vertex only in the SDK) and seed in `parameters`. Combinations
+    are left to Google (and checked before by the request validation): a 400 becomes InvalidInput.
+    """
 
     name = "google-veo"
     method_label = "Veo (generate_videos)"
@@ -49,20 +82,37 @@ class VeoProvider(GoogleProvider):
 
     def submit(self, req: ProviderRequest) -> Submission:
         expect_kind(req, "video", "Veo")
+        if len(req.input_images) > 1:
+            raise InvalidInput("Veo takes one first frame", code="input_not_supported")
         backend = self.backend_for(req)
-        images = checked_images(req.input_images)
-        image = types.Image(image_bytes=images[0].data, mime_type=images[0].mime_type) if images else None
+        first = checked_images(req.input_images, "first frame")
+        last = checked_images([req.last_frame], "last frame") if req.last_frame is not None else []
+        references = checked_images(req.reference_images, "reference image")
+        video = checked_video(req.source_video) if req.source_video is not None else None
         generate_audio = req.params.get("generate_audio")
+        resolution = str_param(req, "resolution")
         config = types.GenerateVideosConfig(
             number_of_videos=1,
             aspect_ratio=aspect_ratio_param(req),
             duration_seconds=int_param(req, "duration_seconds"),
-            resolution=req.params.get("resolution") or None,
+            resolution=resolution.lower() if resolution else None,  # Veo's "4k", "1080p"
             negative_prompt=req.negative_prompt or None,
             generate_audio=bool(generate_audio) if generate_audio is not None else None,
             seed=int_param(req, "seed"),
+            last_frame=_image(last[0]) if last else None,
+            reference_images=[
+                types.VideoGenerationReferenceImage(
+                    image=_image(image), reference_type=types.VideoGenerationReferenceType.ASSET
+                )
+                for image in references
+            ]
+            or None,
         )
-        source = types.GenerateVideosSource(prompt=req.prompt or None, image=image)
+        source = types.GenerateVideosSource(
+            prompt=req.prompt or None,
+            image=_image(first[0]) if first else None,
+            video=types.Video(video_bytes=video.data, mime_type=video.mime_type) if video else None,
+        )
         client = self.client(backend)
         operation = self._call(
             req,
@@ -109,7 +159,7 @@ class VeoProvider(GoogleProvider):
         filtered_count = (response.rai_media_filtered_count or 0) if response else 0
         reasons = list(response.rai_media_filtered_reasons or []) if response else []
         metadata.update(rai_media_filtered_count=filtered_count, rai_media_filtered_reasons=reasons)
-        duration = int_param(req, "duration_seconds")
+        requested = int_param(req, "duration_seconds")
         media: list[MediaItem] = []
         for generated in videos:
             video = generated.video
@@ -117,13 +167,15 @@ class VeoProvider(GoogleProvider):
                 continue
             mime = video.mime_type or "video/mp4"
             if video.video_bytes:
+                duration = _duration(video.video_bytes, requested)
                 media.append(MediaItem(mime_type=mime, data=video.video_bytes, duration=duration))
             elif video.uri:
                 if video.uri.startswith(("http://", "https://")):
                     data = self._download(video.uri, backend, req)
+                    duration = _duration(data, requested)
                     media.append(MediaItem(mime_type=mime, data=data, uri=video.uri, duration=duration))
                 else:
-                    media.append(MediaItem(mime_type=mime, uri=video.uri, duration=duration))
+                    media.append(MediaItem(mime_type=mime, uri=video.uri, duration=requested))
         if media:
             return ProviderResult(media=media, metadata=metadata)
         if filtered_count or reasons:
