@@ -16,14 +16,20 @@ from botapp.telegram.media import extension_for, shrink_video
 from botapp.telegram.sender import SendRejected
 
 
-def store_media(request: GenRequest, result: ProviderResult) -> tuple[list[dict], dict[str, bytes]]:
-    """Save every produced file through Django's storage; return the results and the bytes by path."""
+def store_media(
+    request: GenRequest, result: ProviderResult, *, variant: int | None = None
+) -> tuple[list[dict], dict[str, bytes]]:
+    """Save every produced file through Django's storage; return the results and the bytes by path.
+
+    `variant`: the result of one of the request's variants (one provider call each): only its first
+    file is kept (a variant is one image), stored as `<pk>-v<variant>` and marked with its index."""
     if not result.media:
         raise PermanentError("the provider returned no media", code="empty_result")
     stamp = (request.created_at or common.now()).strftime("%Y/%m/%d")
     results: list[dict] = []
     cache: dict[str, bytes] = {}
-    for index, item in enumerate(result.media):
+    media = result.media if variant is None else result.media[:1]
+    for index, item in enumerate(media):
         if item.data is None:
             raise PermanentError(f"the result is only at {item.uri}, which cannot be fetched", code="download_failed")
         kind = "video" if item.mime_type.startswith("video/") else "image"
@@ -34,11 +40,14 @@ def store_media(request: GenRequest, result: ProviderResult) -> tuple[list[dict]
             info = probe_mp4(item.data)
             if info is not None:
                 width, height, duration = width or info.width, height or info.height, duration or info.duration
-        name = f"{settings.GENERATION_STORAGE_PREFIX}/{stamp}/{request.pk}-{index}.{extension_for(item.mime_type)}"
+        suffix = index if variant is None else f"v{variant}"
+        name = f"{settings.GENERATION_STORAGE_PREFIX}/{stamp}/{request.pk}-{suffix}.{extension_for(item.mime_type)}"
         path = default_storage.save(name, ContentFile(item.data))
         cache[path] = item.data
+        entry = {} if variant is None else {"variant": variant}
         results.append(
             {
+                **entry,
                 "kind": kind,
                 "path": path,
                 "mime_type": item.mime_type,

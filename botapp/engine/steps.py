@@ -3,7 +3,7 @@
     start()   (run_generation): claim a queued request (mark_running), show "generating", advance
     resume()  (advance_generation): take over a due running request (its lease, see botapp.engine.lease)
     advance() submit the request (image: the result at once; video: an operation id and an alarm),
-              or poll its operation
+              or poll its operation; several variants: a round of calls (botapp/engine/variants.py)
     handle_poll() a poll's outcome: done -> finish; pending -> the next alarm; an error -> failures
     finish()  store the result, mark_succeeded (XP), hand over to delivery (inline for an image)
 
@@ -18,7 +18,7 @@ from datetime import datetime
 
 from django.conf import settings
 
-from botapp.engine import common, dispatch
+from botapp.engine import common, dispatch, variants
 from botapp.engine.backends import provider_for
 from botapp.engine.common import Status, chat_action, language_of, load, show_status
 from botapp.engine.delivery import deliver
@@ -71,6 +71,8 @@ def advance(request: GenRequest, token: datetime | None) -> str:
     """The next step of a running request we hold: submit it, or poll its operation."""
     if request.provider_operation_id:
         return handle_poll(request, token, poll_once(request))
+    if request.variants > 1:  # one provider call per variant (botapp/engine/variants.py)
+        return variants.advance(request, token)
     now = common.now()
     if request.deadline_at and now >= request.deadline_at:
         return fail(request, request.error_code or "deadline", request.error_message or "deadline passed")

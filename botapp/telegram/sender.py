@@ -49,7 +49,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import BufferedInputFile
+from aiogram.types import BufferedInputFile, InputMediaDocument, InputMediaPhoto, InputMediaVideo
 from aiohttp import ClientConnectorError, ClientError, ClientResponseError
 
 from botapp.redaction import error_text
@@ -102,6 +102,19 @@ class SentMessage:
     method: str = "message"
     file_id: str | None = None
     file_unique_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AlbumItem:
+    """One item of `send_media_group`: PHOTO / VIDEO / DOCUMENT, from bytes (uploaded) or a file_id."""
+
+    method: str
+    file: bytes | str
+    filename: str = "file"
+    caption: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -424,6 +437,46 @@ class TelegramSender:
             chat_id, make, timeout=timeout, repeatable=False, what=f"send_{method}", paid=allow_paid_broadcast
         )
         return _sent(message, method)
+
+    def send_media_group(self, chat_id: int, items: list[AlbumItem]) -> list[SentMessage]:
+        """sendMediaGroup: 2 to 10 photos and videos, or documents only, as one album (one request,
+        one SentMessage per item, in order). Telegram takes no buttons on an album (the method has
+        no reply_markup): send them in a message of their own. Telegram refuses the whole album when
+        it refuses one item (400 "failed to send message #N ...": nothing was sent) -> `SendRejected`;
+        never repeated after an unknown outcome (`OutcomeUnknown`)."""
+        if not 2 <= len(items) <= 10:
+            raise ValueError("an album has 2 to 10 items")
+        media: list[Any] = []
+        for item in items:
+            payload: Any = (
+                BufferedInputFile(item.file, filename=item.filename) if isinstance(item.file, bytes) else item.file
+            )
+            if item.method == PHOTO:
+                media.append(InputMediaPhoto(media=payload, caption=item.caption))
+            elif item.method == VIDEO:
+                media.append(
+                    InputMediaVideo(
+                        media=payload,
+                        caption=item.caption,
+                        width=item.width or None,
+                        height=item.height or None,
+                        duration=round(item.duration) if item.duration else None,
+                        supports_streaming=True,
+                    )
+                )
+            elif item.method == DOCUMENT:
+                media.append(InputMediaDocument(media=payload, caption=item.caption))
+            else:
+                raise ValueError(f"unknown album item method {item.method!r}")
+        uploading = any(isinstance(item.file, bytes) for item in items)
+        messages = self._call(
+            chat_id,
+            lambda bot, rt: bot.send_media_group(chat_id=chat_id, media=media, request_timeout=rt),
+            timeout=self.limits.upload_timeout if uploading else self.limits.request_timeout,
+            repeatable=False,
+            what="sendMediaGroup",
+        )
+        return [_sent(message, item.method) for message, item in zip(messages, items, strict=True)]
 
     # --- Telegram Stars ---------------------------------------------------------------------------
     def refund_star_payment(self, user_id: int, charge_id: str) -> None:
