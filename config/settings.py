@@ -344,6 +344,15 @@ GOOGLE_APPLICATION_CREDENTIALS = env.str("GOOGLE_APPLICATION_CREDENTIALS", defau
 # "demo" draws results locally; "auto" uses Google when credentials exist and the demo otherwise.
 GENERATION_PROVIDER_MODE = env_or("GENERATION_PROVIDER_MODE", "auto")
 
+# --- "Improve my prompt" (botapp/services/prompt_help.py): a Gemini text model rewrites the description -----
+PROMPT_IMPROVE_ENABLED = env.bool("PROMPT_IMPROVE_ENABLED", default=True)
+# Tokens charged with the generation when its description is a rewrite (0: free); its own ledger row.
+PROMPT_IMPROVE_PRICE = env("PROMPT_IMPROVE_PRICE", cast=Decimal, default=Decimal("0"))
+# A GA Gemini text model (Nov 2026: gemini-3.5-flash-lite, on the Gemini API and Vertex AI).
+PROMPT_IMPROVE_MODEL = env_or("PROMPT_IMPROVE_MODEL", "gemini-3.5-flash-lite")
+PROMPT_IMPROVE_PER_HOUR = env.int("PROMPT_IMPROVE_PER_HOUR", default=20)  # rewrites per user and hour (0: no limit)
+PROMPT_IMPROVE_TIMEOUT_SECONDS = env.float("PROMPT_IMPROVE_TIMEOUT_SECONDS", default=20.0)
+
 # --- Business rules ----------------------------------------------------------------------------------
 MAX_INFLIGHT_PER_USER = env.int("MAX_INFLIGHT_PER_USER", default=3)
 IMAGE_TIMEOUT_SECONDS = env.int("IMAGE_TIMEOUT_SECONDS", default=180)
