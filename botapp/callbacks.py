@@ -164,3 +164,17 @@ class SubCb(CallbackData, prefix="sb"):
 
     action: SubAction
     id: int = 0
+
+
+class QueueAction(StrEnum):
+    REFRESH = "rf"
+    CANCEL = "c"
+
+
+class QueueCb(CallbackData, prefix="q"):
+    """The status message of a generation request (botapp/handlers/generation/control.py): its place in
+    the queue again, or cancel it. `nonce` is the confirmation's: the request is found by its
+    idempotency key `confirm:<the presser's user id>:<nonce>`, so a press reaches only the presser's own."""
+
+    action: QueueAction
+    nonce: str

@@ -30,6 +30,8 @@ from botapp.callbacks import (
     PayAction,
     PayCb,
     PayMethod,
+    QueueAction,
+    QueueCb,
     ResultAction,
     ResultCb,
     SettingsAction,
@@ -292,6 +294,18 @@ def topup_keyboard(lang: str, *, suggested: TopUpPackage | None = None, resume: 
     else:
         rows.append([_menu_button(lang)])
     return _markup(rows)
+
+
+def queue_keyboard(lang: str, nonce: str) -> InlineKeyboardMarkup:
+    """Under a generation's status message while it can be cancelled: its place in the queue again, cancel."""
+    return _markup(
+        [
+            [
+                _button(t("btn.refresh_queue", lang), QueueCb(action=QueueAction.REFRESH, nonce=nonce)),
+                _button(t("btn.cancel_generation", lang), QueueCb(action=QueueAction.CANCEL, nonce=nonce)),
+            ]
+        ]
+    )
 
 
 def after_generate_keyboard(lang: str) -> InlineKeyboardMarkup:
