@@ -45,11 +45,13 @@ from botapp.models import (
 )
 from botapp.selectors import dashboard as dashboard_selectors
 from botapp.selectors import payments as payment_selectors
+from botapp.selectors import queue as queue_selectors
 from botapp.selectors import texts as text_selectors
 from botapp.selectors.daily import Period
 from botapp.selectors.payments import PaymentPage
-from botapp.services import levels, paysupport, users
+from botapp.services import control, levels, paysupport, users
 from botapp.services.card import CardCheckout
+from botapp.services.exceptions import DomainError
 from botapp.services.generation import GenerationService, UserStats
 from botapp.services.payments import PaymentOutcome, PaymentService, TopUpQuote
 from botapp.services.promo import PromoService, RedeemResult
@@ -178,6 +180,20 @@ class ModelInfo:
         return pricing.quote(price=self.price, rule=self.pricing, kind=self.kind, params=params, variants=variants)
 
     @property
+    def price_from(self) -> Decimal:
+        """The cheapest single result over the model's resolutions and durations (the model list)."""
+        options = [
+            {"resolution": resolution, "duration_seconds": seconds}
+            for resolution in (self.caps.resolutions or (None,))
+            for seconds in (self.caps.durations_for(resolution=resolution) or (None,))
+        ]
+        return min(self.quote(params).total for params in options)
+
+    @property
+    def price_varies(self) -> bool:
+        return bool(self.pricing) or self.caps.max_variants > 1
+
+    @property
     def label(self) -> str:
         return f"{self.emoji} {self.name}".strip()
 
@@ -251,27 +267,48 @@ class PendingPromo:
 
 
 # --- the model catalogue (cached) --------------------------------------------------------------------
-_catalogue: tuple[float, tuple[ModelInfo, ...]] | None = None
+_catalogue: tuple[float, tuple[ModelInfo, ...], str | None] | None = None
 _catalogue_lock = threading.Lock()
+STAMP_CHECK_INTERVAL = 1.0  # seconds between looks at the catalogue stamp (botapp.services.control)
+_stamp_checked = 0.0
+
+
+def _stamp() -> str | None:
+    try:
+        return control.catalogue_stamp()
+    except Exception:  # the cache is down: CATALOGUE_TTL still applies
+        return None
+
+
+def _stamp_unchanged(cached: tuple[float, tuple[ModelInfo, ...], str | None], now: float) -> bool:
+    """A model paused by a worker (or resumed in the admin) stamps the shared cache: seen within a second."""
+    global _stamp_checked
+    if now - _stamp_checked < STAMP_CHECK_INTERVAL:
+        return True
+    _stamp_checked = now
+    return _stamp() == cached[2]
 
 
 def catalogue() -> tuple[ModelInfo, ...]:
-    """Active models, in admin order, cached for `CATALOGUE_TTL` seconds (sync; any thread)."""
+    """Active models, in admin order, cached for `CATALOGUE_TTL` seconds or until the catalogue stamp
+    changes (sync; any thread)."""
     global _catalogue
     now = time.monotonic()
     cached = _catalogue
-    if cached is not None and now - cached[0] < CATALOGUE_TTL:
+    if cached is not None and now - cached[0] < CATALOGUE_TTL and _stamp_unchanged(cached, now):
         return cached[1]
     with _catalogue_lock:
+        stamp = _stamp()
         models = tuple(
             ModelInfo.from_model(m) for m in AIModel.objects.filter(is_active=True).order_by("kind", "sort_order", "id")
         )
-        _catalogue = (now, models)
+        _catalogue = (now, models, stamp)
     return models
 
 
 def clear_caches() -> None:
-    """Forget cached catalogue data (tests, and after an admin edit if one cannot wait)."""
+    """Forget cached catalogue data (tests, a request refused because its model is gone, and after an
+    admin edit if one cannot wait)."""
     global _catalogue
     _catalogue = None
 
@@ -472,6 +509,47 @@ def create_generation(
         idempotency_key=idempotency_key,
         expected_price=expected_price,
     )
+
+
+@bridged
+def check_generation(
+    *,
+    user_id: int,
+    ai_model_id: int,
+    prompt: str,
+    params: dict[str, Any],
+    input_images: list[dict[str, Any]],
+    variants: int = 1,
+) -> DomainError | None:
+    """The error `create_generation` would raise for these options (before the confirm card), or None."""
+    return GenerationService.check_request(
+        user_id=user_id,
+        ai_model_id=ai_model_id,
+        prompt=prompt,
+        params=params,
+        input_images=input_images,
+        variants=variants,
+    )
+
+
+# --- control while it runs: the queue, cancel (botapp.selectors.queue, botapp.services.control) --------
+@bridged
+def queue_estimate(ai_model_id: int, kind: str) -> queue_selectors.QueueEstimate:
+    """The place in the queue and the wait of a request of this model about to be created."""
+    return queue_selectors.estimate(ai_model_id=ai_model_id, kind=kind)
+
+
+@bridged
+def generation_status(user_id: int, key: str) -> queue_selectors.RequestView | None:
+    """The user's request created with this idempotency key (never someone else's), with its queue estimate."""
+    return queue_selectors.request_view(user_id=user_id, idempotency_key=key)
+
+
+@bridged
+def cancel_generation(user_id: int, key: str) -> control.CancelOutcome | None:
+    """Cancel the user's request created with this idempotency key (refunded once), or say why not."""
+    request_id = GenRequest.objects.filter(idempotency_key=key, user_id=user_id).values_list("pk", flat=True).first()
+    return control.cancel(user_id=user_id, request_id=request_id) if request_id else None
 
 
 # --- promocodes and referrals ----------------------------------------------------------------------

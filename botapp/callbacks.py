@@ -37,7 +37,10 @@ class GenAction(StrEnum):
     RATIO = "r"  # value: aspect ratio with "x" for ":" (see pack_ratio)
     DURATION = "d"  # value: seconds
     RESOLUTION = "res"  # value: "720p"
-    PHOTOS = "ph"  # open the photo step
+    VARIANTS = "v"  # value: 1..4
+    AUDIO = "au"  # toggles the sound of a video
+    NEGATIVE = "ng"  # asks for what to avoid ("" ) or clears it ("x")
+    PHOTOS = "ph"  # open the photo step; value: the role of the photos ("", "first", "last", "reference")
     CLEAR_PHOTOS = "cp"
     NEXT = "n"  # options -> prompt
     BACK = "b"

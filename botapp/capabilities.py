@@ -184,3 +184,54 @@ def _resolution_durations(value: Any) -> dict[str, tuple[int, ...]]:
     if not isinstance(value, dict):
         raise ValueError("must be an object {resolution: [seconds]}")
     return {str(k): tuple(_int(d, low=1, high=600) for d in _list(v)) for k, v in value.items()}
+
+
+OPTION_KEYS = ("aspect_ratio", "resolution", "duration_seconds", "generate_audio", "extend_from")
+
+
+def normalize_params(
+    caps: Capabilities, params: dict[str, Any], *, kind: str, changed: str | None = None, references: int = 0
+) -> dict[str, Any]:
+    """Options that fit together: each value one the model offers, and a duration allowed at the
+    resolution (and with reference images). The option the user just `changed` is kept; the other
+    one moves to the nearest allowed value (e.g. 1080p picked at 4 s -> 8 s; 4 s picked at 1080p ->
+    the first resolution that allows 4 s)."""
+    out = {k: v for k, v in params.items() if k in OPTION_KEYS}
+    if out.get("aspect_ratio") not in caps.aspect_ratios:
+        out["aspect_ratio"] = caps.aspect_ratios[0]
+    if caps.resolutions:
+        if out.get("resolution") not in caps.resolutions:
+            out["resolution"] = caps.resolutions[0]
+    else:
+        out.pop("resolution", None)
+    if kind != "video":
+        for key in ("duration_seconds", "generate_audio", "extend_from"):
+            out.pop(key, None)
+        return out
+    if "extend_from" in out:
+        out["duration_seconds"] = caps.extension_seconds
+        if caps.resolutions:
+            out["resolution"] = caps.resolutions[0]
+    elif caps.durations:
+        duration = out.get("duration_seconds")
+        allowed = caps.durations_for(resolution=out.get("resolution"), references=references)
+        if duration not in allowed:
+            if changed == "duration_seconds" and duration in caps.durations_for(resolution=None, references=references):
+                # keep the duration the user chose: move to a resolution that allows it
+                out["resolution"] = next(
+                    r for r in caps.resolutions if duration in caps.durations_for(resolution=r, references=references)
+                )
+            elif allowed:
+                out["duration_seconds"] = max(allowed)
+            else:  # nothing fits this resolution: back to the first resolution and its longest duration
+                if caps.resolutions:
+                    out["resolution"] = caps.resolutions[0]
+                fallback = caps.durations_for(resolution=out.get("resolution"), references=references)
+                out["duration_seconds"] = max(fallback or caps.durations)
+    else:
+        out.pop("duration_seconds", None)
+    if caps.audio:
+        out["generate_audio"] = bool(out.get("generate_audio", True))
+    else:
+        out.pop("generate_audio", None)
+    return out

@@ -194,34 +194,49 @@ def models_keyboard(lang: str, models: Sequence[ModelInfo], default_id: int | No
     return _markup(rows)
 
 
-def options_keyboard(lang: str, model: ModelInfo, params: dict[str, Any], photos: int) -> InlineKeyboardMarkup:
+def options_keyboard(
+    lang: str, model: ModelInfo, params: dict[str, Any], photos: int, *, data: dict[str, Any] | None = None
+) -> InlineKeyboardMarkup:
+    """The options screen, built only from the model's capabilities (a new model needs no code).
+    `data` (the flow's FSM data) adds what depends on it: variants, the photos by role, what to avoid."""
+    data = data or {}
+    caps = model.caps
     builder = InlineKeyboardBuilder()
     widths: list[int] = []
-    if len(model.aspect_ratios) > 1:
-        for ratio in model.aspect_ratios:
-            mark = CHECK if params.get("aspect_ratio") == ratio else ""
-            builder.button(text=mark + ratio, callback_data=GenCb(action=GenAction.RATIO, value=pack_ratio(ratio)))
-        widths += _rows_of(len(model.aspect_ratios), 5)
-    if len(model.durations) > 1:
-        for seconds in model.durations:
-            mark = CHECK if params.get("duration_seconds") == seconds else ""
-            builder.button(
-                text=mark + t("btn.seconds", lang, n=seconds),
-                callback_data=GenCb(action=GenAction.DURATION, value=str(seconds)),
-            )
-        widths.append(len(model.durations))
-    if len(model.resolutions) > 1:
-        for resolution in model.resolutions:
-            mark = CHECK if params.get("resolution") == resolution else ""
-            builder.button(text=mark + resolution, callback_data=GenCb(action=GenAction.RESOLUTION, value=resolution))
-        widths.append(len(model.resolutions))
-    if model.max_input_images:
-        key = "btn.start_frame" if model.kind == "video" else "btn.add_photos"
-        builder.button(
-            text=t(key, lang, n=photos, limit=model.max_input_images),
-            callback_data=GenCb(action=GenAction.PHOTOS),
-        )
+    extending = bool(params.get("extend_from"))
+
+    def choice(values, current, label, action, pack=str, width=5) -> None:
+        for value in values:
+            mark = CHECK if current == value else ""
+            builder.button(text=mark + label(value), callback_data=GenCb(action=action, value=pack(value)))
+        widths.extend(_rows_of(len(values), width))
+
+    if len(caps.aspect_ratios) > 1 and not extending:
+        choice(caps.aspect_ratios, params.get("aspect_ratio"), str, GenAction.RATIO, pack_ratio)
+    if len(caps.durations) > 1 and not extending:
+        label = lambda n: t("btn.seconds", lang, n=n)  # noqa: E731
+        choice(caps.durations, params.get("duration_seconds"), label, GenAction.DURATION)
+    if len(caps.resolutions) > 1 and not extending:
+        choice(caps.resolutions, params.get("resolution"), fmt_resolution, GenAction.RESOLUTION)
+    if caps.max_variants > 1:
+        label = lambda n: t("btn.variants", lang, n=n)  # noqa: E731
+        choice(range(1, caps.max_variants + 1), int(data.get("variants") or 1), label, GenAction.VARIANTS)
+    if caps.audio:
+        key = "btn.audio_on" if params.get("generate_audio", True) else "btn.audio_off"
+        builder.button(text=t(key, lang), callback_data=GenCb(action=GenAction.AUDIO))
         widths.append(1)
+    if caps.negative_prompt:
+        key = "btn.negative_set" if data.get("negative_prompt") else "btn.negative"
+        builder.button(text=t(key, lang), callback_data=GenCb(action=GenAction.NEGATIVE))
+        widths.append(1)
+    roles = _photo_roles(model, data, photos) if not extending else []
+    for role, count, limit in roles:
+        builder.button(
+            text=t(f"btn.photos.{role}", lang, n=count, limit=limit),
+            callback_data=GenCb(action=GenAction.PHOTOS, value=role),
+        )
+    if roles:
+        widths.extend(_rows_of(len(roles), 2 if len(roles) > 1 else 1))
     builder.button(text=t("btn.next", lang), callback_data=GenCb(action=GenAction.NEXT))
     widths.append(1)
     builder.adjust(*widths)
@@ -229,9 +244,43 @@ def options_keyboard(lang: str, model: ModelInfo, params: dict[str, Any], photos
     return builder.as_markup()
 
 
+def _photo_roles(model: ModelInfo, data: dict[str, Any], photos: int) -> list[tuple[str, int, int]]:
+    """(role, attached, limit) for each kind of photo the model takes."""
+    caps = model.caps
+    images = data.get("images")
+    default = "first" if model.kind == "video" else "image"
+
+    def count(role: str) -> int:
+        if images is None:
+            return photos if role == default else 0
+        return sum(1 for i in images if (i.get("role") or default) == role)
+
+    if model.kind != "video":
+        return [("image", count("image"), caps.max_input_images)] if caps.max_input_images else []
+    roles = []
+    if caps.max_input_images:
+        roles.append(("first", count("first"), 1))
+    if caps.last_frame:
+        roles.append(("last", count("last"), 1))
+    if caps.max_reference_images:
+        roles.append(("reference", count("reference"), caps.max_reference_images))
+    return roles
+
+
+def fmt_resolution(value: str) -> str:
+    """"4k" reads as "4K" (Veo's value is lower case)."""
+    return value.upper() if value.lower().endswith("k") else value
+
+
 def _rows_of(count: int, width: int) -> list[int]:
     full, rest = divmod(count, width)
     return [width] * full + ([rest] if rest else [])
+
+
+@cache
+def flow_back_keyboard(lang: str) -> InlineKeyboardMarkup:
+    """Back to the options / cancel (a step waiting for text, e.g. what to avoid)."""
+    return _markup([_flow_footer(lang)])
 
 
 @cache

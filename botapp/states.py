@@ -12,6 +12,7 @@ class GenerationFlow(StatesGroup):
     options = State()
     photos = State()  # waiting for photos: images to edit, or the starting frame of a video
     prompt = State()
+    negative = State()  # waiting for what the result should avoid (a negative prompt)
     confirm = State()
 
 

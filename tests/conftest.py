@@ -34,6 +34,10 @@ def ensure_seed_data() -> None:
 
     importlib.import_module("botapp.migrations.0003_add_initial_ai_models").forward(apps, None)
     importlib.import_module("botapp.migrations.0014_default_subscription_plans").forward(apps, None)
+    catalogue_2026 = importlib.import_module("botapp.migrations.0016_catalogue_2026_data")
+    # 0003 put the 2025 seed back (its fields only): the 2026 move applies to it as on a real upgrade.
+    apps.get_model("botapp", "AIModel").objects.filter(slug__in=catalogue_2026.MOVES).update(pricing={})
+    catalogue_2026.forward(apps, None)
 
 
 @pytest.fixture(scope="session", autouse=True)

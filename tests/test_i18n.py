@@ -60,8 +60,9 @@ def test_every_key_used_in_the_bot_exists():
     "prefix, suffixes",
     [
         ("gen.choose_model", ["image", "video"]),
-        ("gen.prompt_ask", ["image", "video"]),
-        ("gen.photos_ask", ["image", "video"]),
+        ("gen.prompt_ask", ["image", "video", "extend"]),
+        ("gen.photos_ask", ["image", "first", "last", "reference"]),
+        ("btn.photos", ["image", "first", "last", "reference"]),
         ("history.status", ["created", "queued", "running", "succeeded", "failed", "cancelled"]),
         ("tx", ["deposit", "charge", "refund", "bonus", "referral", "promo", "admin_adjustment", "payment_refund"]),
         ("commands", ["start", "menu", "help", "balance", "cancel"]),

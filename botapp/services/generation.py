@@ -22,11 +22,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from botapp.models import ZERO, AIModel, GenRequest, TgUser, Transaction, UserBalance
-from botapp.services import levels
+from botapp.services import levels, prompt_help, styles
 from botapp.services.balance import BalanceService, LedgerResult
 from botapp.services.exceptions import (
     CannotExtend,
     DomainError,
+    InsufficientFunds,
     InvalidParameter,
     InvalidPrompt,
     InvalidTransition,
@@ -206,6 +207,7 @@ class GenerationService:
         status_message_id: int | None = None,
         idempotency_key: str | None = None,
         expected_price: Decimal | None = None,
+        improve_price: Decimal | None = None,
     ) -> GenRequest:
         """Validate, check the in-flight cap, charge and create the request in one transaction.
 
@@ -214,6 +216,10 @@ class GenerationService:
         (PriceChanged) instead of charging what the user did not see.
         With an `idempotency_key` (e.g. the confirmation button's nonce) a repeated call returns
         the request created the first time and charges nothing.
+        A `style_id` must still be active for the model's kind (StyleUnavailable). `improve_price`:
+        the prompt is a rewrite of "Improve my prompt" and the card showed this price for it: the
+        current PROMPT_IMPROVE_PRICE (PriceChanged if it differs) is charged in the same transaction,
+        as its own ledger row keyed `gen:<pk>:improve`, when above zero.
         """
         if idempotency_key:
             existing = GenRequest.objects.filter(idempotency_key=idempotency_key, user_id=user_id).first()
@@ -222,6 +228,8 @@ class GenerationService:
         ai_model = AIModel.objects.filter(pk=ai_model_id, is_active=True).first()
         if ai_model is None:
             raise ModelUnavailable()
+        if style_id is not None:
+            styles.check_active(style_id=style_id, kind=ai_model.kind)
         input_images = list(input_images or [])
         prompt, cleaned = validate_request(
             ai_model=ai_model, prompt=prompt, params=params or {}, input_images=input_images, variants=variants
@@ -234,6 +242,9 @@ class GenerationService:
         price = ai_model.quote(cleaned, variants).total
         if expected_price is not None and Decimal(expected_price) != price:
             raise PriceChanged(price=price)
+        fee = prompt_help.price() if improve_price is not None else ZERO
+        if improve_price is not None and Decimal(improve_price) != fee:
+            raise PriceChanged(price=price + fee)
         with transaction.atomic():
             # The balance row lock serialises this user's requests: the cap and the charge agree.
             balance = UserBalance.objects.select_for_update().select_related("user").get(user_id=user_id)
@@ -246,6 +257,8 @@ class GenerationService:
             in_flight = GenRequest.objects.filter(user_id=user_id, status__in=GenRequest.IN_FLIGHT).count()
             if in_flight >= settings.MAX_INFLIGHT_PER_USER:
                 raise TooManyInFlight(limit=settings.MAX_INFLIGHT_PER_USER)
+            if fee and balance.total < price + fee:
+                raise InsufficientFunds(required=price + fee, available=balance.total)
             now = timezone.now()
             request = GenRequest.objects.create(
                 user_id=user_id,
@@ -273,6 +286,14 @@ class GenerationService:
                 gen_request=request,
                 description=f"{ai_model.name} #{request.pk}",
             )
+            if fee:
+                BalanceService.charge(
+                    user_id=user_id,
+                    amount=fee,
+                    key=prompt_help.charge_key(request.pk),
+                    gen_request=request,
+                    description=f"Prompt improvement #{request.pk}",
+                )
             transaction.on_commit(lambda: _enqueue(request.pk))
         return request
 

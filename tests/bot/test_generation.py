@@ -73,15 +73,20 @@ def test_video_flow_with_a_starting_image(chat):
     menu = started(chat)
     fund(chat.id, 50)
     models = chat.press(menu, "Создать видео", text_has("Создание видео"))
+    assert "Veo 3.1 Fast — от <b>9.5</b>" in models["text_html"] if "text_html" in models else True
     options = chat.press(models, "Veo 3.1 Fast", has_buttons("Далее"))
-    assert "16:9" in text_of(options) and "8 с" in text_of(options)
+    assert "16:9" in text_of(options) and "8 с" in text_of(options) and "19 ток." in text_of(options)
     options = chat.press(options, "4 с", has_buttons("✅ 4 с"))
+    assert "9.5 ток." in text_of(options), "a 4 s video costs half of an 8 s one (a price per second)"
     options = chat.press(options, "1080p", has_buttons("✅ 1080p"))
+    assert "Длительность: 8 с" in text_of(options), "1080p is made only at 8 s: the duration follows"
     ask = chat.press(options, "Первый кадр", text_has("Пришлите одно фото"))
     chat.user.send_photo(sample_image(640, 360))
-    prompt_ask = chat.wait(text_has("Опишите видео"))
+    options = chat.wait(text_has("Первый кадр: фото приложено"))
+    assert options["message_id"] != ask["message_id"]
+    assert "Последний кадр: нет" in text_of(options), "the options show what else the model takes"
+    prompt_ask = chat.press(options, "Далее", text_has("Опишите видео"))
     assert "Первый кадр: фото приложено" in text_of(prompt_ask)
-    assert prompt_ask["message_id"] != ask["message_id"]
     card = chat.send("the fox starts running, camera follows")
     assert "Первый кадр: фото приложено" in text_of(card)
     assert "50 → 31" in text_of(card)
@@ -89,11 +94,17 @@ def test_video_flow_with_a_starting_image(chat):
 
     request = GenRequest.objects.get(user__telegram_id=chat.id)
     assert request.kind == "video"
-    assert request.params == {"aspect_ratio": "16:9", "duration_seconds": 4, "resolution": "1080p"}
+    assert request.params == {
+        "aspect_ratio": "16:9",
+        "duration_seconds": 8,
+        "resolution": "1080p",
+        "generate_audio": True,
+    }
     assert len(request.input_images) == 1
     image = request.input_images[0]
-    assert set(image) == {"file_id", "file_unique_id", "mime_type", "size", "width", "height"}
-    assert image["mime_type"] == "image/jpeg" and image["width"] == 640
+    assert set(image) == {"file_id", "file_unique_id", "mime_type", "size", "width", "height", "role"}
+    assert image["mime_type"] == "image/jpeg" and image["width"] == 640 and image["role"] == "first"
+    assert request.price == Decimal("19.00")
     assert balance_of(chat.id) == Decimal("31.00")
 
 
@@ -192,7 +203,7 @@ def test_cancel_at_each_step(chat, step):
     if step != "model":
         screen = chat.press(screen, "Nano Banana", has_buttons("Далее"))
     if step == "photos":
-        screen = chat.press(screen, "Фото для редактирования", text_has("Пришлите до 3 фото"))
+        screen = chat.press(screen, "Фото для редактирования", text_has("Пришлите до 14 фото"))
     if step in ("prompt", "confirm"):
         screen = chat.press(screen, "Далее", text_has("Опишите изображение"))
     if step == "confirm":

@@ -12,7 +12,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from botapp import bridge, keyboards
 from botapp.bridge import ModelInfo, UserContext
-from botapp.handlers.common import answer, outdated, retire_keyboard, show
+from botapp.capabilities import OPTION_KEYS, normalize_params
+from botapp.handlers.common import answer, error_text, outdated, retire_keyboard, show
 from botapp.handlers.generation.texts import (
     confirm_text,
     flow_price,
@@ -26,20 +27,17 @@ from botapp.states import GenerationFlow as Flow
 
 ACCEPTED_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"})
 ALBUM_WAIT = 0.7  # seconds to wait for the rest of an album before answering once
-INPUT_STATES = (Flow.options, Flow.photos, Flow.prompt, Flow.confirm)
+INPUT_STATES = (Flow.options, Flow.photos, Flow.prompt, Flow.negative, Flow.confirm)
 NOT_COMMAND = ~F.text.startswith("/")
 
 
 # --- flow data ---------------------------------------------------------------------------------------
 def initial_params(model: ModelInfo, user: UserContext) -> dict[str, Any]:
-    """The model's defaults, then the user's preferred values where the model supports them."""
-    params: dict[str, Any] = {
-        k: v for k, v in model.default_params.items() if k in ("aspect_ratio", "duration_seconds", "resolution")
-    }
+    """The model's defaults, then the user's preferred values where the model supports them, made
+    to fit together (see botapp.capabilities.normalize_params)."""
+    params: dict[str, Any] = {k: v for k, v in model.default_params.items() if k in OPTION_KEYS}
     if user.aspect_ratio in model.aspect_ratios:
         params["aspect_ratio"] = user.aspect_ratio
-    elif params.get("aspect_ratio") not in model.aspect_ratios and model.aspect_ratios:
-        params["aspect_ratio"] = model.aspect_ratios[0]
     if model.kind == AIModel.Kind.VIDEO:
         if user.video_duration in model.durations:
             params["duration_seconds"] = user.video_duration
@@ -47,9 +45,21 @@ def initial_params(model: ModelInfo, user: UserContext) -> dict[str, Any]:
             params["duration_seconds"] = model.durations[-1]
         if user.video_resolution in model.resolutions:
             params["resolution"] = user.video_resolution
-        elif params.get("resolution") not in model.resolutions and model.resolutions:
-            params["resolution"] = model.resolutions[0]
-    return params
+    return normalize_params(model.caps, params, kind=model.kind)
+
+
+def photo_roles(model: ModelInfo) -> tuple[str, ...]:
+    """The kinds of photo the model takes (botapp.services.generation.ROLES)."""
+    caps = model.caps
+    if model.kind != AIModel.Kind.VIDEO:
+        return ("image",) if caps.max_input_images else ()
+    roles = ("first",) if caps.max_input_images else ()
+    roles += ("last",) if caps.last_frame else ()
+    return roles + (("reference",) if caps.max_reference_images else ())
+
+
+def references_of(model: ModelInfo, data: dict[str, Any]) -> int:
+    return sum(1 for i in data.get("images", []) if i.get("role") == "reference") if model.kind == "video" else 0
 
 
 async def flow_data(state: FSMContext) -> tuple[dict[str, Any], ModelInfo | None]:
@@ -106,7 +116,7 @@ async def start_flow(
 async def show_options(query: CallbackQuery, state: FSMContext, model: ModelInfo, lang: str) -> None:
     data = await state.get_data()
     await state.set_state(Flow.options)
-    markup = keyboards.options_keyboard(lang, model, data["params"], len(data.get("images", [])))
+    markup = keyboards.options_keyboard(lang, model, data["params"], len(data.get("images", [])), data=data)
     await show(query, options_text(model, data, lang), markup)
 
 
@@ -122,6 +132,20 @@ async def show_confirm(
 ) -> None:
     """The confirmation card with a fresh nonce (edited in place, or a new message after a message)."""
     data = await state.get_data()
+    problem = await bridge.check_generation(
+        ai_model_id=model.id,
+        prompt=data.get("prompt", ""),
+        params=data.get("params") or {},
+        input_images=data.get("images", []),
+        variants=int(data.get("variants") or 1),
+        user_id=user.id,
+    )
+    if problem is not None:  # e.g. a last frame without a first one: say so before anything is charged
+        await state.set_state(Flow.options)
+        text = "⚠️ " + error_text(problem, lang) + "\n\n" + options_text(model, data, lang)
+        markup = keyboards.options_keyboard(lang, model, data["params"], len(data.get("images", [])), data=data)
+        await present(target, state, text, markup)
+        return
     balance = await bridge.get_balance(user.id)
     nonce = secrets.token_urlsafe(8)
     await state.set_state(Flow.confirm)

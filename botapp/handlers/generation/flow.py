@@ -16,6 +16,7 @@ from aiogram.types import CallbackQuery, Message
 from botapp import bridge, keyboards
 from botapp.bridge import UserContext
 from botapp.callbacks import GenAction, GenCb, MenuAction, MenuCb, unpack_ratio
+from botapp.capabilities import normalize_params
 from botapp.handlers.common import answer, error_text, esc, outdated, show
 from botapp.handlers.generation.base import (
     card_and_model,
@@ -24,14 +25,14 @@ from botapp.handlers.generation.base import (
     flow_data,
     initial_params,
     model_gone,
+    photo_roles,
+    references_of,
     show_confirm,
     show_options,
     show_prompt,
     start_flow,
 )
-from botapp.handlers.generation.texts import (
-    photos_text,
-)
+from botapp.handlers.generation.texts import images_of, photos_text
 from botapp.i18n import t
 from botapp.models import AIModel
 from botapp.services.exceptions import DomainError, InsufficientFunds
@@ -68,41 +69,75 @@ async def on_model(query: CallbackQuery, callback_data: GenCb, state: FSMContext
     await answer(query)
 
 
-@router.callback_query(
-    Flow.options, GenCb.filter(F.action.in_({GenAction.RATIO, GenAction.DURATION, GenAction.RESOLUTION}))
-)
+OPTION_ACTIONS = {GenAction.RATIO, GenAction.DURATION, GenAction.RESOLUTION, GenAction.VARIANTS, GenAction.AUDIO}
+
+
+@router.callback_query(Flow.options, GenCb.filter(F.action.in_(OPTION_ACTIONS)))
 async def on_option(query: CallbackQuery, callback_data: GenCb, state: FSMContext, lang: str) -> None:
     found = await card_and_model(query, state, lang)
     if found is None:
         return
     data, model = found
+    caps = model.caps
     params = dict(data["params"])
+    variants = int(data.get("variants") or 1)
     value = callback_data.value
-    if callback_data.action == GenAction.RATIO and unpack_ratio(value) in model.aspect_ratios:
+    action = callback_data.action
+    changed = None
+    if action == GenAction.RATIO and unpack_ratio(value) in caps.aspect_ratios:
         params["aspect_ratio"] = unpack_ratio(value)
-    elif callback_data.action == GenAction.DURATION and value.isdigit() and int(value) in model.durations:
-        params["duration_seconds"] = int(value)
-    elif callback_data.action == GenAction.RESOLUTION and value in model.resolutions:
-        params["resolution"] = value
+    elif action == GenAction.DURATION and value.isdigit() and int(value) in caps.durations:
+        params["duration_seconds"], changed = int(value), "duration_seconds"
+    elif action == GenAction.RESOLUTION and value in caps.resolutions:
+        params["resolution"], changed = value, "resolution"
+    elif action == GenAction.VARIANTS and value.isdigit() and 1 <= int(value) <= caps.max_variants:
+        variants = int(value)
+    elif action == GenAction.AUDIO and caps.audio:
+        params["generate_audio"] = not params.get("generate_audio", True)
     else:
         await outdated(query, lang)
         return
-    await state.update_data(params=params)
+    params = normalize_params(caps, params, kind=model.kind, changed=changed, references=references_of(model, data))
+    await state.update_data(params=params, variants=variants)
     await show_options(query, state, model, lang)
     await answer(query)
 
 
-@router.callback_query(Flow.options, GenCb.filter(F.action == GenAction.PHOTOS))
-async def on_photos_step(query: CallbackQuery, state: FSMContext, lang: str) -> None:
+@router.callback_query(Flow.options, GenCb.filter(F.action == GenAction.NEGATIVE))
+async def on_negative(query: CallbackQuery, state: FSMContext, lang: str) -> None:
+    """What the result should avoid: asks for the text (or clears it, when one is set)."""
     found = await card_and_model(query, state, lang)
     if found is None:
         return
     data, model = found
-    if not model.max_input_images:
+    if not model.caps.negative_prompt:
         await outdated(query, lang)
         return
+    if data.get("negative_prompt"):
+        await state.update_data(negative_prompt="")
+        await show_options(query, state, model, lang)
+        await answer(query, t("gen.negative_cleared", lang))
+        return
+    await state.set_state(Flow.negative)
+    await show(query, t("gen.negative_ask", lang, limit=model.max_prompt_length), keyboards.flow_back_keyboard(lang))
+    await answer(query)
+
+
+@router.callback_query(Flow.options, GenCb.filter(F.action == GenAction.PHOTOS))
+async def on_photos_step(query: CallbackQuery, callback_data: GenCb, state: FSMContext, lang: str) -> None:
+    found = await card_and_model(query, state, lang)
+    if found is None:
+        return
+    data, model = found
+    role = callback_data.value or ("first" if model.kind == AIModel.Kind.VIDEO else "image")
+    if role not in photo_roles(model):
+        await outdated(query, lang)
+        return
+    await state.update_data(photo_role=role)
     await state.set_state(Flow.photos)
-    await show(query, photos_text(model, data, lang), keyboards.photos_keyboard(lang, len(data.get("images", []))))
+    data = await state.get_data()
+    count = len(images_of(data, role))
+    await show(query, photos_text(model, data, lang), keyboards.photos_keyboard(lang, count))
     await answer(query)
 
 
@@ -140,7 +175,7 @@ async def on_back(query: CallbackQuery, state: FSMContext, user: UserContext, la
     if current == Flow.options.state:
         await start_flow(query, state, user, lang, model.kind)
         await state.update_data(images=data.get("images", []))
-    elif current in (Flow.photos.state, Flow.prompt.state):
+    elif current in (Flow.photos.state, Flow.prompt.state, Flow.negative.state):
         await show_options(query, state, model, lang)
     else:  # confirm -> the prompt step
         await show_prompt(query, state, model, lang)
@@ -178,11 +213,14 @@ async def on_clear_photos(query: CallbackQuery, state: FSMContext, lang: str) ->
     if found is None:
         return
     data, model = found
-    await state.update_data(images=[])
-    data = await state.get_data()
-    if await state.get_state() == Flow.photos.state:
+    if await state.get_state() == Flow.photos.state:  # the photos of the step's role only
+        role = data.get("photo_role") or ("first" if model.kind == AIModel.Kind.VIDEO else "image")
+        kept = [i for i in data.get("images", []) if i not in images_of(data, role)]
+        await state.update_data(images=kept)
+        data = await state.get_data()
         await show(query, photos_text(model, data, lang), keyboards.photos_keyboard(lang, 0))
     else:
+        await state.update_data(images=[])
         await show_prompt(query, state, model, lang)
     await answer(query, t("gen.photos_cleared", lang))
 

@@ -23,13 +23,13 @@ from botapp.handlers.generation.base import (
     INPUT_STATES,
     NOT_COMMAND,
     flow_data,
+    photo_roles,
     present,
     show_confirm,
     show_prompt,
 )
-from botapp.handlers.generation.texts import max_image_bytes
+from botapp.handlers.generation.texts import images_of, max_image_bytes, options_text
 from botapp.i18n import t
-from botapp.models import AIModel
 from botapp.states import GenerationFlow as Flow
 
 router = Router(name=__name__)
@@ -56,6 +56,17 @@ async def on_text(message: Message, state: FSMContext, user: UserContext, lang: 
     current = await state.get_state()
     if current == Flow.photos.state and not data.get("images"):
         await message.answer(t("gen.hint.photo_expected", lang), reply_markup=keyboards.photos_keyboard(lang, 0))
+        return
+    if current == Flow.negative.state:  # what the result should avoid
+        negative, error = _validate_prompt(message.text or "", model, lang)
+        if negative is None:
+            await message.answer("⚠️ " + (error or ""))
+            return
+        await state.update_data(negative_prompt=negative)
+        await state.set_state(Flow.options)
+        data = await state.get_data()
+        markup = keyboards.options_keyboard(lang, model, data["params"], len(data.get("images", [])), data=data)
+        await present(message, state, options_text(model, data, lang), markup)
         return
     prompt, error = _validate_prompt(message.text or "", model, lang)
     if prompt is None:
@@ -112,20 +123,28 @@ async def on_image(message: Message, state: FSMContext, user: UserContext, lang:
         return
     notes: list[list[str]] = data.get("notes", [])
     images: list[dict[str, Any]] = list(data.get("images", []))
-    if not model.max_input_images:
+    current = await state.get_state()
+    roles = photo_roles(model)
+    default = roles[0] if roles else "image"
+    role = data.get("photo_role") if current == Flow.photos.state and data.get("photo_role") in roles else default
+    if not roles or (data.get("params") or {}).get("extend_from"):
         _note(notes, t("gen.hint.photos_not_accepted", lang, label=esc(model.label)))
     else:
         image, error = _image_from_message(message, lang)
         if error:
             _note(notes, error)
         elif image is not None and all(i["file_unique_id"] != image["file_unique_id"] for i in images):
-            if model.max_input_images == 1:
-                images = [image]  # the starting frame: a new photo replaces the old one
-            elif len(images) < model.max_input_images:
-                images.append(image)
+            image["role"] = role
+            same = [i for i in images if (i.get("role") or default) == role]
+            if role in ("first", "last"):
+                images = [i for i in images if i not in same] + [image]  # a new frame replaces the old one
+            elif role == "reference" and len(same) >= model.caps.max_reference_images:
+                _note(notes, t("errors.too_many_references", lang, limit=model.caps.max_reference_images))
+            elif role == "image" and len(same) >= model.caps.max_input_images:
+                _note(notes, t("errors.too_many_images", lang, limit=model.caps.max_input_images))
             else:
-                _note(notes, t("errors.too_many_images", lang, limit=model.max_input_images))
-    if message.caption and model.max_input_images:
+                images.append(image)
+    if message.caption and roles:
         prompt, error = _validate_prompt(message.caption, model, lang)
         if prompt is not None:
             await state.update_data(prompt=prompt)
@@ -149,11 +168,21 @@ async def _reply_after_images(message: Message, state: FSMContext, user: UserCon
         await message.answer("⚠️ " + note)
     images = data.get("images", [])
     current = await state.get_state()
-    if data.get("prompt") and (images or current == Flow.confirm.state):
+    roles = photo_roles(model)
+    role = data.get("photo_role") if current == Flow.photos.state else None
+    limits = {"image": model.caps.max_input_images, "reference": model.caps.max_reference_images}
+    if data.get("prompt") and (images or current == Flow.confirm.state) and current != Flow.photos.state:
         await show_confirm(message, state, user, model, lang)
-    elif current == Flow.photos.state and model.kind == AIModel.Kind.IMAGE and len(images) < model.max_input_images:
-        text = t("gen.photos_added", lang, n=len(images), limit=model.max_input_images)
-        await present(message, state, text, keyboards.photos_keyboard(lang, len(images)))
+    elif role in limits and len(images_of(data, role)) < limits[role]:
+        n = len(images_of(data, role))
+        text = t("gen.photos_added", lang, n=n, limit=limits[role])
+        await present(message, state, text, keyboards.photos_keyboard(lang, n))
+    elif current == Flow.photos.state and len(roles) > 1:  # a frame set: the options show what else fits
+        await state.set_state(Flow.options)
+        markup = keyboards.options_keyboard(lang, model, data["params"], len(images), data=data)
+        await present(message, state, options_text(model, data, lang), markup)
+    elif current == Flow.photos.state and data.get("prompt"):
+        await show_confirm(message, state, user, model, lang)
     elif images or not notes:
         await show_prompt(message, state, model, lang)
 

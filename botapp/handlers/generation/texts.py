@@ -11,7 +11,7 @@ from botapp import bridge
 from botapp.bridge import ModelInfo
 from botapp.handlers.common import esc, excerpt
 from botapp.i18n import t
-from botapp.keyboards import fmt_tokens
+from botapp.keyboards import fmt_resolution, fmt_tokens
 from botapp.models import AIModel
 
 PROMPT_PREVIEW = 900  # characters of the prompt shown on the confirmation card
@@ -26,40 +26,70 @@ def flow_price(model: ModelInfo, data: dict[str, Any]) -> Decimal:
     return model.quote(data.get("params") or {}, int(data.get("variants") or 1)).total
 
 
+def images_of(data: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    """The flow's photos in one role (see botapp.services.generation.ROLES)."""
+    kind = data.get("kind", AIModel.Kind.IMAGE)
+    default = "first" if kind == AIModel.Kind.VIDEO else "image"
+    return [i for i in data.get("images", []) if (i.get("role") or default) == role]
+
+
 # --- texts ----------------------------------------------------------------------------------------------
-def params_lines(model: ModelInfo, params: dict[str, Any], lang: str) -> list[str]:
+def params_lines(model: ModelInfo, data: dict[str, Any], lang: str) -> list[str]:
+    params = data.get("params") or {}
     lines = []
-    if params.get("aspect_ratio"):
+    if params.get("extend_from"):
+        lines.append(t("gen.param.extends", lang, id=params["extend_from"], seconds=model.caps.extension_seconds))
+    if params.get("aspect_ratio") and not params.get("extend_from"):
         lines.append(t("gen.param.ratio", lang, value=params["aspect_ratio"]))
-    if model.kind == AIModel.Kind.VIDEO:
-        if params.get("duration_seconds"):
-            lines.append(t("gen.param.duration", lang, value=params["duration_seconds"]))
-        if params.get("resolution"):
-            lines.append(t("gen.param.resolution", lang, value=params["resolution"]))
+    if model.kind == AIModel.Kind.VIDEO and params.get("duration_seconds") and not params.get("extend_from"):
+        lines.append(t("gen.param.duration", lang, value=params["duration_seconds"]))
+    if params.get("resolution") and len(model.caps.resolutions) > 1:
+        lines.append(t("gen.param.resolution", lang, value=fmt_resolution(params["resolution"])))
+    if model.caps.audio and "generate_audio" in params:
+        lines.append(t("gen.param.audio_on" if params["generate_audio"] else "gen.param.audio_off", lang))
+    if int(data.get("variants") or 1) > 1:
+        lines.append(t("gen.param.variants", lang, n=int(data["variants"])))
+    if data.get("negative_prompt"):
+        lines.append(t("gen.param.negative", lang, text=esc(excerpt(data["negative_prompt"], 200))))
     return lines
 
 
-def photos_line(model: ModelInfo, images: list[dict], lang: str) -> str:
-    if not model.max_input_images:
+def photos_line(model: ModelInfo, data: dict[str, Any], lang: str) -> str:
+    caps = model.caps
+    if model.kind != AIModel.Kind.VIDEO:
+        if not caps.max_input_images:
+            return ""
+        return t("gen.param.photos", lang, n=len(images_of(data, "image")), limit=caps.max_input_images)
+    if (data.get("params") or {}).get("extend_from"):
         return ""
-    if model.kind == AIModel.Kind.VIDEO:
-        return t("gen.param.start_frame_set" if images else "gen.param.start_frame_none", lang)
-    return t("gen.param.photos", lang, n=len(images), limit=model.max_input_images)
+    lines = []
+    if caps.max_input_images:
+        first = images_of(data, "first")
+        lines.append(t("gen.param.start_frame_set" if first else "gen.param.start_frame_none", lang))
+    if caps.last_frame:
+        last = images_of(data, "last")
+        lines.append(t("gen.param.last_frame_set" if last else "gen.param.last_frame_none", lang))
+    if caps.max_reference_images:
+        refs = images_of(data, "reference")
+        lines.append(t("gen.param.references", lang, n=len(refs), limit=caps.max_reference_images))
+    return "\n".join(lines)
 
 
 def models_text(kind: str, models: list[ModelInfo], lang: str) -> str:
-    lines = [
-        t("gen.model_line", lang, label=esc(m.label), price=fmt_tokens(m.price), description=esc(m.describe(lang)))
-        for m in models
-    ]
+    lines = []
+    for m in models:
+        key = "gen.model_line_from" if m.price_varies else "gen.model_line"
+        lines.append(
+            t(key, lang, label=esc(m.label), price=fmt_tokens(m.price_from), description=esc(m.describe(lang)))
+        )
     return t(f"gen.choose_model.{kind}", lang) + "\n\n" + "\n\n".join(lines)
 
 
 def options_text(model: ModelInfo, data: dict[str, Any], lang: str) -> str:
-    head = t("gen.model_head", lang, label=esc(model.label), price=fmt_tokens(model.price))
+    head = t("gen.model_head", lang, label=esc(model.label), price=fmt_tokens(flow_price(model, data)))
     parts = [head, esc(model.describe(lang)), ""]
-    parts += params_lines(model, data["params"], lang)
-    photos = photos_line(model, data.get("images", []), lang)
+    parts += params_lines(model, data, lang)
+    photos = photos_line(model, data, lang)
     if photos:
         parts.append(photos)
     parts += ["", t("gen.options_hint", lang)]
@@ -67,24 +97,30 @@ def options_text(model: ModelInfo, data: dict[str, Any], lang: str) -> str:
 
 
 def photos_text(model: ModelInfo, data: dict[str, Any], lang: str) -> str:
-    count = len(data.get("images", []))
-    if model.kind == AIModel.Kind.VIDEO:
-        return t("gen.photos_ask.video", lang, size=max_image_bytes() // (1024 * 1024))
-    return t(
-        "gen.photos_ask.image", lang, limit=model.max_input_images, n=count, size=max_image_bytes() // (1024 * 1024)
-    )
+    size = max_image_bytes() // (1024 * 1024)
+    role = data.get("photo_role") or ("first" if model.kind == AIModel.Kind.VIDEO else "image")
+    if role == "image":
+        n = len(images_of(data, "image"))
+        return t("gen.photos_ask.image", lang, limit=model.caps.max_input_images, n=n, size=size)
+    if role == "reference":
+        n = len(images_of(data, "reference"))
+        return t("gen.photos_ask.reference", lang, limit=model.caps.max_reference_images, n=n, size=size)
+    return t(f"gen.photos_ask.{role}", lang, size=size)
 
 
 def prompt_text(model: ModelInfo, data: dict[str, Any], lang: str) -> str:
-    key = f"gen.prompt_ask.{model.kind}"
+    params = data.get("params") or {}
+    key = "gen.prompt_ask.extend" if params.get("extend_from") else f"gen.prompt_ask.{model.kind}"
     text = t(key, lang, label=esc(model.label), limit=model.max_prompt_length)
-    images = data.get("images", [])
-    if model.max_input_images and model.kind == AIModel.Kind.IMAGE:
-        text += "\n" + t("gen.prompt_photos_hint", lang, n=len(images), limit=model.max_input_images)
-    elif model.max_input_images and not images:
-        text += "\n" + t("gen.prompt_frame_hint", lang)
-    elif images:
-        text += "\n" + t("gen.param.start_frame_set", lang)
+    if model.kind == AIModel.Kind.IMAGE and model.max_input_images:
+        n = len(images_of(data, "image"))
+        text += "\n" + t("gen.prompt_photos_hint", lang, n=n, limit=model.max_input_images)
+    elif model.kind == AIModel.Kind.VIDEO and not params.get("extend_from"):
+        frames = photos_line(model, data, lang)
+        if model.max_input_images and not data.get("images"):
+            text += "\n" + t("gen.prompt_frame_hint", lang)
+        elif frames:
+            text += "\n" + frames
     if data.get("prompt"):
         text += "\n\n" + t("gen.current_prompt", lang, prompt=esc(excerpt(data["prompt"], PROMPT_PREVIEW)))
     return text
@@ -92,10 +128,13 @@ def prompt_text(model: ModelInfo, data: dict[str, Any], lang: str) -> str:
 
 def confirm_text(model: ModelInfo, data: dict[str, Any], balance: bridge.BalanceView, lang: str) -> str:
     parts = [t("gen.confirm_title", lang), "", t("gen.confirm_model", lang, label=esc(model.label))]
-    parts += params_lines(model, data["params"], lang)
-    if data.get("images"):
-        key = "gen.param.start_frame_set" if model.kind == AIModel.Kind.VIDEO else "gen.param.photos_attached"
-        parts.append(t(key, lang, n=len(data["images"])))
+    parts += params_lines(model, data, lang)
+    if model.kind == AIModel.Kind.VIDEO:
+        frames = photos_line(model, data, lang)
+        if frames and data.get("images"):
+            parts.append(frames)
+    elif data.get("images"):
+        parts.append(t("gen.param.photos_attached", lang, n=len(data["images"])))
     parts.append(t("gen.confirm_prompt", lang, prompt=esc(excerpt(data["prompt"], PROMPT_PREVIEW))))
     parts.append("")
     price = flow_price(model, data)
