@@ -1,4 +1,4 @@
-""""Improve my prompt": a Gemini text model rewrites the user's description for the chosen model.
+"""The "Improve my prompt" service: a Gemini text model rewrites the user's description for the chosen model.
 
 Settings (config/settings.py): PROMPT_IMPROVE_ENABLED, PROMPT_IMPROVE_PRICE (tokens, may be 0),
 PROMPT_IMPROVE_MODEL (a Gemini text model id), PROMPT_IMPROVE_PER_HOUR (rewrites per user and clock
@@ -119,9 +119,7 @@ def instruction(*, kind: str, photos: int, limit: int) -> str:
                 "The clip starts from the user's image: describe the motion and the camera from that frame on, "
                 "not a different scene."
             )
-        parts.append(
-            "Write the prompt in English; keep spoken lines in the user's language, inside the quotes."
-        )
+        parts.append("Write the prompt in English; keep spoken lines in the user's language, inside the quotes.")
     else:
         parts = [
             "You rewrite descriptions for an AI image model (Google Nano Banana). Turn the user's description "
