@@ -19,10 +19,18 @@ def parse_ratio(aspect: str | None, default: tuple[int, int] = (1, 1)) -> tuple[
     return default
 
 
-def make_png(prompt: str, aspect: str | None, inputs: list[bytes], long_side: int = 64) -> bytes:
-    """A small PNG: the prompt's colour, one stripe per input image (its mean colour), text chunks."""
+IMAGE_SIZE_SCALE = {"512": 0.5, "1K": 1, "2K": 2, "4K": 4}
+
+
+def make_png(
+    prompt: str, aspect: str | None, inputs: list[bytes], long_side: int = 64, image_size: str | None = None
+) -> bytes:
+    """A small PNG: the prompt's colour, one stripe per input image (its mean colour), text chunks
+    (`fake-inputs`, `fake-aspect`, `fake-size`). `image_size` ("1K", "2K", "4K") scales the long side
+    (x1, x2, x4) so a 4K answer is visibly larger."""
     from PIL import Image, ImageDraw, PngImagePlugin
 
+    long_side = max(1, round(long_side * IMAGE_SIZE_SCALE.get(image_size or "1K", 1)))
     w, h = parse_ratio(aspect)
     width = long_side if w >= h else max(1, round(long_side * w / h))
     height = long_side if h >= w else max(1, round(long_side * h / w))
@@ -42,18 +50,21 @@ def make_png(prompt: str, aspect: str | None, inputs: list[bytes], long_side: in
     info.add_text("fake-google", "1")
     info.add_text("fake-inputs", str(len(inputs)))
     info.add_text("fake-aspect", f"{w}:{h}")
+    info.add_text("fake-size", image_size or "")
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
 
 
-_video_cache: dict[str, bytes] = {}
+_video_cache: dict[tuple[str, int], bytes] = {}
 _video_lock = threading.Lock()
 
 
-def fake_video(aspect: str | None = "16:9") -> bytes:
-    """A small real MP4 (1 s, 8 fps, 128x72 or 72x128), generated once per orientation."""
-    key = "9:16" if parse_ratio(aspect, (16, 9))[0] < parse_ratio(aspect, (16, 9))[1] else "16:9"
+def fake_video(aspect: str | None = "16:9", seconds: int = 1) -> bytes:
+    """A small real MP4, 128x72 or 72x128, generated once per (orientation, seconds): 1 s at 8 fps
+    (every ordinary answer), or `seconds` long at 4 fps (an extension: the source and 7 s more)."""
+    ratio = parse_ratio(aspect, (16, 9))
+    key = ("9:16" if ratio[0] < ratio[1] else "16:9", max(1, int(seconds)))
     cached = _video_cache.get(key)
     if cached is not None:
         return cached
@@ -64,17 +75,27 @@ def fake_video(aspect: str | None = "16:9") -> bytes:
 
             from botapp.providers.demo import encode_mp4
 
-            width, height = (128, 72) if key == "16:9" else (72, 128)
+            width, height = (128, 72) if key[0] == "16:9" else (72, 128)
+            fps = 8 if key[1] == 1 else 4
+            count = fps * key[1]
             frames = []
-            for i in range(8):
+            for i in range(count):
                 frame = np.zeros((height, width, 3), np.uint8)
-                frame[..., 0] = 40 + i * 25
-                frame[..., 2] = 200 - i * 20
-                frame[:, : (i + 1) * width // 8, 1] = 220
+                frame[..., 0] = (40 + i * 25) % 256
+                frame[..., 2] = (200 - i * 20) % 256
+                frame[:, : (i % 8 + 1) * width // 8, 1] = 220
                 frames.append(frame)
-            cached = encode_mp4(frames, fps=8)
+            cached = encode_mp4(frames, fps=fps)
             _video_cache[key] = cached
     return cached
+
+
+def video_seconds(data: bytes) -> float | None:
+    """An MP4's duration (the header's), or None for anything else."""
+    from botapp.providers.media import probe_mp4
+
+    info = probe_mp4(data)
+    return info.duration if info else None
 
 
 _b64_cache: dict[int, str] = {}

@@ -53,6 +53,39 @@ class RecordedRequest:
         """A generateContent call to a text model (no image output asked for)."""
         return self.action == "generateContent" and is_text_request(self.json)
 
+    @property
+    def image_size(self) -> str | None:
+        """Nano Banana's `generationConfig.imageConfig.imageSize` ("1K", "2K", "4K")."""
+        return (self.generation_config.get("imageConfig") or {}).get("imageSize")
+
+    # Veo (`:predictLongRunning`): instances[0] holds the media, `parameters` the options.
+    @property
+    def instance(self) -> dict[str, Any]:
+        return instance_of(self.json)
+
+    @property
+    def first_frame(self) -> tuple[str, bytes] | None:
+        return media_of(self.instance.get("image"))
+
+    @property
+    def last_frame(self) -> tuple[str, bytes] | None:
+        return media_of(self.instance.get("lastFrame"))
+
+    @property
+    def reference_images(self) -> list[tuple[str, bytes, str]]:
+        """(mime type, bytes, referenceType) of every reference image."""
+        found = []
+        for ref in self.instance.get("referenceImages") or []:
+            media = media_of((ref or {}).get("image"))
+            if media is not None:
+                found.append((*media, str(ref.get("referenceType") or "")))
+        return found
+
+    @property
+    def source_video(self) -> tuple[str, bytes] | None:
+        """(mime type, bytes) of the video to extend."""
+        return media_of(self.instance.get("video"))
+
 
 def b64decode_any(value: str) -> bytes:
     """Decode standard or URL-safe base64, padded or not (the SDK sends `inlineData` URL-safe)."""
@@ -87,11 +120,25 @@ def images_of(action: str, body: Any) -> list[tuple[str, bytes]]:
                     images.append((mime, b64decode_any(blob["data"])))
         return images
     for instance in body.get("instances") or []:
-        for key in ("image", "lastFrame"):
-            image = (instance or {}).get(key)
-            if image and image.get("bytesBase64Encoded"):
-                images.append((image.get("mimeType", ""), b64decode_any(image["bytesBase64Encoded"])))
+        instance = instance or {}
+        candidates = [instance.get("image"), instance.get("lastFrame")]
+        candidates += [(ref or {}).get("image") for ref in instance.get("referenceImages") or []]
+        images += [media for media in map(media_of, candidates) if media is not None]
     return images
+
+
+def instance_of(body: Any) -> dict[str, Any]:
+    """instances[0] of a `:predict` / `:predictLongRunning` body ({} if none)."""
+    instances = body.get("instances") if isinstance(body, dict) else None
+    first = instances[0] if isinstance(instances, list) and instances else None
+    return first if isinstance(first, dict) else {}
+
+
+def media_of(value: Any) -> tuple[str, bytes] | None:
+    """(mime type, bytes) of a Vertex `{bytesBase64Encoded, mimeType}` image or video, else None."""
+    if isinstance(value, dict) and value.get("bytesBase64Encoded"):
+        return str(value.get("mimeType") or ""), b64decode_any(value["bytesBase64Encoded"])
+    return None
 
 
 TEXT_FINISH_REASONS = {"IMAGE_SAFETY": "SAFETY", "IMAGE_PROHIBITED_CONTENT": "PROHIBITED_CONTENT", "NO_IMAGE": "OTHER"}

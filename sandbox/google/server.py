@@ -15,8 +15,15 @@ GOOGLE_GEMINI_BASE_URL / GOOGLE_VERTEX_BASE_URL environment variables). Paths se
 - `GET  /fake/videos/{op id}.mp4`       (the `video_uri` mode of Vertex operations)
 
 Answers are real media: a small PNG (Pillow; with input images it carries one stripe per input
-image, tinted with that image's mean colour, and PNG text chunks `fake-inputs`, `fake-aspect`) and a
-small H.264 MP4 (imageio-ffmpeg; generated once per aspect ratio and cached).
+image, tinted with that image's mean colour, and PNG text chunks `fake-inputs`, `fake-aspect`,
+`fake-size`; imageSize 2K / 4K doubles / quadruples its side) and a small H.264 MP4 (imageio-ffmpeg;
+generated once per aspect ratio and cached; 1 s, or for an extension the source's length + 7 s).
+
+Google's field checks (see `validation`) answer 400 INVALID_ARGUMENT: an aspect ratio or image
+size the model lacks, Veo's references with a frame or video, a last frame without a first, more
+than 3 references, 1080p/4k or references with a duration other than 8, the extension of a video
+this server did not make (it keeps the hashes of those it answered) or at a resolution other than
+720p. A retired model (`retire_model`) answers 404 NOT_FOUND in Google's words.
 
 Outcomes are scripted per model id (`set_model_scenario`), call by call per model id
 (`queue_scenarios(model, [None, Scenario.safety(), None])`: one entry per call, None = normal), by
@@ -32,7 +39,6 @@ user text (or `Scenario.text`), with the same safety scripting (block_reason, fi
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import itertools
 import json
@@ -46,21 +52,22 @@ from aiohttp import web
 
 from sandbox.threads import ServerThread
 
+from . import validation
+from .answers import image_content, imagen_predictions, text_content
 from .errors import error_body
-from .media import b64_cached, fake_video, make_png
+from .media import b64_cached, fake_video, video_seconds
 from .records import (
-    TEXT_FINISH_REASONS,
     RecordedRequest,
-    aspect_of,
-    images_of,
+    instance_of,
     is_text_request,
-    last_user_text,
+    media_of,
     prompt_of,
-    rewrite_text,
 )
 from .scenarios import BASE_SCENARIO, IMAGEN_RAI_MESSAGE, VEO_RAI_MESSAGE, Scenario, parse_markers
 
 logger = logging.getLogger(__name__)
+
+EXTENSION_SECONDS = 7  # what a Veo extension adds to the clip
 
 # --------------------------------------------------------------------------------------------
 # Operations
@@ -70,10 +77,30 @@ logger = logging.getLogger(__name__)
 class _Operation:
     """Per-operation state, kept small (the benchmark keeps thousands in flight)."""
 
-    __slots__ = ("aspect", "backend", "created", "id", "model", "name", "poll_failures", "polls", "scenario", "version")
+    __slots__ = (
+        "aspect",
+        "backend",
+        "created",
+        "id",
+        "model",
+        "name",
+        "poll_failures",
+        "polls",
+        "scenario",
+        "seconds",
+        "version",
+    )
 
     def __init__(
-        self, op_id: str, name: str, model: str, backend: str, version: str, aspect: str | None, scenario: Scenario
+        self,
+        op_id: str,
+        name: str,
+        model: str,
+        backend: str,
+        version: str,
+        aspect: str | None,
+        scenario: Scenario,
+        seconds: int = 1,
     ) -> None:
         self.id = op_id
         self.name = name
@@ -82,6 +109,7 @@ class _Operation:
         self.version = version
         self.aspect = aspect
         self.scenario = scenario
+        self.seconds = seconds  # the answer's length: 1, or an extension's source + 7
         self.created = time.monotonic()
         self.polls = 0
         self.poll_failures = 0
@@ -136,6 +164,9 @@ class FakeGoogleServer:
         self.model_scenarios: dict[str, Scenario] = {}
         self.markers: dict[str, Scenario] = {}
         self._queues: dict[str, collections.deque[Scenario | None]] = {}
+        self.model_aspect_ratios: dict[str, tuple[str, ...]] = {}
+        self.retired: set[str] = set()
+        self._produced: set[str] = set()  # hashes of the videos this server answered (extendable)
         self.counts: collections.Counter[str] = collections.Counter()
         self._records: collections.deque[RecordedRequest] = collections.deque(maxlen=max_records)
         self._operations: dict[str, _Operation] = {}
@@ -168,6 +199,29 @@ class FakeGoogleServer:
         queue = self._queues.get(model or "")
         return queue.popleft() if queue else None
 
+    def retire_model(self, model: str) -> None:
+        """Answer every generation call of this model id with Google's 404 NOT_FOUND for a retired
+        (or unknown) model, worded per backend. `set_model_scenario(model, Scenario.error(404, ...))`
+        does the same with a message of your own."""
+        self.retired.add(model)
+
+    def set_model_aspect_ratios(self, model: str, ratios: list[str] | tuple[str, ...] | None) -> None:
+        """The aspect ratios a model id accepts (None: the defaults of its family, see validation)."""
+        if ratios is None:
+            self.model_aspect_ratios.pop(model, None)
+        else:
+            self.model_aspect_ratios[model] = tuple(ratios)
+
+    def aspect_ratios_for(self, action: str, model: str) -> tuple[str, ...]:
+        return self.model_aspect_ratios.get(model) or validation.default_aspect_ratios(action, model)
+
+    def mark_produced(self, data: bytes) -> None:
+        """Count a video as made by this server, so it may be extended."""
+        self._produced.add(validation.video_hash(data))
+
+    def produced(self, data: bytes) -> bool:
+        return validation.video_hash(data) in self._produced
+
     def add_marker(self, word: str, scenario: Scenario) -> None:
         """Apply `scenario` when the prompt contains `[[word]]`."""
         self.markers[word.lower()] = scenario
@@ -181,6 +235,9 @@ class FakeGoogleServer:
         self.model_scenarios.clear()
         self.markers.clear()
         self._queues.clear()
+        self.model_aspect_ratios.clear()
+        self.retired.clear()
+        self._produced.clear()
 
     def scenario_for(self, model: str | None, prompt: str, queued: Scenario | None = None) -> Scenario:
         scenario = self.default.merged(self.model_scenarios.get(model or "")).merged(queued)
@@ -216,9 +273,9 @@ class FakeGoogleServer:
     def operation_count(self) -> int:
         return len(self._operations)
 
-    def video_bytes(self, aspect: str | None = "16:9") -> bytes:
-        """The MP4 this server answers for an aspect ratio (for assertions)."""
-        return fake_video(aspect)
+    def video_bytes(self, aspect: str | None = "16:9", seconds: int = 1) -> bytes:
+        """The MP4 this server answers for an aspect ratio (an extension: `seconds` long)."""
+        return fake_video(aspect, seconds)
 
     # ---- lifecycle ---------------------------------------------------------------------
     def make_app(self) -> web.Application:
@@ -336,6 +393,10 @@ class FakeGoogleServer:
             name = (body or {}).get("operationName") if action == "fetchPredictOperation" else resource
             return await self._poll(str(name or ""))
 
+        if model in self.retired:
+            if backend == "vertex" and not resource.startswith("projects/"):  # Google names the project
+                resource = f"projects/{self.vertex_project}/locations/{self.vertex_location}/{resource}"
+            return self._error(404, _not_found_message(model, backend, version, action, resource))
         prompt = prompt_of(action, body)
         scenario = self.scenario_for(model, prompt, self._next_queued(model))
         if scenario.latency:
@@ -350,13 +411,25 @@ class FakeGoogleServer:
             else:
                 return self._error(status, scenario.error_message, retry_delay=scenario.retry_delay)
 
+        refusal = self._refusal(action, model, body)
+        if refusal:
+            return self._error(400, refusal)
         if action == "generateContent":
             if is_text_request(body):
-                return self._generate_text(model, body, prompt, scenario)
+                return web.json_response(text_content(model, body, prompt, scenario))
             return await self._generate_content(model, body, prompt, scenario)
         if action == "predict":
             return await self._predict(body, prompt, scenario)
         return self._predict_long_running(model, resource, version, backend, body, scenario)
+
+    def _refusal(self, action: str, model: str, body: Any) -> str | None:
+        """Why Google would refuse this call's fields (answered 400 INVALID_ARGUMENT), or None."""
+        ratios = self.aspect_ratios_for(action, model)
+        if action == "generateContent":
+            return None if is_text_request(body) else validation.check_generate_content(model, body, ratios)
+        if action == "predict":
+            return validation.check_predict(body, ratios)
+        return validation.check_veo(body, ratios, self._produced)
 
     def _error(
         self,
@@ -369,83 +442,14 @@ class FakeGoogleServer:
         return web.json_response(error_body(status, message, retry_delay=retry_delay, details=details), status=status)
 
     async def _generate_content(self, model: str, body: Any, prompt: str, s: Scenario) -> web.Response:
-        images = [data for _, data in images_of("generateContent", body)]
-        usage = {
-            "promptTokenCount": 8 + len(prompt) // 4 + 258 * len(images),
-            "candidatesTokenCount": 0,
-            "totalTokenCount": 0,
-        }
-        payload: dict[str, Any] = {"modelVersion": model, "responseId": uuid.uuid4().hex[:20], "usageMetadata": usage}
-        if s.block_reason:
-            payload["promptFeedback"] = {
-                "blockReason": s.block_reason,
-                "blockReasonMessage": f"The prompt was blocked ({s.block_reason}).",
-            }
-        elif s.finish_reason and s.finish_reason not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
-            payload["candidates"] = [
-                {
-                    "index": 0,
-                    "finishReason": s.finish_reason,
-                    "finishMessage": f"Generation stopped: {s.finish_reason}.",
-                }
-            ]
-        elif s.text_only:
-            payload["candidates"] = [
-                {
-                    "index": 0,
-                    "finishReason": "STOP",
-                    "content": {"role": "model", "parts": [{"text": s.text or "I can't draw that, sorry."}]},
-                }
-            ]
-        else:
-            png = await asyncio.get_running_loop().run_in_executor(
-                None, make_png, prompt, aspect_of("generateContent", body), images, self.image_long_side
-            )
-            parts: list[dict[str, Any]] = []
-            if s.text:
-                parts.append({"text": s.text})
-            parts.append({"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}})
-            payload["candidates"] = [{"index": 0, "finishReason": "STOP", "content": {"role": "model", "parts": parts}}]
-            usage["candidatesTokenCount"] = 1290
-        usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
-        return web.json_response(payload)
-
-    def _generate_text(self, model: str, body: Any, prompt: str, s: Scenario) -> web.Response:
-        """A Gemini text model (no IMAGE in responseModalities): one candidate with one text part,
-        `Scenario.text` or "Improved: " + the last user text part."""
-        usage = {"promptTokenCount": 8 + len(prompt) // 4, "candidatesTokenCount": 0, "totalTokenCount": 0}
-        payload: dict[str, Any] = {"modelVersion": model, "responseId": uuid.uuid4().hex[:20], "usageMetadata": usage}
-        if s.block_reason:
-            payload["promptFeedback"] = {
-                "blockReason": s.block_reason,
-                "blockReasonMessage": f"The prompt was blocked ({s.block_reason}).",
-            }
-        elif s.finish_reason and s.finish_reason not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
-            reason = TEXT_FINISH_REASONS.get(s.finish_reason, s.finish_reason)
-            payload["candidates"] = [{"index": 0, "finishReason": reason, "finishMessage": f"Stopped: {reason}."}]
-        else:
-            text = s.text if s.text is not None else rewrite_text(last_user_text(body))
-            payload["candidates"] = [
-                {"index": 0, "finishReason": "STOP", "content": {"role": "model", "parts": [{"text": text}]}}
-            ]
-            usage["candidatesTokenCount"] = 1 + len(text) // 4
-        usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
+        loop = asyncio.get_running_loop()
+        payload = await loop.run_in_executor(None, image_content, model, body, prompt, s, self.image_long_side)
         return web.json_response(payload)
 
     async def _predict(self, body: Any, prompt: str, s: Scenario) -> web.Response:
-        parameters = (body or {}).get("parameters") or {}
-        count = int(parameters.get("sampleCount") or 1)
-        if s.rai_filtered:
-            if parameters.get("includeRaiReason"):
-                return web.json_response({"predictions": [{"raiFilteredReason": s.rai_filtered}] * count})
-            return web.json_response({})
-        aspect = parameters.get("aspectRatio")
         loop = asyncio.get_running_loop()
-        predictions = []
-        for i in range(count):
-            png = await loop.run_in_executor(None, make_png, f"{prompt}#{i}", aspect, [], self.image_long_side)
-            predictions.append({"bytesBase64Encoded": base64.b64encode(png).decode(), "mimeType": "image/png"})
-        return web.json_response({"predictions": predictions})
+        payload = await loop.run_in_executor(None, imagen_predictions, body, prompt, s, self.image_long_side)
+        return web.json_response(payload)
 
     def _predict_long_running(
         self, model: str, resource: str, version: str, backend: str, body: Any, s: Scenario
@@ -460,7 +464,11 @@ class FakeGoogleServer:
                 )
             name = f"{resource}/operations/{op_id}"
         aspect = ((body or {}).get("parameters") or {}).get("aspectRatio")
-        self._operations[op_id] = _Operation(op_id, name, model, backend, version or "v1beta1", aspect, s)
+        seconds = 1
+        source = media_of(instance_of(body).get("video"))
+        if source is not None:  # an extension: the whole clip comes back, the source and 7 s more
+            seconds = round(video_seconds(source[1]) or 1) + EXTENSION_SECONDS
+        self._operations[op_id] = _Operation(op_id, name, model, backend, version or "v1beta1", aspect, s, seconds)
         return web.json_response({"name": name})
 
     async def _poll(self, name: str) -> web.Response:
@@ -504,7 +512,7 @@ class FakeGoogleServer:
         elif s.video_uri:
             response["videos"] = [{"gcsUri": f"{self.base_url}/fake/videos/{op.id}.mp4", "mimeType": "video/mp4"}]
         else:
-            video = await self._video(op.aspect)
+            video = await self._video(op)
             response["videos"] = [{"bytesBase64Encoded": b64_cached(video), "mimeType": "video/mp4"}]
         return web.json_response({"name": op.name, "done": True, "response": response})
 
@@ -515,11 +523,37 @@ class FakeGoogleServer:
             return self._error(404, "File not found.")
         if op.scenario.download_error:
             return self._error(op.scenario.download_error)
-        video = await self._video(op.aspect)
+        video = await self._video(op)
         return web.Response(body=video, content_type="video/mp4")
 
-    async def _video(self, aspect: str | None) -> bytes:
-        return await asyncio.get_running_loop().run_in_executor(None, fake_video, aspect)
+    async def _video(self, op: _Operation) -> bytes:
+        video = await asyncio.get_running_loop().run_in_executor(None, fake_video, op.aspect, op.seconds)
+        self._produced.add(_hash_cached(video))
+        return video
+
+
+def _not_found_message(model: str, backend: str, version: str, action: str, resource: str) -> str:
+    """Google's words for a model id it does not know (any more)."""
+    if backend == "gemini":
+        return (
+            f"models/{model} is not found for API version {version}, or is not supported for {action}. "
+            "Call ListModels to see the list of available models and their supported methods."
+        )
+    return (
+        f"Publisher Model `{resource}` was not found or your project does not have access to it. "
+        "Please ensure you are using a valid model version."
+    )
+
+
+_hash_cache: dict[int, str] = {}
+
+
+def _hash_cached(data: bytes) -> str:
+    """The hash of one of the (few, cached) fake videos, computed once each."""
+    found = _hash_cache.get(id(data))
+    if found is None:
+        found = _hash_cache[id(data)] = validation.video_hash(data)
+    return found
 
 
 def _veo_reason(s: Scenario) -> str:
