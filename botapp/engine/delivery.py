@@ -15,6 +15,9 @@ The guarantee: a paid result is never sent twice by the workers, and never lost.
   result exists.
 - A request none of whose items can have reached the user (403, a refusal, no delivery within
   GENERATION_DELIVERY_GRACE_SECONDS) is refunded once (`GenerationService.fail_undelivered`).
+
+Several variants (`GenRequest.variants` > 1) go as an album, then one message with what happened
+and the buttons: botapp/engine/albums.py. Sending one item (the marks above): botapp/engine/sending.py.
 """
 
 from __future__ import annotations
@@ -28,17 +31,23 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from botapp.engine import common, dispatch
+from botapp.engine import albums, common, dispatch
 from botapp.engine.common import Status, chat_action, language_of, load, model_label, show_status
-from botapp.engine.results import TooLargeToSend, fit_for_upload, stored_result
+from botapp.engine.results import TooLargeToSend, fit_for_upload
+from botapp.engine.sending import (
+    caption_for,
+    kept_variants,
+    possibly_sent,
+    prepare,
+    send_as_file,
+    send_one,
+)
 from botapp.i18n import t
-from botapp.models import GenRequest, UserSettings
+from botapp.models import GenRequest
 from botapp.redaction import error_text
 from botapp.services.generation import GenerationService
-from botapp.telegram.media import DOCUMENT, choose_method, extension_for
 from botapp.telegram.sender import (
     BotBlocked,
-    OutcomeUnknown,
     RetryLater,
     SendRejected,
     TelegramSender,
@@ -50,10 +59,6 @@ log = logging.getLogger(__name__)
 
 def delivery_lease() -> timedelta:
     return common.seconds(settings.TELEGRAM_UPLOAD_TIMEOUT_SECONDS + 3 * settings.TELEGRAM_MAX_WAIT_SECONDS + 30)
-
-
-def send_as_file(request: GenRequest) -> bool:
-    return bool(UserSettings.objects.filter(user_id=request.user_id).values_list("send_as_file", flat=True).first())
 
 
 def _result_keyboard(request: GenRequest, lang: str, index: int) -> Any:
@@ -87,28 +92,6 @@ def _still_ours(request_id: int, token: datetime) -> bool:
     return GenRequest.objects.filter(
         pk=request_id, status=Status.SUCCEEDED, delivered_at__isnull=True, next_poll_at=token
     ).exists()
-
-
-CAPTION_PROMPT_CHARS = 700  # the rest of the caption stays well under Telegram's 1024 visible characters
-
-
-def caption_for(request: GenRequest, lang: str, *, is_demo: bool, new_level: int | None) -> str:
-    """HTML caption; the prompt is shortened before escaping, so no tag or entity is ever cut."""
-    prompt = " ".join(request.prompt.split())
-    if len(prompt) > CAPTION_PROMPT_CHARS:
-        prompt = prompt[: CAPTION_PROMPT_CHARS - 1] + "…"
-    label = html.escape(model_label(request))
-    lines = [t("generation.caption.result", lang, label=label, prompt=html.escape(prompt))]
-    if is_demo:
-        lines.append(t("generation.caption.demo", lang))
-    if new_level:
-        lines.append(t("generation.caption.level_up", lang, level=new_level))
-    return "\n".join(lines)
-
-
-def possibly_sent(item: dict) -> bool:
-    """Has this result item reached the user, or may it have (an upload with an unknown outcome)?"""
-    return bool(item.get("tg_file_id") or item.get("sent_as") or item.get("send_started_at"))
 
 
 def deliver(request_id: int, *, new_level: int | None = None, cache: dict[str, bytes] | None = None) -> float | None:
@@ -150,6 +133,9 @@ def _deliver(
     new_level: int | None,
     cache: dict[str, bytes],
 ) -> None:
+    if request.variants > 1:
+        albums.deliver_variants(request, token, sender, lang, new_level, cache)
+        return
     results = [dict(item) for item in request.results]
     as_file = send_as_file(request)
     show_status(request, sender, "generation.status.sending", lang)
@@ -160,54 +146,10 @@ def _deliver(
             continue  # sent by an earlier attempt, or its outcome is unknown: never uploaded again
         caption = caption_for(request, lang, is_demo=is_demo, new_level=new_level) if index == 0 else None
         keyboard = _result_keyboard(request, lang, index)
-        data = cache.get(item["path"])
-        if data is None:
-            data = stored_result(path=item["path"])
-        kind = item.get("kind", "image")
-        method = choose_method(
-            kind=kind,
-            mime_type=item.get("mime_type", ""),
-            size=len(data),
-            width=item.get("width"),
-            height=item.get("height"),
-            send_as_file=as_file,
-            photo_limit=settings.TELEGRAM_PHOTO_LIMIT_BYTES,
-        )
+        data, method = prepare(item, cache, as_file)
         data, link = fit_for_upload(item, data)  # over the upload limit: re-encoded, or a link
-        # The mark that makes an interrupted upload visible to the next attempt (committed first).
-        item["send_started_at"] = common.now().isoformat()
-        if not _save_progress(request.pk, token, results):  # failed or delivered by someone else meanwhile
-            log.warning("generation #%s: lost the delivery claim; not sending", request.pk)
+        if not send_one(request, token, sender, lang, results, index, (data, method, link), caption, keyboard):
             return
-        try:
-            if link is not None:
-                text = caption_or_blank(caption) + t(
-                    "generation.result_link",
-                    lang,
-                    size=round(len(data) / 1024 / 1024),
-                    url=html.escape(link),
-                    days=max(1, settings.GENERATION_LINK_TTL_SECONDS // 86400),
-                )
-                sent_link = sender.send_message(request.chat_id, text, reply_markup=keyboard)
-                item.update(sent_as="link", tg_message_id=sent_link.message_id if sent_link else None)
-            else:
-                extension = extension_for(item.get("mime_type", ""))
-                filename = f"{request.model or 'result'}-{request.pk}-{index + 1}.{extension}"
-                sent = _send_file(request, sender, method, data, filename, caption, keyboard, item)
-                item.update(
-                    tg_file_id=sent.file_id,
-                    tg_file_unique_id=sent.file_unique_id,
-                    tg_message_id=sent.message_id,
-                    sent_as=sent.method,
-                )
-        except OutcomeUnknown as exc:
-            log.warning("generation #%s: result %d may or may not have arrived (%s)", request.pk, index, exc)
-            item["outcome"] = "unknown"
-        except (RetryLater, SendRejected, BotBlocked):
-            item.pop("send_started_at", None)  # definitely not sent: a later attempt may send it
-            _save_progress(request.pk, token, results)
-            raise
-        _save_progress(request.pk, token, results)
     unknown = [item for item in results if possibly_sent(item) and not (item.get("tg_file_id") or item.get("sent_as"))]
     if unknown:
         _send_ready_notice(request, sender, lang)
@@ -218,38 +160,6 @@ def _deliver(
             sender.delete_message(request.chat_id, request.status_message_id)
     else:
         log.error("generation #%s: sent, but mark_delivered refused (status changed meanwhile)", request.pk)
-
-
-def _send_file(
-    request: GenRequest,
-    sender: TelegramSender,
-    method: str,
-    data: bytes,
-    filename: str,
-    caption: str | None,
-    keyboard: Any,
-    item: dict,
-) -> Any:
-    """Upload one result; a photo or video Telegram refuses (400: nothing was sent) goes as a document."""
-    try:
-        return sender.send_file(
-            request.chat_id,
-            method,
-            data,
-            filename=filename,
-            caption=caption,
-            reply_markup=keyboard,
-            width=item.get("width"),
-            height=item.get("height"),
-            duration=item.get("duration"),
-        )
-    except SendRejected as exc:
-        if method == DOCUMENT:
-            raise
-        log.info("generation #%s: Telegram refused the %s (%s); sending as a document", request.pk, method, exc)
-        return sender.send_file(
-            request.chat_id, DOCUMENT, data, filename=filename, caption=caption, reply_markup=keyboard
-        )
 
 
 def _send_ready_notice(request: GenRequest, sender: TelegramSender, lang: str) -> None:
@@ -281,19 +191,6 @@ def record_resent(*, request_id: int, index: int, file_id: str, file_unique_id: 
     return True
 
 
-def caption_or_blank(caption: str | None) -> str:
-    return f"{caption}\n\n" if caption else ""
-
-
-def _save_progress(request_id: int, token: datetime, results: list[dict]) -> bool:
-    """Store the items' progress, only while we hold the delivery claim."""
-    return bool(
-        GenRequest.objects.filter(
-            pk=request_id, status=Status.SUCCEEDED, delivered_at__isnull=True, next_poll_at=token
-        ).update(results=results)
-    )
-
-
 def _delivery_deadline(request: GenRequest) -> datetime:
     base = request.finished_at or request.deadline_at or common.now()
     return base + common.seconds(settings.GENERATION_DELIVERY_GRACE_SECONDS)
@@ -320,7 +217,12 @@ def undeliverable(request: GenRequest, token: datetime, code: str, message: str,
         return
     results = GenRequest.objects.filter(pk=request.pk).values_list("results", flat=True).first() or []
     if any(possibly_sent(item) for item in results):
-        if GenerationService.mark_delivered(request_id=request.pk):
+        if request.variants > 1:  # the variants that reached the user are paid; the rest refunded
+            failed = request.variants - kept_variants(results)
+            moved, _ = GenerationService.mark_delivered_variants(request_id=request.pk, results=results, failed=failed)
+        else:
+            moved = GenerationService.mark_delivered(request_id=request.pk)
+        if moved:
             GenRequest.objects.filter(pk=request.pk).update(next_poll_at=None)
             log.warning("generation #%s: %s after part of it may have arrived; not refunded", request.pk, code)
         return
