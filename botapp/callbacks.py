@@ -70,6 +70,8 @@ class ResultAction(StrEnum):
     REGENERATE = "re"
     EDIT = "ed"
     ANIMATE = "an"
+    UPSCALE = "up"  # an image again at the top resolution of a model that has a higher one
+    EXTEND = "ex"  # a video continued (Veo's extension) with a new prompt
 
 
 class ResultCb(CallbackData, prefix="r"):
