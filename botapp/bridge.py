@@ -183,9 +183,10 @@ class ModelInfo:
     def price_from(self) -> Decimal:
         """The cheapest single result over the model's resolutions and durations (the model list)."""
         options = [
-            {"resolution": resolution, "duration_seconds": seconds}
+            {"resolution": resolution, "duration_seconds": seconds, "generate_audio": audio}
             for resolution in (self.caps.resolutions or (None,))
             for seconds in (self.caps.durations_for(resolution=resolution) or (None,))
+            for audio in ((True, False) if self.caps.audio else (None,))
         ]
         return min(self.quote(params).total for params in options)
 
@@ -735,6 +736,65 @@ def result_actions(request: GenRequest) -> tuple[bool, bool]:
 
 
 get_result_actions = bridged(result_actions)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultOptions:
+    """What the buttons under a finished request offer (read from the cached catalogue)."""
+
+    can_edit: bool = False
+    can_animate: bool = False
+    can_upscale: bool = False  # an image model takes the result and makes it larger (see upscale_target)
+    can_extend: bool = False  # a video whose model continues its own clips
+
+
+def resolution_pixels(value: str | None) -> int:
+    """The long side a resolution stands for: "1K" 1024, "4K" 4096, "1080p" 1920; 0 if unknown."""
+    text = (value or "").strip().lower()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if not digits:
+        return 0
+    number = int(digits)
+    if text.endswith("k"):
+        return number * 1024
+    return number * 16 // 9 if text.endswith("p") else number
+
+
+def _long_side(request: GenRequest, item: dict[str, Any] | None) -> int:
+    if item and item.get("width") and item.get("height"):
+        return max(int(item["width"]), int(item["height"]))
+    return resolution_pixels((request.params or {}).get("resolution"))
+
+
+def upscale_target(request: GenRequest, index: int | None = None) -> tuple[ModelInfo, str] | None:
+    """The model and resolution an image result is upscaled with: an active image model that takes
+    an input photo and whose top resolution (`caps.resolutions`) is larger than the result (the
+    request's own model first), or None."""
+    if request.kind != AIModel.Kind.IMAGE:
+        return None
+    results = [r for r in request.results or [] if isinstance(r, dict) and r.get("path") and not r.get("failed")]
+    item = (request.results or [])[index] if index is not None and 0 <= index < len(request.results or []) else None
+    size = _long_side(request, item if isinstance(item, dict) else (results[0] if results else None))
+    candidates = [m for m in models_of_kind(AIModel.Kind.IMAGE) if m.max_input_images > 0 and m.caps.resolutions]
+    candidates.sort(key=lambda m: m.id != request.ai_model_id)
+    for model in candidates:
+        top = max(model.caps.resolutions, key=resolution_pixels)
+        if resolution_pixels(top) > size:
+            return model, top
+    return None
+
+
+def result_options(request: GenRequest) -> ResultOptions:
+    """Edit / animate / upscale for an image result, extend for a video (sync: the cached catalogue)."""
+    if request.kind == AIModel.Kind.VIDEO:
+        model = find_model(request.ai_model_id)
+        return ResultOptions(can_extend=bool(model is not None and model.caps.extension))
+    can_edit, can_animate = result_actions(request)
+    return ResultOptions(can_edit=can_edit, can_animate=can_animate, can_upscale=upscale_target(request) is not None)
+
+
+get_result_options = bridged(result_options)
+get_upscale_target = bridged(upscale_target)
 
 
 @bridged

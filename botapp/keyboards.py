@@ -188,7 +188,8 @@ def models_keyboard(lang: str, models: Sequence[ModelInfo], default_id: int | No
     rows = []
     for model in models:
         star = " ⭐" if model.id == default_id else ""
-        text = t("btn.model", lang, label=model.label, price=fmt_tokens(model.price)) + star
+        key = "btn.model_from" if model.price_varies else "btn.model"
+        text = t(key, lang, label=model.label, price=fmt_tokens(model.price_from)) + star
         rows.append([_button(text, GenCb(action=GenAction.MODEL, value=str(model.id)))])
     rows.append(_flow_footer(lang))
     return _markup(rows)

@@ -59,7 +59,7 @@ def test_defaults_from_settings_are_used_by_the_flows(chat):
 
     menu = chat.press(screen, "Назад", text_has("Главное меню"))
     models = chat.press(menu, "Создать изображение", text_has("Выберите модель"))
-    assert has_buttons("Nano Banana · 1.5 ток. ⭐")(models), "the default model is marked"
+    assert has_buttons("Nano Banana 2 · от 1.5 ток. ⭐")(models), "the default model is marked"
     options = chat.press(models, "Nano Banana", has_buttons("✅ 9:16"))
     menu = chat.press(options, "Отмена", text_has("Главное меню"))
     models = chat.press(menu, "Создать видео", text_has("Выберите модель"))
@@ -135,7 +135,7 @@ def test_balance_shows_buckets_and_recent_operations(chat):
     text = text_of(screen)
     assert "Баланс: 11" in text
     assert "Купленные: 10" in text and "Бонусные: 1" in text
-    assert "−1.5 · 🎨 Генерация: 🍌 Nano Banana #" in text
+    assert "−1.5 · 🎨 Генерация: 🍌 Nano Banana 2 #" in text
     assert "+2.5 · 🛠 Корректировка" in text
 
 

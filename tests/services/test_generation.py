@@ -72,7 +72,7 @@ def test_idempotency_key_charges_once(make_user, nano):
     [
         ({"prompt": "   "}, InvalidPrompt),
         ({"prompt": "x" * 2001}, PromptTooLong),
-        ({"input_images": [IMG] * 4}, TooManyImages),
+        ({"input_images": [IMG] * 15}, TooManyImages),
         ({"params": {"aspect_ratio": "7:3"}}, InvalidParameter),
     ],
 )
@@ -89,11 +89,13 @@ def test_video_params_validated(make_user, veo):
     with pytest.raises(InvalidParameter):
         create(user, veo, params={"duration_seconds": 5})
     with pytest.raises(InvalidParameter):
-        create(user, veo, params={"resolution": "4k"})
+        create(user, veo, params={"resolution": "8k"})
+    with pytest.raises(InvalidParameter):  # Veo makes 1080p and 4k at 8 s only
+        create(user, veo, params={"resolution": "1080p", "duration_seconds": 4})
     with pytest.raises(TooManyImages):
         create(user, veo, input_images=[IMG, IMG])
     ok = create(user, veo, params={"duration_seconds": "6", "aspect_ratio": "9:16"}, input_images=[IMG])
-    assert ok.params == {"aspect_ratio": "9:16", "duration_seconds": 6, "resolution": "720p"}
+    assert ok.params == {"aspect_ratio": "9:16", "duration_seconds": 6, "resolution": "720p", "generate_audio": True}
 
 
 def test_prompt_limit_counts_characters(make_user, nano):
