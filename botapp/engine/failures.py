@@ -2,8 +2,11 @@
 why in their language; what may succeed later is retried with backoff, until its deadline.
 
 - `handle_error`: a ProviderError from a submit or a poll -> fail (permanent: safety, invalid input,
-  auth, a retired model, which also alerts the operators) or retry (rate limits, 5xx, network,
-  a transient failure of the operation itself: a new operation).
+  auth, a retired model) or retry (rate limits, 5xx, network, a transient failure of the operation
+  itself: a new operation).
+- `retired_model`: Google does not know the model id (404 on submit): the model is paused in the
+  catalogue (once), this request and the model's others that have not reached Google are failed
+  and refunded with "the model is unavailable", and the operators are alerted (once per pause).
 - `retry`: the request is next due after a backoff (exponential, or Google's retry delay); past its
   deadline it fails with the last error instead.
 - `fail`: GenerationService.fail (a conditional UPDATE: refunds once), then notify_failure.
@@ -22,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import F
+from django.db.models import F, Q
 
 from botapp.engine import common, dispatch
 from botapp.engine.common import Status, language_of, load, model_label
@@ -31,7 +34,7 @@ from botapp.i18n import t
 from botapp.models import GenRequest
 from botapp.providers import ProviderError, RateLimited, SafetyBlocked
 from botapp.redaction import redact
-from botapp.services import alerts
+from botapp.services import alerts, control
 from botapp.services.generation import GenerationService
 from botapp.telegram.sender import BotBlocked, OutcomeUnknown, RetryLater, SendRejected, get_sender
 
@@ -66,7 +69,8 @@ ERROR_TEXT_KEYS = {
     "not_configured": "unavailable",
     "auth": "unavailable",
     "backend_unsupported": "unavailable",
-    "model_not_found": "unavailable",
+    "model_not_found": "model_retired",
+    "operation_not_found": "failed",
     "failed_precondition": "unavailable",
     "unknown_provider": "unavailable",
     "model_missing": "unavailable",
@@ -108,8 +112,11 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 def handle_error(request: GenRequest, token: datetime | None, exc: ProviderError, *, submit: bool) -> str:
     log.warning("generation #%s: %s %r", request.pk, "submit" if submit else "poll", exc)
     if not exc.retryable:
-        if submit and exc.code == "model_not_found":  # (on a poll, a 404 is the operation's, not the model's)
-            alerts.model_not_found(request=request, message=exc.message)
+        if exc.code == "model_not_found":
+            if submit:
+                return retired_model(request, exc)
+            # On a poll a 404 is the operation's (expired, unknown), not the model's.
+            return fail(request, "operation_not_found", exc.message)
         reason = exc.reason if isinstance(exc, SafetyBlocked) else None
         return fail(request, exc.code, exc.message, reason=reason)
     retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
@@ -152,16 +159,60 @@ def retry(
     return "retry"
 
 
-def fail(request: GenRequest, code: str, message: str = "", *, reason: str | None = None) -> str:
+def fail(
+    request: GenRequest, code: str, message: str = "", *, reason: str | None = None, only_if: Q | None = None
+) -> str:
     """Fail and refund (exactly once: GenerationService.fail is a conditional UPDATE), then tell the user."""
     code = code or "failed"
-    moved = GenerationService.fail(request_id=request.pk, error_code=code, error_message=redact(message))
+    moved = GenerationService.fail(
+        request_id=request.pk, error_code=code, error_message=redact(message), only_if=only_if
+    )
     if not moved:
         return "not-failed"
     log.info("generation #%s failed: %s %s", request.pk, code, message[:300])
     if request.chat_id:
         dispatch.notify_failure(request.pk, reason)
     return "failed"
+
+
+# --------------------------------------------------------------------------------------------------
+# A retired model
+# --------------------------------------------------------------------------------------------------
+# Not sent to Google yet: waiting in the queue, or claimed by a worker that has not called Google (its
+# `mark_submitted` then finds the request failed and stops).
+NOT_SENT = Q(status__in=(Status.CREATED, Status.QUEUED)) | Q(status=Status.RUNNING, submitted_at__isnull=True)
+RETIRED_BATCH = 1000  # the model's other requests failed at once; the sweep takes the rest
+
+
+def retired_model(request: GenRequest, exc: ProviderError) -> str:
+    """Google answered "not found" for the model: pause it (once), fail + refund this request and the
+    model's others not sent yet (the same message), alert the operators once per pause."""
+    ai_model = request.ai_model
+    paused_at = None
+    if ai_model is not None:
+        reason = redact(f"Google answered not found for {ai_model.provider_model_id}: {exc.message}")
+        paused_at = control.pause_model(
+            ai_model_id=ai_model.pk, provider_model_id=ai_model.provider_model_id, reason=reason
+        )
+    outcome = fail(request, exc.code, exc.message)
+    if ai_model is None or paused_at is not None:
+        alerts.model_not_found(request=request, message=exc.message, paused_at=paused_at)
+    if paused_at is not None:
+        fail_not_sent(ai_model.pk, exc.message)
+    return outcome
+
+
+def fail_not_sent(ai_model_id: int, message: str = "", *, limit: int = RETIRED_BATCH) -> int:
+    """Fail and refund the requests of a paused model that have not reached Google (each told why)."""
+    failed = 0
+    pending = GenRequest.objects.filter(NOT_SENT, status__in=GenRequest.IN_FLIGHT, ai_model_id=ai_model_id)
+    for request in pending.select_related("ai_model")[:limit]:
+        note = f"the model was paused: Google does not know its id ({message})" if message else "the model is paused"
+        if fail(request, "model_not_found", note[:2000], only_if=NOT_SENT) == "failed":
+            failed += 1
+    if failed:
+        log.info("AI model #%s paused: %d waiting request(s) failed and refunded", ai_model_id, failed)
+    return failed
 
 
 # --------------------------------------------------------------------------------------------------

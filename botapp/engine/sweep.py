@@ -11,7 +11,7 @@ from django.db.models import Q
 from botapp.engine import common, dispatch
 from botapp.engine.common import Status
 from botapp.engine.delivery import claim_delivery, undeliverable
-from botapp.engine.failures import fail
+from botapp.engine.failures import NOT_SENT, fail
 from botapp.engine.lease import work_lease
 from botapp.models import GenRequest
 from botapp.services.queue import enqueue_generation
@@ -25,6 +25,8 @@ def sweep() -> dict[str, int]:
     - created but never queued (the process died before on_commit ran): queue it;
     - queued but not picked up for GENERATION_REDISPATCH_AFTER_SECONDS: dispatch again (duplicates are
       harmless), or fail + refund past the deadline;
+    - waiting for a model the bot paused (Google no longer knows its id): fail + refund, with the
+      "model unavailable" message (what the worker that paused it did not take);
     - running and overdue (the poller is not running, or a worker died holding it): resume it (with an
       operation id: poll; without: submit again), which fails + refunds it past the deadline;
     - succeeded but undelivered: deliver again, or refund after GENERATION_DELIVERY_GRACE_SECONDS.
@@ -32,6 +34,13 @@ def sweep() -> dict[str, int]:
     now = common.now()
     stats = {"queued": 0, "redispatched": 0, "resumed": 0, "redelivered": 0, "failed": 0}
     stale = now - common.seconds(settings.GENERATION_REDISPATCH_AFTER_SECONDS)
+
+    paused = GenRequest.objects.filter(
+        status__in=(Status.CREATED, Status.QUEUED), ai_model__is_active=False, ai_model__paused_at__isnull=False
+    )
+    for request in paused.select_related("ai_model")[:1000]:
+        if fail(request, "model_not_found", "the model is paused", only_if=NOT_SENT) == "failed":
+            stats["failed"] += 1
 
     for pk in GenRequest.objects.filter(status=Status.CREATED, created_at__lte=now - timedelta(seconds=30)).values_list(
         "pk", flat=True

@@ -17,7 +17,7 @@ suppressed, see the logs" is sent, by the next alert or by the beat check (`flus
 
 Alerts so far: a successful payment that could not be credited (the payment handler), a generation
 failure rate over the threshold (`check_failure_rate`, a beat task every ALERT_FAILURE_CHECK_SECONDS),
-a model whose id Google does not know any more (`model_not_found`, from the worker), running
+a model whose id Google does not know any more (`model_not_found`, from the worker, which paused it), running
 generations the poller left overdue (`check_video_queue`, a beat task every ALERT_QUEUE_CHECK_SECONDS)
 and the end of a broadcast (botapp/services/broadcasts.py).
 """
@@ -265,20 +265,25 @@ def check_failure_rate(*, now: datetime | None = None) -> bool:
 
 
 # --- a model Google does not know (any more) -------------------------------------------------------------
-def model_not_found(*, request: GenRequest, message: str = "") -> bool:
+def model_not_found(*, request: GenRequest, message: str = "", paused_at: datetime | None = None) -> bool:
     """Google answered "not found" for the model of `request`: it probably retired or renamed the id.
 
-    Alerts the operators once per incident (per model and provider id; reminded at most every
-    MODEL_ALERT_MIN_COOLDOWN_SECONDS, or ALERT_COOLDOWN_SECONDS if longer) to switch the id in the admin
-    (Catalogue -> AI models). Nothing is changed automatically: the model stays active (its requests
-    fail and are refunded) until an operator edits or deactivates it. True when the alert was queued.
+    The worker has paused the model (`botapp.services.control.pause_model`: inactive, refunded, its
+    waiting requests failed) and calls this once per pause (`paused_at`): the operators are told to
+    fix the id in the admin (Catalogue -> AI models) and resume the model. The alert is deduplicated
+    per model, provider id and pause (reminded at most every MODEL_ALERT_MIN_COOLDOWN_SECONDS, or
+    ALERT_COOLDOWN_SECONDS if longer): a model resumed with the same id and paused again is a new
+    incident. True when the alert was queued.
     """
     ai_model = request.ai_model
     model_id = ai_model.provider_model_id if ai_model else request.model
     name = ai_model.name if ai_model else request.model
+    incident = f"{request.ai_model_id}:{model_id}"
+    if paused_at is not None:
+        incident += f":{paused_at.isoformat()}"
     return alert_operators(
         key="model_not_found",
-        dedupe=f"{request.ai_model_id}:{model_id}",
+        dedupe=incident,
         cooldown=max(float(settings.ALERT_COOLDOWN_SECONDS), MODEL_ALERT_MIN_COOLDOWN_SECONDS),
         name=name,
         model_id=model_id,

@@ -18,7 +18,7 @@ from botapp import tasks
 from botapp.engine import failures
 from botapp.models import GenRequest, UserBalance
 from botapp.providers import PermanentError
-from botapp.services import alerts
+from botapp.services import alerts, control
 from botapp.services.generation import GenerationService
 from sandbox.google.server import Scenario
 from tests.generation.conftest import emulator, engine, fake_google, make_request, run_to_end, tg_user  # noqa: F401
@@ -77,16 +77,24 @@ def running_request(user, model) -> GenRequest:
     return GenRequest.objects.select_related("ai_model").get(pk=request.pk)
 
 
+def sent(request: GenRequest) -> GenRequest:
+    """The request as a worker holds it after calling Google (mark_submitted)."""
+    assert GenerationService.mark_submitted(request_id=request.pk)
+    return GenRequest.objects.select_related("ai_model").get(pk=request.pk)
+
+
 def test_not_found_on_submit_alerts_once_per_model(committed, make_user, nano, veo, queued):
+    """Three requests sent to Google at once all get 404: the model is paused once, one alert."""
     user = make_user(balance=100)
     gone = PermanentError("404 NOT_FOUND: Publisher model was not found", code="model_not_found")
-    for _ in range(3):
-        assert committed(failures.handle_error, running_request(user, nano), None, gone, submit=True) == "failed"
+    requests = [sent(running_request(user, nano)) for _ in range(3)]
+    for request in requests:
+        assert committed(failures.handle_error, request, None, gone, submit=True) == "failed"
     assert keys(queued) == ["model_not_found"]
     params = queued[0][2]
     assert (params["name"], params["model_id"]) == (nano.name, nano.provider_model_id)
     text = alerts.render(key="model_not_found", params=params)
-    assert nano.provider_model_id in text and "retired" in text and "AI models" in text
+    assert nano.provider_model_id in text and "retired" in text and "AI models" in text and "paused" in text
     assert "Publisher model was not found" in text
 
     # another model: its own alert
@@ -100,10 +108,23 @@ def test_a_new_id_of_the_same_model_is_a_new_incident(committed, make_user, nano
     user = make_user(balance=100)
     gone = PermanentError("404 NOT_FOUND", code="model_not_found")
     committed(failures.handle_error, running_request(user, nano), None, gone, submit=True)
+    nano.refresh_from_db()
+    assert not nano.is_active and nano.paused_at is not None
     nano.provider_model_id = "gemini-next-image"  # the operator switched it, and Google lacks that one too
     nano.save()
+    assert control.resume_models(ai_model_ids=[nano.pk]) == 1
     committed(failures.handle_error, running_request(user, nano), None, gone, submit=True)
     assert [params["model_id"] for _, _, params in queued] == [queued[0][2]["model_id"], "gemini-next-image"]
+
+
+def test_a_model_resumed_with_the_same_id_and_paused_again_alerts_again(committed, make_user, nano, queued):
+    """Each pause is an incident: the operator resumed without fixing the id, the next 404 pauses it again."""
+    user = make_user(balance=100)
+    gone = PermanentError("404 NOT_FOUND", code="model_not_found")
+    committed(failures.handle_error, running_request(user, nano), None, gone, submit=True)
+    control.resume_models(ai_model_ids=[nano.pk])
+    committed(failures.handle_error, running_request(user, nano), None, gone, submit=True)
+    assert keys(queued) == ["model_not_found", "model_not_found"]
 
 
 def test_the_model_alert_outlasts_the_ordinary_cool_down(committed, make_user, nano, queued, settings, monkeypatch):
@@ -145,10 +166,12 @@ def test_a_retired_model_reaches_the_operator_once_end_to_end(
     fake_google.set_model_scenario(nano.provider_model_id, Scenario.error(404))
     emu_user, user = tg_user(balance=50)
 
-    done = [run_to_end(make_request(user, nano, emu_user.chat_id).pk) for _ in range(3)]
+    waiting = [make_request(user, nano, emu_user.chat_id).pk for _ in range(3)]
+    done = [run_to_end(pk) for pk in waiting]
 
     assert [(r.status, r.error_code) for r in done] == [("failed", "model_not_found")] * 3
-    assert fake_google.requests_for(model=nano.provider_model_id), "the stand-in was asked"
+    # The first 404 paused the model and failed the two waiting requests: Google was asked once.
+    assert len(fake_google.requests_for(model=nano.provider_model_id)) == 1
     alert = emulator.wait_for_message(operator.id, lambda m: "Model not found" in str(m.get("text")), 10)
     assert nano.provider_model_id in alert["text"] and nano.name in alert["text"]
     assert len(emulator.messages(operator.id)) == 1

@@ -17,7 +17,7 @@ from botapp import bridge, keyboards
 from botapp.bridge import UserContext
 from botapp.callbacks import GenAction, GenCb, MenuAction, MenuCb, unpack_ratio
 from botapp.capabilities import normalize_params
-from botapp.handlers.common import answer, error_text, esc, outdated, show
+from botapp.handlers.common import answer, error_text, outdated, show
 from botapp.handlers.generation.base import (
     card_and_model,
     card_query,
@@ -32,10 +32,11 @@ from botapp.handlers.generation.base import (
     show_prompt,
     start_flow,
 )
+from botapp.handlers.generation.control import confirm_key, queued_text
 from botapp.handlers.generation.texts import images_of, photos_text
 from botapp.i18n import t
 from botapp.models import AIModel
-from botapp.services.exceptions import DomainError, InsufficientFunds
+from botapp.services.exceptions import DomainError, InsufficientFunds, ModelUnavailable
 from botapp.states import GenerationFlow as Flow
 
 router = Router(name=__name__)
@@ -254,7 +255,10 @@ async def on_generate(
         return
     await answer(query, t("gen.sending", lang))
     chat_id = chat_id_of(query)
-    status = await bot.send_message(chat_id, t("gen.queued", lang, label=esc(model.label)))
+    # The status message: the place in the queue, the wait, Refresh / Cancel (handlers/generation/control.py).
+    estimate = await bridge.queue_estimate(model.id, model.kind)
+    markup = keyboards.queue_keyboard(lang, callback_data.value)
+    status = await bot.send_message(chat_id, queued_text(model.label, estimate, lang), reply_markup=markup)
     try:
         request = await bridge.create_generation(
             user_id=user.id,
@@ -268,7 +272,7 @@ async def on_generate(
             style_id=data.get("style_id"),
             chat_id=chat_id,
             status_message_id=status.message_id,
-            idempotency_key=f"confirm:{user.id}:{callback_data.value}",
+            idempotency_key=confirm_key(user.id, callback_data.value),
             expected_price=Decimal(data["price"]) if data.get("price") else None,
         )
     except InsufficientFunds as exc:
@@ -278,6 +282,8 @@ async def on_generate(
         )
         return
     except DomainError as exc:
+        if isinstance(exc, ModelUnavailable):  # paused or deactivated: stop offering it now
+            bridge.clear_caches()
         await status.edit_text("⚠️ " + error_text(exc, lang), reply_markup=keyboards.menu_only(lang))
         return
     except Exception:
