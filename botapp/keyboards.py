@@ -43,7 +43,7 @@ from botapp.callbacks import (
 from botapp.i18n import t
 
 if TYPE_CHECKING:
-    from botapp.bridge import ModelInfo
+    from botapp.bridge import ModelInfo, ResultOptions
     from botapp.models import GenRequest, TopUpPackage
 
 CHECK = "✅ "
@@ -369,14 +369,19 @@ def result_keyboard(
     index: int = 0,
     can_edit: bool | None = None,
     can_animate: bool | None = None,
+    can_extend: bool | None = None,
 ) -> InlineKeyboardMarkup:
     """The buttons under a generation result: 🔁 regenerate, ✏️ edit (image results, when an active
     image model accepts input images), 🎬 animate (image results, when an active video model accepts
-    a starting image), 🏠 menu.
+    a starting image), ➕ extend (a video whose model continues its clips), 🏠 menu.
 
-    Sync: without `can_edit`/`can_animate` it reads the cached model catalogue (one query at most
-    every few seconds). From async code pass the flags from `bridge.get_result_actions(request)`.
+    Sync: without `can_edit`/`can_animate`/`can_extend` it reads the cached model catalogue (one query
+    at most every few seconds). From async code pass the flags from `bridge.get_result_options(request)`.
     """
+    if can_extend is None:
+        from botapp.bridge import result_options
+
+        can_extend = request.kind == "video" and result_options(request).can_extend
     if can_edit is None or can_animate is None:
         from botapp.bridge import result_actions
 
@@ -395,6 +400,53 @@ def result_keyboard(
             _button(t("btn.animate", lang), ResultCb(action=ResultAction.ANIMATE, request_id=request.pk, index=index))
         )
     rows.append(second)
+    if request.kind == "video" and can_extend:
+        rows.append([_button(t("btn.extend", lang), ResultCb(action=ResultAction.EXTEND, request_id=request.pk))])
+    rows.append([_menu_button(lang)])
+    return _markup(rows)
+
+
+def variants_keyboard(
+    request: GenRequest,
+    lang: str,
+    *,
+    positions: Sequence[int],
+    resend: bool = False,
+    options: ResultOptions | None = None,
+) -> InlineKeyboardMarkup:
+    """The one message under an album of variants: a row per action with a button per variant
+    (✏️ Edit 1, Edit 2…; 🎬 Animate 1…; 🔍 Upscale 1…), numbered as in the album; `positions` are the
+    variants' indexes in `GenRequest.results` (what the buttons carry). `resend`: a button that sends
+    the album again (some items' delivery is unknown). Then 🔁 regenerate and 🏠 menu.
+
+    Sync: without `options` it reads the cached catalogue; from async code pass
+    `bridge.get_result_options(request)`."""
+    if options is None:
+        from botapp.bridge import result_options
+
+        options = result_options(request)
+    actions = [
+        (options.can_edit, ResultAction.EDIT, "btn.edit_image", "btn.edit_n"),
+        (options.can_animate, ResultAction.ANIMATE, "btn.animate", "btn.animate_n"),
+        (options.can_upscale, ResultAction.UPSCALE, "btn.upscale", "btn.upscale_n"),
+    ]
+    rows: list[list[InlineKeyboardButton]] = []
+    for enabled, action, single, numbered in actions:
+        if not enabled or not positions:
+            continue
+        rows.append(
+            [
+                _button(
+                    t(single, lang) if len(positions) == 1 else t(numbered, lang, n=number),
+                    ResultCb(action=action, request_id=request.pk, index=index),
+                )
+                for number, index in enumerate(positions, start=1)
+            ]
+        )
+    if resend:
+        get = HistoryCb(action=HistoryAction.RESEND, request_id=request.pk)
+        rows.append([_button(t("generation.get_result", lang, id=request.pk), get)])
+    rows.append([_button(t("btn.regenerate", lang), ResultCb(action=ResultAction.REGENERATE, request_id=request.pk))])
     rows.append([_menu_button(lang)])
     return _markup(rows)
 
