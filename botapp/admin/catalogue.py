@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
-from unfold.decorators import display
+from unfold.decorators import action, display
 
 from botapp.admin.base import ActivationActionsMixin, count_of
 from botapp.capabilities import Capabilities, CapabilitiesError
@@ -20,6 +23,7 @@ from botapp.models import (
     TgUser,
 )
 from botapp.pricing import MAX_PRICE, PricingError, quote, validate_rule
+from botapp.services import control
 
 
 # --- catalogue -----------------------------------------------------------------------------------
@@ -121,6 +125,7 @@ class AIModelAdmin(ActivationActionsMixin, ModelAdmin):
         "api_backend",
         "price",
         "is_active",
+        "paused",
         "sort_order",
         "requests_count",
     )
@@ -129,11 +134,22 @@ class AIModelAdmin(ActivationActionsMixin, ModelAdmin):
     list_filter = ("kind", "provider", "is_active")
     search_fields = ("slug", "name", "provider_model_id")
     ordering = ("kind", "sort_order", "id")
-    readonly_fields = ("created_at", "updated_at")
-    actions = ("activate", "deactivate")
+    readonly_fields = ("created_at", "updated_at", "paused_reason", "paused_at")
+    actions = ("activate", "deactivate", "resume")
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = (
         (None, {"fields": ("emoji", "name", "slug", "kind", "is_active", "sort_order", "price")}),
+        (
+            _("Paused by the bot"),
+            {
+                "fields": ("paused_reason", "paused_at"),
+                "description": _(
+                    "Google answered “not found” for the provider model ID, so the bot deactivated the model and "
+                    "refunded its waiting requests. Fix the ID below, then tick “active” and save (or use the "
+                    "“Resume paused models” action): the pause is cleared."
+                ),
+            },
+        ),
         (_("Provider"), {"fields": ("provider", "provider_model_id", "api_backend")}),
         (
             _("Provider cost (the dashboard's margin)"),
@@ -163,6 +179,34 @@ class AIModelAdmin(ActivationActionsMixin, ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(req_count=count_of(GenRequest, "ai_model"))
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or obj.paused_at is None:  # the pause section only while the bot has paused it
+            fieldsets = [f for f in fieldsets if "paused_at" not in f[1]["fields"]]
+        return fieldsets
+
+    def save_model(self, request, obj, form, change):
+        if obj.is_active and obj.paused_at is not None:  # the operator switched a paused model back on
+            obj.paused_at, obj.paused_reason = None, ""
+        super().save_model(request, obj, form, change)
+        control.catalogue_changed()  # the bots see the change now, not after their cache's TTL
+
+    @action(description=_("Resume paused models"), permissions=["change"], icon="play_arrow")
+    def resume(self, request, queryset) -> None:
+        count = control.resume_models(ai_model_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(
+            request,
+            gettext("Resumed: %(count)s. If Google still does not know a model's ID, its next request pauses it again.")
+            % {"count": count},
+            messages.SUCCESS if count else messages.WARNING,
+        )
+
+    @display(description=_("Paused"))
+    def paused(self, obj: AIModel) -> str:
+        if obj.paused_at is None:
+            return "—"
+        return f"{date_format(timezone.localtime(obj.paused_at), 'SHORT_DATETIME_FORMAT')}: {obj.paused_reason}"
 
     @display(description=_("Model"), ordering="name")
     def display_name(self, obj: AIModel) -> str:
