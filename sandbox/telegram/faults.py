@@ -1,12 +1,13 @@
-"""Fault injection: blocked users, scripted errors, delays, lost answers and flood control."""
+"""Fault injection: blocked users, scripted errors, delays, lost answers, refused files and flood control."""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from .errors import error_for_code
-from .state import JSON, EmulatorState, FaultRule, now
+from .state import JSON, EmulatorState, FaultRule, UploadRefusal, now
 
 
 class ConnectionDropped(Exception):
@@ -84,10 +85,31 @@ class FaultsMixin:
             self.state.faults.append(rule)
         return rule
 
+    def refuse_upload(
+        self,
+        name: str | None = None,
+        description: str = "IMAGE_PROCESS_FAILED",
+        *,
+        predicate: Callable[[str | None, bytes], bool] | None = None,
+        times: int | None = None,
+    ) -> UploadRefusal:
+        """Telegram will not take a file: every upload whose file name contains ``name`` (and/or for
+        which ``predicate(file_name, data)`` is true) is refused with 400 "Bad Request: <description>"
+        by any method that sends it (sendPhoto, sendDocument, ...). In sendMediaGroup one such item
+        refuses the whole album, as Telegram does: "failed to send message #N with the error message
+        ..." and nothing is sent. ``times``: how many refusals (None: until ``clear_faults``)."""
+        if name is None and predicate is None:
+            raise ValueError("name or predicate is required")
+        rule = UploadRefusal(description, name=name, predicate=predicate, times=times)
+        with self.state.lock:
+            self.state.upload_refusals.append(rule)
+        return rule
+
     def clear_faults(self) -> None:
-        """Forget every scripted fault and flood limit."""
+        """Forget every scripted fault, refused upload and flood limit."""
         with self.state.lock:
             self.state.faults.clear()
+            self.state.upload_refusals.clear()
             self.state.flood_per_chat = self.state.flood_global = None
 
     def set_flood_control(

@@ -337,6 +337,26 @@ class FaultRule:
 
 
 @dataclass
+class UploadRefusal:
+    """A file Telegram will not take (``refuse_upload``): uploads whose file name contains ``name``
+    (or for which ``predicate(file_name, data)`` is true) are refused with 400 ``description``."""
+
+    description: str
+    name: str | None = None
+    predicate: Callable[[str | None, bytes], bool] | None = None
+    times: int | None = None  # None: until clear_faults
+    refused: int = 0
+
+    def matches(self, file_name: str | None, data: bytes) -> bool:
+        """Whether this refusal applies to an upload."""
+        if self.times is not None and self.times <= 0:
+            return False
+        if self.name is not None and self.name not in (file_name or ""):
+            return False
+        return self.predicate is None or bool(self.predicate(file_name, data))
+
+
+@dataclass
 class WebhookConfig:
     """What setWebhook stored."""
 
@@ -403,6 +423,7 @@ class EmulatorState:
         self.webhook_deliveries: list[WebhookDelivery] = []
         self.allowed_updates: list[str] | None = None
         self.faults: list[FaultRule] = []
+        self.upload_refusals: list[UploadRefusal] = []
         self.flood_per_chat: tuple[int, float] | None = None
         self.flood_global: tuple[int, float] | None = None
         self.sent_times: list[tuple[float, int | None]] = []

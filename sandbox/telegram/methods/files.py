@@ -107,6 +107,7 @@ class FilesMixin(MethodsBase):
         content_type: str | None = None
         if isinstance(value, Upload):
             data, file_name, content_type = value.data, value.filename, value.content_type
+            self.check_refused(file_name, data)
         elif value.startswith(("http://", "https://")):
             if self.fetch_url is None:
                 raise bad_request("failed to get HTTP URL content")
@@ -153,6 +154,17 @@ class FilesMixin(MethodsBase):
             duration=num("duration"),
             extra=extra,
         )
+
+    def check_refused(self, file_name: str | None, data: bytes) -> None:
+        """400 for an upload a test made Telegram refuse (``BotAPIEmulator.refuse_upload``)."""
+        with self.state.lock:
+            rule = next((r for r in self.state.upload_refusals if r.matches(file_name, data)), None)
+            if rule is None:
+                return
+            rule.refused += 1
+            if rule.times is not None:
+                rule.times -= 1
+        raise bad_request(rule.description)
 
     def media_content(self, kind: str, stored: StoredFile) -> JSON:
         """Message fields for a media file."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import secrets
 
-from ..errors import bad_request
+from ..errors import ApiError, bad_request
 from ..params import Params
 from ..state import JSON
 from .base import CHAT_ACTIONS, MAX_CALLBACK_ANSWER, QUERY_INVALID
@@ -102,13 +102,21 @@ class MessagesMixin(FilesMixin):
         for special in ("document", "audio"):
             if special in kinds and any(k != special for k in kinds):
                 raise bad_request(f"{special.upper()}_GROUP_MIXED: {special}s can't be mixed with other media types")
+        # No reply_markup: an album cannot carry buttons (Telegram ignores the parameter, as any
+        # unknown one); send them in a message of their own.
         reply = self.reply_to(chat, p)
         prepared: list[JSON] = []
-        for item, kind in zip(items, kinds, strict=True):
+        for number, (item, kind) in enumerate(zip(items, kinds, strict=True), start=1):
             ref = p.resolve_attach(str(item.get("media") or ""))
             if ref == "":
                 raise bad_request("there is no media in the request")
-            stored = await self.resolve_file(ref, kind, None, item)
+            try:
+                stored = await self.resolve_file(ref, kind, None, item)
+            except ApiError as exc:  # one bad item refuses the whole album: nothing is sent
+                if exc.error_code != 400:
+                    raise
+                reason = exc.description.removeprefix("Bad Request: ")
+                raise bad_request(f'failed to send message #{number} with the error message "{reason}"') from None
             sub = Params(
                 {
                     "caption": item.get("caption"),
