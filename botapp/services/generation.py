@@ -108,6 +108,8 @@ def validate_request(
     ratio = cleaned.get("aspect_ratio")
     if ratio is not None and ratio not in caps.aspect_ratios:
         raise InvalidParameter(name="aspect_ratio", value=ratio)
+    if caps.resolutions and cleaned.get("resolution") is None:
+        cleaned["resolution"] = caps.resolutions[0]  # priced and sent as such: never left implicit
     resolution = cleaned.get("resolution")
     if resolution is not None and resolution not in caps.resolutions:
         if caps.resolutions:
@@ -121,6 +123,8 @@ def validate_request(
         for key in VIDEO_PARAMS:
             cleaned.pop(key, None)
         return prompt, cleaned
+    if IMAGE in roles:
+        raise InvalidParameter(name="role", value=IMAGE)
     first, last, references = roles.count(FIRST), roles.count(LAST), roles.count(REFERENCE)
     if first > min(1, caps.max_input_images) or last > (1 if caps.last_frame else 0):
         raise TooManyImages(limit=min(1, caps.max_input_images))
@@ -141,6 +145,9 @@ def validate_request(
         if caps.resolutions:
             cleaned["resolution"] = caps.resolutions[0]  # Veo extends at 720p
     else:
+        if cleaned.get("duration_seconds") is None and caps.durations:
+            allowed = caps.durations_for(resolution=cleaned.get("resolution"), references=references)
+            cleaned["duration_seconds"] = max(allowed or caps.durations)
         duration = cleaned.get("duration_seconds")
         if duration is not None:
             allowed = caps.durations_for(resolution=cleaned.get("resolution"), references=references)
