@@ -547,3 +547,64 @@ def test_export_neutralises_formulas(admin_client, make_user):
     user = make_user(username="x", first_name='=HYPERLINK("http://evil")')
     header, *data = read_csv(post_action(admin_client, TgUser, "export_csv", [user.pk], index="0"))
     assert dict(zip(header, data[0], strict=True))["first_name"].startswith("'=")
+
+
+def model_form_data(model: AIModel, **changes) -> dict:
+    import json
+
+    data = {
+        "emoji": model.emoji,
+        "name": model.name,
+        "slug": model.slug,
+        "kind": model.kind,
+        "sort_order": str(model.sort_order),
+        "price": str(model.price),
+        "provider": model.provider,
+        "provider_model_id": model.provider_model_id,
+        "api_backend": model.api_backend,
+        "cost_per_image_usd": str(model.cost_per_image_usd),
+        "cost_per_video_second_usd": str(model.cost_per_video_second_usd),
+        "capabilities": json.dumps(model.capabilities),
+        "default_params": json.dumps(model.default_params),
+        "pricing": json.dumps(model.pricing),
+        "description": model.description,
+        "description_en": model.description_en,
+        "is_active": "on" if model.is_active else "",
+    }
+    data.update({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in changes.items()})
+    return {k: v for k, v in data.items() if v != ""}
+
+
+@pytest.mark.parametrize(
+    "changes, field, message",
+    [
+        ({"pricing": {"resolution": {"8K": 3}}}, "pricing", "does not offer: 8K"),
+        ({"pricing": {"per_second": 1}}, "pricing", "video models only"),
+        ({"pricing": {"resolution": {"4K": 0}}}, "pricing", "positive"),
+        ({"capabilities": {"max_variants": 8, "aspect_ratios": ["1:1"]}}, "capabilities", "max_variants"),
+        ({"capabilities": {"max_inputs": 3}}, "capabilities", "Unknown capability keys"),
+        ({"default_params": {"resolution": "8K"}}, "default_params", "not in the capabilities"),
+        ({"price": "99999999", "pricing": {"resolution": {"4K": 100}}}, "pricing", "dearest option"),
+    ],
+)
+def test_model_pricing_and_capabilities_are_validated(admin_client, nano, changes, field, message):
+    before = (nano.pricing, nano.capabilities, nano.price)
+    response = admin_client.post(url(AIModel, "change", nano.pk), model_form_data(nano, **changes))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert message in " ".join(errors.get(field, [])), errors
+    nano.refresh_from_db()
+    assert (nano.pricing, nano.capabilities, nano.price) == before
+
+
+def test_a_pricing_rule_edited_in_the_admin_prices_the_next_request(admin_client, make_user, nano):
+    from botapp.services.generation import GenerationService
+
+    rule = {"resolution": {"2K": "2", "4K": "4"}}
+    response = admin_client.post(url(AIModel, "change", nano.pk), model_form_data(nano, pricing=rule))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user = make_user(balance=50)
+    request = GenerationService.create_request(
+        user_id=user.pk, ai_model_id=nano.pk, prompt="a fox", params={"resolution": "4K"}, variants=2
+    )
+    assert request.price == Decimal("12.00")  # 1.50 × 4 × 2 variants
