@@ -1,5 +1,11 @@
-"""The user's photos for the provider: downloaded from Telegram (or read from our storage, for a
-result the user edits or animates) and checked with Pillow before anything is sent to Google."""
+"""The inputs of a request for the provider: the user's photos, downloaded from Telegram (or read
+from our storage, for a result the user edits or animates) and checked with Pillow before anything is
+sent to Google, each in the field its role names; and, for an extension, the stored video it continues.
+
+Roles (`GenRequest.input_images[i]["role"]`, see services.generation.ROLES): "image" (an image
+model's photo to edit or combine) and "first" (a video's first frame) -> `input_images`; "last" ->
+`last_frame`; "reference" -> `reference_images`. `params["extend_from"]` (the id of the user's
+delivered video) -> `source_video`, read from storage; it is not passed on in the provider's params."""
 
 from __future__ import annotations
 
@@ -8,13 +14,16 @@ import io
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from botapp.models import GenRequest
-from botapp.providers import InputImage, ProviderRequest
+from botapp.models import AIModel, GenRequest
+from botapp.providers import InputImage, InputVideo, ProviderRequest
+from botapp.providers.media import probe_mp4
 from botapp.redaction import error_text
+from botapp.services.generation import FIRST, IMAGE, LAST, REFERENCE, image_role
 from botapp.telegram.sender import FileTooLarge, SendRejected, get_sender
 
 INPUT_IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MAX_INPUT_PIXELS = 40_000_000
+MAX_SOURCE_VIDEO_BYTES = 48 * 1024 * 1024  # sent inline (base64) to Google: keep the body well under 64 MB
 
 
 class InputImageError(Exception):
@@ -24,19 +33,63 @@ class InputImageError(Exception):
         self.message = message
 
 
+class InputVideoError(InputImageError):
+    """The video an extension continues is gone, unreadable or too large (the request fails, refunded)."""
+
+
 def build_provider_request(request: GenRequest, *, with_images: bool) -> ProviderRequest:
+    """The provider's request. `with_images`: fetch the photos and the source video (to submit);
+    without them (to poll) only the ids and options are needed."""
     ai_model = request.ai_model
-    images = [fetch_input_image(meta) for meta in (request.input_images or [])] if with_images else []
+    params = dict(request.params or {})
+    extend_from = params.pop("extend_from", None)
+    by_role: dict[str, list[InputImage]] = {IMAGE: [], FIRST: [], LAST: [], REFERENCE: []}
+    source_video = None
+    if with_images:
+        for meta in request.input_images or []:
+            by_role.setdefault(image_role(request.kind, meta), []).append(fetch_input_image(meta))
+        if extend_from is not None:
+            source_video = fetch_source_video(request=request, source_id=extend_from)
+    if request.kind == AIModel.Kind.VIDEO:
+        images = by_role[FIRST] + by_role[IMAGE]
+    else:  # an image model takes photos only (validation refuses other roles)
+        images = by_role[IMAGE] + by_role[FIRST] + by_role[LAST] + by_role[REFERENCE]
+        by_role[LAST] = by_role[REFERENCE] = []
     return ProviderRequest(
         provider_model_id=ai_model.provider_model_id if ai_model else request.model,
         kind=request.kind,
         prompt=request.prompt,
         negative_prompt=request.negative_prompt or None,
         input_images=images,
-        params=dict(request.params or {}),
+        params=params,
         backend=(ai_model.api_backend or None) if ai_model else None,
         request_id=str(request.pk),
+        last_frame=by_role[LAST][0] if by_role[LAST] else None,
+        reference_images=by_role[REFERENCE],
+        source_video=source_video,
     )
+
+
+def fetch_source_video(*, request: GenRequest, source_id: object) -> InputVideo:
+    """The stored video of the user's request `source_id` that this request extends."""
+    try:
+        source = GenRequest.objects.filter(pk=int(source_id), user_id=request.user_id).first()
+    except (TypeError, ValueError):
+        source = None
+    results = (source.results or []) if source is not None else []
+    item = next((r for r in results if r.get("path") and r.get("kind", "video") == "video"), None)
+    if item is None:
+        raise InputVideoError("input_video_unavailable", f"request #{source_id} has no stored video to extend")
+    try:
+        with default_storage.open(item["path"], "rb") as fh:
+            data = fh.read(MAX_SOURCE_VIDEO_BYTES + 1)
+    except OSError as exc:
+        raise InputVideoError("input_video_unavailable", f"stored video {item['path']}: {error_text(exc)}") from exc
+    if len(data) > MAX_SOURCE_VIDEO_BYTES:
+        raise InputVideoError("input_video_too_large", f"the video to extend is over {MAX_SOURCE_VIDEO_BYTES} bytes")
+    if probe_mp4(data) is None:
+        raise InputVideoError("input_video_invalid", f"stored video {item['path']} is not an MP4")
+    return InputVideo(data=data, mime_type=item.get("mime_type") or "video/mp4")
 
 
 def fetch_input_image(meta: dict) -> InputImage:
