@@ -16,6 +16,7 @@ from botapp.bridge import ModelInfo, UserContext
 from botapp.callbacks import MenuAction, MenuCb, SettingsAction, SettingsCb, pack_ratio, unpack_ratio
 from botapp.handlers.common import answer, outdated, show
 from botapp.i18n import LANGUAGES, t
+from botapp.keyboards import fmt_resolution
 from botapp.models import AIModel
 
 router = Router(name=__name__)
@@ -86,8 +87,9 @@ async def _choices(action: SettingsAction, lang: str) -> list[tuple[str, str]]:
     if action == SettingsAction.DURATION:
         durations = sorted(_unique([d for m in every for d in m.durations]))
         return [(str(d), t("btn.seconds", lang, n=d)) for d in durations]
-    if action == SettingsAction.RESOLUTION:
-        return [(r, r) for r in _unique([r for m in every for r in m.resolutions])]
+    if action == SettingsAction.RESOLUTION:  # the video resolution (an image's size is chosen per request)
+        videos = [m for m in every if m.kind == AIModel.Kind.VIDEO]
+        return [(r, fmt_resolution(r)) for r in _unique([r for m in videos for r in m.resolutions])]
     return []
 
 
