@@ -144,7 +144,7 @@ def test_veo_with_three_references_in_4k(chat, worker):
 
     assert run_to_end(request.pk).status == "succeeded"
     sent = worker.last("predictLongRunning")
-    assert len(sent.reference_images) == 3 and {r[2] for r in sent.reference_images} == {"asset"}
+    assert len(sent.reference_images) == 3 and {r[2] for r in sent.reference_images} == {"ASSET"}
     assert sent.first_frame is None and sent.last_frame is None
     assert sent.parameters["resolution"] == "4k" and sent.parameters["durationSeconds"] == 8
 
