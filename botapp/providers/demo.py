@@ -8,6 +8,12 @@ encoded to H.264 MP4 (yuv420p, faststart) with imageio-ffmpeg.
 Video is long-running like Veo: `submit` returns `demo-op-<submit ms>-<uuid>` and `poll` is done once
 `delay_seconds` have passed since the submit time encoded in the id (stateless across processes).
 
+The options Google's models take show: an image's resolution ("1K" / "2K" / "4K") sets its size
+(768 / 1152 / 1536 px on the long side) and its badge; a video's first frame tints it, a last frame
+makes it fade into that frame's look, reference images appear as swatches, an extension is longer
+than its source and says so. What a video needs from its inputs is summed up at submit time (mean
+colours, the source's length) into the operation id, since the poll gets no photos (stateless).
+
 Markers in the prompt simulate refusals: `[[safety]]` -> SafetyBlocked, `[[fail]]` -> PermanentError,
 `[[busy]]` -> ProviderBusy (for videos these surface at poll time, like a late Veo rejection).
 """
@@ -24,6 +30,7 @@ import tempfile
 import textwrap
 import time
 import uuid
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
 
@@ -45,7 +52,10 @@ from .base import (
 from .media import probe_mp4
 
 OPERATION_PREFIX = "demo-op-"
+LOOK_SEPARATOR = "~"
 IMAGE_LONG_SIDE = 768
+IMAGE_SIZES = {"1K": 768, "2K": 1152, "4K": 1536}
+EXTENSION_DEMO_SECONDS = 3.0  # what a demo extension adds (Veo: 7 s), to keep renders short
 VIDEO_LONG_SIDE = 480
 VIDEO_FPS = 12
 
@@ -233,6 +243,36 @@ def encode_mp4(frames: list[np.ndarray], fps: int = VIDEO_FPS) -> bytes:
             pass
 
 
+Colour = tuple[int, int, int]
+
+
+def mean_colour(data: bytes) -> Colour | None:
+    """An image's mean colour, or None when it cannot be read."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return tuple(im.convert("RGB").resize((1, 1), Image.BILINEAR).getpixel((0, 0)))  # type: ignore[return-value]
+    except Exception:
+        return None
+
+
+def _tinted(image: Image.Image, colour: Colour | None, amount: float = 0.45) -> Image.Image:
+    return image if colour is None else Image.blend(image, Image.new("RGB", image.size, colour), amount)
+
+
+def _swatches(image: Image.Image, colours: list[Colour]) -> Image.Image:
+    """Small squares of the reference images' colours in the top right corner."""
+    if not colours:
+        return image
+    image = image.copy()
+    draw = ImageDraw.Draw(image)
+    side = max(8, min(image.size) // 8)
+    pad = max(4, side // 4)
+    for i, colour in enumerate(colours):
+        x1 = image.width - pad - i * (side + pad)
+        draw.rectangle((x1 - side, pad, x1, pad + side), fill=colour, outline=(255, 255, 255), width=2)
+    return image
+
+
 def render_video(
     prompt: str,
     *,
@@ -241,18 +281,29 @@ def render_video(
     seconds: float = 3.0,
     fps: int = VIDEO_FPS,
     long_side: int = VIDEO_LONG_SIDE,
+    tint: Colour | None = None,
+    end_image: bytes | None = None,
+    end_tint: Colour | None = None,
+    swatches: list[Colour] | None = None,
+    label: str = "DEMO",
 ) -> bytes:
-    """A slow zoom-and-pan over the demo image with a moving progress bar, as MP4 bytes."""
+    """A slow zoom-and-pan over the demo image with a moving progress bar, as MP4 bytes.
+
+    `tint`: the first frame's colour; `end_image` / `end_tint`: a last frame the video fades into;
+    `swatches`: reference images' colours shown in a corner; `label`: the badge."""
     ratio = parse_ratio(aspect_ratio, (16, 9))
     width, height = size_for_ratio(ratio, long_side)
     zoom = 1.25
-    big = render_image(
-        prompt,
-        aspect_ratio=f"{ratio[0]}:{ratio[1]}",
-        input_images=input_images,
-        long_side=int(long_side * zoom) // 2 * 2,
-    )
-    big_arr = np.asarray(big)
+    big_side = int(long_side * zoom) // 2 * 2
+    ratio_text = f"{ratio[0]}:{ratio[1]}"
+    start = render_image(prompt, aspect_ratio=ratio_text, input_images=input_images, long_side=big_side, label=label)
+    big_arr = np.asarray(_swatches(_tinted(start, tint), swatches or []))
+    end_arr = None
+    if end_image is not None or end_tint is not None:
+        end = render_image(
+            prompt, aspect_ratio=ratio_text, input_images=[end_image] if end_image else None, long_side=big_side
+        )
+        end_arr = np.asarray(_swatches(_tinted(end, end_tint, 0.7), swatches or []))
     bh, bw = big_arr.shape[:2]
     count = max(2, round(seconds * fps))
     frames = []
@@ -262,7 +313,10 @@ def render_video(
         cw, ch = min(bw, int(width * scale)), min(bh, int(height * scale))
         x0 = int((bw - cw) * (0.5 + 0.5 * math.sin(2 * math.pi * t) * 0.8))
         y0 = int((bh - ch) * t)
-        crop = Image.fromarray(big_arr[y0 : y0 + ch, x0 : x0 + cw]).resize((width, height), Image.BILINEAR)
+        window = big_arr[y0 : y0 + ch, x0 : x0 + cw]
+        if end_arr is not None:  # fade from the first frame's look into the last frame's
+            window = (window * (1 - t) + end_arr[y0 : y0 + ch, x0 : x0 + cw] * t).astype(np.uint8)
+        crop = Image.fromarray(window).resize((width, height), Image.BILINEAR)
         frame = np.array(crop)
         bar = max(2, height // 60)
         frame[height - bar :, : max(1, int(width * (i + 1) / count))] = (255, 255, 255)
@@ -300,7 +354,9 @@ class DemoProvider(Provider):
             return Submission.done(self._image(req))
         if req.kind == "video":
             submitted_ms = int(time.time() * 1000)
-            return Submission.pending(f"{OPERATION_PREFIX}{submitted_ms}-{uuid.uuid4().hex}")
+            look = VideoLook.of(req).encode()
+            suffix = f"{LOOK_SEPARATOR}{look}" if look else ""
+            return Submission.pending(f"{OPERATION_PREFIX}{submitted_ms}-{uuid.uuid4().hex}{suffix}")
         raise InvalidInput(f"unknown kind {req.kind!r}", code="wrong_kind")
 
     def poll(self, operation_id: str, req: ProviderRequest) -> PollOutcome:
@@ -324,6 +380,7 @@ class DemoProvider(Provider):
 
     def _image(self, req: ProviderRequest) -> ProviderResult:
         count = max(1, min(4, int(req.params.get("number_of_images") or 1)))
+        resolution = str(req.params.get("resolution") or "").upper()
         media = []
         for i in range(count):
             prompt = req.prompt if i == 0 else f"{req.prompt} #{i + 1}"
@@ -331,6 +388,8 @@ class DemoProvider(Provider):
                 prompt,
                 aspect_ratio=req.params.get("aspect_ratio") or "1:1",
                 input_images=[img.data for img in req.input_images] or None,
+                long_side=IMAGE_SIZES.get(resolution, IMAGE_LONG_SIDE),
+                label=f"DEMO {resolution}" if resolution in IMAGE_SIZES else "DEMO",
             )
             media.append(
                 MediaItem(mime_type="image/png", data=encode_png(image), width=image.width, height=image.height)
@@ -343,18 +402,30 @@ class DemoProvider(Provider):
                 "provider_model_id": req.provider_model_id,
                 "request_id": req.request_id,
                 "input_images": len(req.input_images),
+                "resolution": resolution or None,
             },
             is_demo=True,
         )
 
     def _video(self, req: ProviderRequest, operation_id: str) -> ProviderResult:
+        look = VideoLook.decode(operation_id)
         requested = req.params.get("duration_seconds")
         seconds = self.video_seconds or min(4.0, max(2.0, float(requested or 4)))
+        if look.extends is not None:  # the whole clip: the source's length and a little more
+            seconds = min(30.0, look.extends + EXTENSION_DEMO_SECONDS)
+        resolution = str(req.params.get("resolution") or "")
+        badge = " ".join(word for word in ("DEMO", resolution, "extended" if look.extends is not None else "") if word)
         data = render_video(
             req.prompt,
             aspect_ratio=req.params.get("aspect_ratio") or "16:9",
-            input_images=[img.data for img in req.input_images[:1]] or None,
+            # the photos themselves when the caller still has them, else their colours from submit time
+            input_images=[img.data for img in (req.input_images[:1] or req.reference_images)] or None,
             seconds=seconds,
+            tint=None if req.input_images else look.first,
+            end_image=req.last_frame.data if req.last_frame is not None else None,
+            end_tint=look.last if req.last_frame is None else None,
+            swatches=list(look.references),
+            label=badge,
         )
         info = probe_mp4(data)
         return ProviderResult(
@@ -372,6 +443,79 @@ class DemoProvider(Provider):
                 "provider_model_id": req.provider_model_id,
                 "request_id": req.request_id,
                 "operation_name": operation_id,
+                "inputs": look.summary(),
+                "resolution": resolution or None,
+                "generate_audio": req.params.get("generate_audio"),
             },
             is_demo=True,
         )
+
+
+@dataclass(frozen=True)
+class VideoLook:
+    """What a demo video shows of its inputs, kept in the operation id between submit and poll:
+    the first and last frames' colours, the references' colours, the extended source's length."""
+
+    first: Colour | None = None
+    last: Colour | None = None
+    references: tuple[Colour, ...] = ()
+    extends: float | None = None
+
+    @classmethod
+    def of(cls, req: ProviderRequest) -> VideoLook:
+        source = probe_mp4(req.source_video.data) if req.source_video is not None else None
+        return cls(
+            first=mean_colour(req.input_images[0].data) if req.input_images else None,
+            last=mean_colour(req.last_frame.data) if req.last_frame is not None else None,
+            references=tuple(c for c in (mean_colour(i.data) for i in req.reference_images[:3]) if c),
+            extends=(source.duration if source else 0.0) if req.source_video is not None else None,
+        )
+
+    def encode(self) -> str:
+        parts = []
+        if self.first:
+            parts.append(f"f{_hex(self.first)}")
+        if self.last:
+            parts.append(f"l{_hex(self.last)}")
+        if self.references:
+            parts.append("r" + ".".join(map(_hex, self.references)))
+        if self.extends is not None:
+            parts.append(f"x{self.extends:.2f}")
+        return "_".join(parts)
+
+    @classmethod
+    def decode(cls, operation_id: str) -> VideoLook:
+        _, _, text = operation_id.partition(LOOK_SEPARATOR)
+        values: dict = {}
+        try:
+            for part in filter(None, text.split("_")):
+                key, value = part[0], part[1:]
+                if key == "f":
+                    values["first"] = _colour(value)
+                elif key == "l":
+                    values["last"] = _colour(value)
+                elif key == "r":
+                    values["references"] = tuple(_colour(v) for v in value.split("."))
+                elif key == "x":
+                    values["extends"] = float(value)
+        except ValueError:
+            return cls()  # an id from elsewhere: a plain video
+        return cls(**values)
+
+    def summary(self) -> dict:
+        return {
+            "first_frame": self.first is not None,
+            "last_frame": self.last is not None,
+            "reference_images": len(self.references),
+            "extension": self.extends is not None,
+        }
+
+
+def _hex(colour: Colour) -> str:
+    return "".join(f"{c:02x}" for c in colour)
+
+
+def _colour(text: str) -> Colour:
+    if len(text) != 6:
+        raise ValueError(text)
+    return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
