@@ -29,9 +29,9 @@ from botapp.engine.sending import (
     filename_for,
     is_media,
     kept_variants,
+    mark_refused,
     possibly_sent,
     prepare,
-    refuse,
     save_progress,
     send_as_file,
     send_one,
@@ -69,7 +69,7 @@ def deliver_variants(
         try:
             data, link = fit_for_upload(results[i], data)
         except TooLargeToSend as exc:
-            refuse(request, results[i], exc)
+            mark_refused(request, results[i], exc)
             continue
         prepared[i] = (data, method, link)
     album = [i for i in todo if i in prepared and prepared[i][2] is None and not results[i].get("album_refused")]

@@ -146,12 +146,12 @@ def send_one(
         if not (refuse and isinstance(exc, SendRejected)):
             save_progress(request.pk, token, results)
             raise
-        refuse(request, item, exc)
+        mark_refused(request, item, exc)
     save_progress(request.pk, token, results)
     return True
 
 
-def refuse(request: GenRequest, item: dict, exc: SendRejected) -> None:
+def mark_refused(request: GenRequest, item: dict, exc: SendRejected) -> None:
     """A variant Telegram will not take: never sent again, refunded like a failed variant."""
     log.warning("generation #%s: Telegram refused variant %s: %s", request.pk, item.get("variant"), exc)
     item["refused"] = "result_too_large" if isinstance(exc, TooLargeToSend) else "telegram_refused"
