@@ -179,3 +179,49 @@ def test_four_and_eight_seconds_cost_differently(chat, worker):
     assert request.price == Decimal("9.50") and balance_of(chat.id) == Decimal("40.50")
     assert run_to_end(request.pk).status == "succeeded"
     assert worker.last("predictLongRunning").parameters["durationSeconds"] == 4
+
+
+def test_extend_a_delivered_video_with_a_new_prompt(chat, worker):
+    from botapp.models import GenRequest
+
+    started(chat)
+    fund(chat.id, 60)
+    models = chat.press(started(chat), "Создать видео", text_has("Создание видео"))
+    options = chat.press(models, "Veo 3.1 Fast", has_buttons("Далее"))
+    chat.press(options, "Далее", text_has("Опишите видео"))
+    card = chat.send("a paper boat on a stream", text_has("Проверьте и подтвердите"))
+    first = confirm_and_generate(chat, card)
+    assert run_to_end(first.pk).status == "succeeded"
+    video = chat.wait(lambda m: "video" in m and has_buttons("Продолжить видео")(m), edits=False)
+    first_bytes = worker.video_bytes("16:9")
+
+    prompt_ask = chat.press(video, "Продолжить видео", text_has("Продолжение видео"))
+    card = chat.send("the boat reaches the sea", text_has("Проверьте и подтвердите"))
+    assert f"Продолжение видео #{first.pk} (+7 с)" in text_of(card) and prompt_ask
+    assert "Стоимость: 16.63" in text_of(card), "7 s × 2.375"
+    generate(chat, card)
+    extension = GenRequest.objects.exclude(pk=first.pk).get(user__telegram_id=chat.id)
+    assert extension.params["extend_from"] == first.pk and extension.price == Decimal("16.63")
+    assert balance_of(chat.id) == Decimal("60") - Decimal("19") - Decimal("16.63")
+
+    assert run_to_end(extension.pk).status == "succeeded"
+    sent = worker.last("predictLongRunning")
+    assert sent.source_video is not None and sent.source_video[1] == first_bytes
+    assert sent.first_frame is None and sent.parameters["resolution"] == "720p"
+    assert "extend_from" not in sent.parameters
+    assert "the boat reaches the sea" in sent.prompt
+    chat.wait(lambda m: "video" in m, edits=False)
+
+
+def test_extending_a_video_that_is_not_ours_is_refused(chat, worker):
+    from botapp.callbacks import ResultAction, ResultCb
+    from sandbox.telegram import inline_buttons
+
+    started(chat)
+    fund(chat.id, 60)
+    menu = started(chat)
+    forged = ResultCb(action=ResultAction.EXTEND, request_id=999999).pack()
+    answer = chat.press_expect_answer(menu, data=forged)
+    assert answer["text"], "a clear answer, not silence"
+    assert inline_buttons(chat.current(menu)), "nothing changed"
+    assert balance_of(chat.id) == Decimal("60")

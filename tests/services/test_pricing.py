@@ -160,3 +160,16 @@ def test_variants_are_charged_as_the_unit_times_their_number(make_user, nano):
     assert (request.variants, request.price) == (4, D("9.00"))  # 1.5 × 1.5 × 4
     charge = Transaction.objects.get(gen_request=request, kind="charge")
     assert charge.amount == D("-9.00") or abs(charge.amount) == D("9.00")
+
+
+def test_a_model_that_cannot_extend_refuses_an_extension(make_user, veo):
+    user = make_user(balance=100)
+    source = create(user, veo)
+    GenRequest.objects.filter(pk=source.pk).update(
+        status="succeeded", delivered_at="2026-11-29T00:00Z", results=[{"kind": "video", "path": "g/x.mp4"}]
+    )
+    veo.capabilities = {**veo.capabilities, "extension": False}
+    veo.save()
+    with pytest.raises(CannotExtend):
+        create(user, veo, params={"extend_from": source.pk})
+    assert GenRequest.objects.count() == 1
