@@ -49,7 +49,7 @@ from botapp.selectors import queue as queue_selectors
 from botapp.selectors import texts as text_selectors
 from botapp.selectors.daily import Period
 from botapp.selectors.payments import PaymentPage
-from botapp.services import control, levels, paysupport, users
+from botapp.services import control, levels, paysupport, prompt_help, styles, users
 from botapp.services.card import CardCheckout
 from botapp.services.exceptions import DomainError
 from botapp.services.generation import GenerationService, UserStats
@@ -336,6 +336,13 @@ def animation_model(preferred_id: int | None = None) -> ModelInfo | None:
 
 active_models = bridged(models_of_kind)
 active_model = bridged(find_model)
+
+# --- help with the prompt (services/styles.py, services/prompt_help.py) ------------------------------------
+prompt_styles = bridged(styles.active_styles)  # the active styles of a kind (cached for a few seconds)
+prompt_style = bridged(styles.find_style)  # one of them by id, or None
+style_example = bridged(styles.example_to_send)
+remember_style_example = bridged(styles.remember_example)
+reserve_improvement = bridged(prompt_help.reserve)  # counts one rewrite; False over the hourly limit
 get_editing_model = bridged(editing_model)
 get_animation_model = bridged(animation_model)
 
@@ -493,6 +500,7 @@ def create_generation(
     user_prompt: str = "",
     style_id: int | None = None,
     expected_price: Decimal | None = None,
+    improve_price: Decimal | None = None,
 ) -> GenRequest:
     """Charge and create the request in one transaction (the service enqueues it on commit)."""
     return GenerationService.create_request(
@@ -509,6 +517,7 @@ def create_generation(
         status_message_id=status_message_id,
         idempotency_key=idempotency_key,
         expected_price=expected_price,
+        improve_price=improve_price,
     )
 
 

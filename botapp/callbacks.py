@@ -49,6 +49,12 @@ class GenAction(StrEnum):
     EDIT_PROMPT = "ep"
     OPTIONS = "o"  # confirmation -> options
     RESUME = "rs"  # show the confirmation card again (after a top-up)
+    STYLE = "st"  # options -> the styles; value: "" the list, a style id, "0" no style, "-" back to the options
+    STYLE_EXAMPLE = "sx"  # value: a style id: send its example image
+    IMPROVE = "im"  # ✨ rewrite the description with a text model (prompt and confirmation cards)
+    IMPROVE_ACCEPT = "ia"  # take the rewrite
+    IMPROVE_EDIT = "ie"  # send your own version of it
+    IMPROVE_KEEP = "ik"  # keep your own description
 
 
 class GenCb(CallbackData, prefix="g"):

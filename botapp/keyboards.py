@@ -45,6 +45,7 @@ from botapp.i18n import t
 if TYPE_CHECKING:
     from botapp.bridge import ModelInfo, ResultOptions
     from botapp.models import GenRequest, TopUpPackage
+    from botapp.services.styles import StyleInfo
 
 CHECK = "✅ "
 
@@ -238,6 +239,10 @@ def options_keyboard(
         )
     if roles:
         widths.extend(_rows_of(len(roles), 2 if len(roles) > 1 else 1))
+    if data.get("styles_offered"):  # the prompt styles of this kind (handlers/generation/prompt_help.py)
+        name = data.get("style_label") or t("style.none", lang)
+        builder.button(text=t("style.button", lang, name=name), callback_data=GenCb(action=GenAction.STYLE))
+        widths.append(1)
     builder.button(text=t("btn.next", lang), callback_data=GenCb(action=GenAction.NEXT))
     widths.append(1)
     builder.adjust(*widths)
@@ -295,18 +300,21 @@ def photos_keyboard(lang: str, photos: int) -> InlineKeyboardMarkup:
 
 
 @cache
-def prompt_keyboard(lang: str, photos: int = 0) -> InlineKeyboardMarkup:
+def prompt_keyboard(lang: str, photos: int = 0, *, improve: bool = False) -> InlineKeyboardMarkup:
     rows = []
+    if improve:  # ✨ rewrite the current description
+        rows.append([_button(t("improve.button", lang), GenCb(action=GenAction.IMPROVE))])
     if photos:
         rows.append([_button(t("btn.clear_photos", lang), GenCb(action=GenAction.CLEAR_PHOTOS))])
     rows.append(_flow_footer(lang))
     return _markup(rows)
 
 
-def confirm_keyboard(lang: str, *, nonce: str, price: Decimal) -> InlineKeyboardMarkup:
+def confirm_keyboard(lang: str, *, nonce: str, price: Decimal, improve: bool = False) -> InlineKeyboardMarkup:
     return _markup(
         [
             [_button(t("btn.generate", lang, price=fmt_tokens(price)), GenCb(action=GenAction.GENERATE, value=nonce))],
+            [_button(t("improve.button", lang), GenCb(action=GenAction.IMPROVE))] if improve else [],
             [
                 _button(t("btn.edit_prompt", lang), GenCb(action=GenAction.EDIT_PROMPT)),
                 _button(t("btn.options", lang), GenCb(action=GenAction.OPTIONS)),
@@ -314,6 +322,34 @@ def confirm_keyboard(lang: str, *, nonce: str, price: Decimal) -> InlineKeyboard
             [_button(t("btn.cancel", lang), GenCb(action=GenAction.CANCEL))],
         ]
     )
+
+
+def styles_keyboard(lang: str, styles: Sequence[StyleInfo], current: int | None) -> InlineKeyboardMarkup:
+    """The prompt styles of the model's kind (🖼 beside one with an example image), no style, back."""
+    rows = []
+    for style in styles:
+        mark = CHECK if style.id == current else ""
+        row = [_button(mark + style.label(lang), GenCb(action=GenAction.STYLE, value=str(style.id)))]
+        if style.example:
+            row.append(_button(t("style.preview", lang), GenCb(action=GenAction.STYLE_EXAMPLE, value=str(style.id))))
+        rows.append(row)
+    none = (CHECK if not current else "") + t("style.no_style", lang)
+    rows.append([_button(none, GenCb(action=GenAction.STYLE, value="0"))])
+    rows.append([_button(t("btn.back", lang), GenCb(action=GenAction.STYLE, value="-"))])
+    return _markup(rows)
+
+
+@cache
+def improve_keyboard(lang: str, *, suggestion: bool = True) -> InlineKeyboardMarkup:
+    """Under a rewrite: accept / edit / keep mine; after a failed one: try again / keep mine."""
+    keep = _button(t("improve.keep", lang), GenCb(action=GenAction.IMPROVE_KEEP))
+    if suggestion:
+        accept = _button(t("improve.accept", lang), GenCb(action=GenAction.IMPROVE_ACCEPT))
+        rows = [[accept, _button(t("improve.edit", lang), GenCb(action=GenAction.IMPROVE_EDIT))], [keep]]
+    else:
+        rows = [[_button(t("improve.button", lang), GenCb(action=GenAction.IMPROVE))], [keep]]
+    rows.append([_button(t("btn.cancel", lang), GenCb(action=GenAction.CANCEL))])
+    return _markup(rows)
 
 
 def topup_keyboard(lang: str, *, suggested: TopUpPackage | None = None, resume: bool = False) -> InlineKeyboardMarkup:

@@ -6,6 +6,7 @@
 - `money`: balances, the ledger, payments, top-up packages, promocodes;
 - `subscriptions`: Star subscription plans (editable) and the users' subscriptions (read-only);
 - `catalogue`: the AI models and the loyalty levels;
+- `styles`: the prompt styles the bot offers (template, example image);
 - `generations`: the generation requests and the operator's refund;
 - `broadcasts`: compose, preview, send and follow broadcasts;
 - `base`: what the pages share.
@@ -22,6 +23,7 @@ from botapp.admin import (  # noqa: F401  (registers the pages)
     catalogue,
     generations,
     money,
+    styles,
     subscriptions,
     texts,
     users,

@@ -50,6 +50,7 @@ SECTIONS = (
         _("Catalogue"),
         [
             (_("AI models"), "smart_toy", "botapp.aimodel"),
+            (_("Prompt styles"), "palette", "botapp.promptstyle"),
             (_("Levels"), "military_tech", "botapp.level"),
         ],
     ),

@@ -9,6 +9,8 @@ a stored template can break a generation (and the admin refuses such templates a
   model catalogue (`STYLES_TTL`), as frozen `StyleInfo` snapshots;
 - `final_prompt`: the description with the style applied, refused (StyledPromptTooLong) when it
   no longer fits the model;
+- `example_to_send` / `remember_example`: a style's example image for the bot (its bytes the first
+  time, then Telegram's file_id, remembered in the cache per image);
 - `check_active`: the check at Generate (GenerationService.create_request): the style must still be
   active and apply to the model's kind, else StyleUnavailable, before anything is charged.
 """
@@ -19,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
@@ -28,6 +31,7 @@ from botapp.services.exceptions import DomainError, PromptTooLong
 PLACEHOLDER = "{prompt}"
 STYLES_TTL = 10.0  # seconds an admin change of the styles takes to reach the bot
 MAX_TEMPLATE_OVERHEAD = 1000  # characters a template may add to the description
+EXAMPLE_FILE_ID_TTL = 30 * 24 * 3600  # seconds the bot remembers Telegram's file_id of an example image
 
 
 class StyleUnavailable(DomainError):
@@ -160,3 +164,32 @@ def check_active(*, style_id: int, kind: str) -> PromptStyle:
     if style is None or style.applies_to not in ("", kind):
         raise StyleUnavailable()
     return style
+
+
+# --- example images ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Example:
+    """What the bot sends as a style's example: Telegram's file_id when known, else the file's bytes."""
+
+    key: str  # the cache key of the file_id (per style and image file: a new image gets a new key)
+    label: str
+    file_id: str | None
+    data: bytes | None
+
+
+def example_to_send(*, style_id: int, lang: str) -> Example | None:
+    """The example image of an active style, or None (no such style, or no image)."""
+    style = PromptStyle.objects.filter(pk=style_id, is_active=True).first()
+    if style is None or not style.example_image:
+        return None
+    label = StyleInfo.from_model(style).label(lang)
+    key = f"style-example:{style.pk}:{style.example_image.name}"
+    file_id = cache.get(key)
+    if file_id:
+        return Example(key=key, label=label, file_id=file_id, data=None)
+    with style.example_image.open("rb") as fh:
+        return Example(key=key, label=label, file_id=None, data=fh.read())
+
+
+def remember_example(*, key: str, file_id: str) -> None:
+    cache.set(key, file_id, timeout=EXAMPLE_FILE_ID_TTL)

@@ -11,11 +11,12 @@ passes `idempotency_key=confirm:<user>:<nonce>`, so a second press never charges
 
 from aiogram import Router
 
-from botapp.handlers.generation import control, flow, inputs, results
+from botapp.handlers.generation import control, flow, inputs, prompt_help, results
 from botapp.handlers.generation.base import initial_params, start_flow
 from botapp.handlers.generation.inputs import drain_album_replies
 
 router = Router(name=__name__)
-router.include_routers(control.router, flow.router, inputs.router, results.router)
+# prompt_help (styles, ✨ Improve) before flow: its buttons are GenCb actions of its own, in the flow's states.
+router.include_routers(control.router, prompt_help.router, flow.router, inputs.router, results.router)
 
 __all__ = ["drain_album_replies", "initial_params", "router", "start_flow"]

@@ -14,6 +14,7 @@ from botapp import bridge, keyboards
 from botapp.bridge import ModelInfo, UserContext
 from botapp.capabilities import OPTION_KEYS, normalize_params
 from botapp.handlers.common import answer, error_text, outdated, retire_keyboard, show
+from botapp.handlers.generation.prompting import final_of, improve_fee, improve_offered, prepare_confirm, refresh_style
 from botapp.handlers.generation.texts import (
     confirm_text,
     flow_price,
@@ -23,6 +24,7 @@ from botapp.handlers.generation.texts import (
 )
 from botapp.i18n import t
 from botapp.models import AIModel
+from botapp.services.styles import StyledPromptTooLong
 from botapp.states import GenerationFlow as Flow
 
 ACCEPTED_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"})
@@ -114,27 +116,35 @@ async def start_flow(
 
 
 async def show_options(query: CallbackQuery, state: FSMContext, model: ModelInfo, lang: str) -> None:
+    await refresh_style(state, model, lang)  # 🎨 Style: offered for this kind? the chosen one still active?
     data = await state.get_data()
     await state.set_state(Flow.options)
     markup = keyboards.options_keyboard(lang, model, data["params"], len(data.get("images", [])), data=data)
     await show(query, options_text(model, data, lang), markup)
 
 
-async def show_prompt(target: CallbackQuery | Message, state: FSMContext, model: ModelInfo, lang: str) -> None:
+async def show_prompt(
+    target: CallbackQuery | Message, state: FSMContext, model: ModelInfo, lang: str, *, note: str = ""
+) -> None:
     data = await state.get_data()
     await state.set_state(Flow.prompt)
-    markup = keyboards.prompt_keyboard(lang, len(data.get("images", [])) if model.kind == "image" else 0)
-    await present(target, state, prompt_text(model, data, lang), markup)
+    photos = len(data.get("images", [])) if model.kind == "image" else 0
+    markup = keyboards.prompt_keyboard(lang, photos, improve=improve_offered(data))
+    await present(target, state, note + prompt_text(model, data, lang), markup)
 
 
 async def show_confirm(
     target: CallbackQuery | Message, state: FSMContext, user: UserContext, model: ModelInfo, lang: str
 ) -> None:
     """The confirmation card with a fresh nonce (edited in place, or a new message after a message)."""
+    problem = await prepare_confirm(state, model, lang)  # the style applied, a rewrite's price (prompting.py)
+    if isinstance(problem, StyledPromptTooLong):  # shorten the description, or go back for another style
+        await show_prompt(target, state, model, lang, note="⚠️ " + error_text(problem, lang) + "\n\n")
+        return
     data = await state.get_data()
-    problem = await bridge.check_generation(
+    problem = problem or await bridge.check_generation(
         ai_model_id=model.id,
-        prompt=data.get("prompt", ""),
+        prompt=final_of(data),
         params=data.get("params") or {},
         input_images=data.get("images", []),
         variants=int(data.get("variants") or 1),
@@ -152,10 +162,11 @@ async def show_confirm(
     text = confirm_text(model, data, balance, lang)
     price = flow_price(model, data)
     await state.update_data(nonce=nonce, price=str(price))
-    if balance.total >= price:
-        markup = keyboards.confirm_keyboard(lang, nonce=nonce, price=price)
+    total = price + improve_fee(data)  # a rewrite's price is a charge of its own, on its own line
+    if balance.total >= total:
+        markup = keyboards.confirm_keyboard(lang, nonce=nonce, price=total, improve=improve_offered(data))
     else:
-        suggested = await bridge.suggest_package(price - balance.total)
+        suggested = await bridge.suggest_package(total - balance.total)
         markup = keyboards.topup_keyboard(lang, suggested=suggested, resume=True)
     await present(target, state, text, markup)
 

@@ -33,10 +33,12 @@ from botapp.handlers.generation.base import (
     start_flow,
 )
 from botapp.handlers.generation.control import confirm_key, queued_text
+from botapp.handlers.generation.prompting import final_of, improve_price_of
 from botapp.handlers.generation.texts import images_of, photos_text
 from botapp.i18n import t
 from botapp.models import AIModel
 from botapp.services.exceptions import DomainError, InsufficientFunds, ModelUnavailable
+from botapp.services.styles import StyleUnavailable
 from botapp.states import GenerationFlow as Flow
 
 router = Router(name=__name__)
@@ -263,23 +265,29 @@ async def on_generate(
         request = await bridge.create_generation(
             user_id=user.id,
             ai_model_id=model.id,
-            prompt=data["prompt"],
+            prompt=final_of(data),  # with the style applied, as the card showed it
             params=data["params"],
             input_images=data.get("images", []),
             negative_prompt=data.get("negative_prompt", ""),
             variants=int(data.get("variants") or 1),
-            user_prompt=data.get("user_prompt", ""),
+            user_prompt=data.get("prompt", ""),
             style_id=data.get("style_id"),
             chat_id=chat_id,
             status_message_id=status.message_id,
             idempotency_key=confirm_key(user.id, callback_data.value),
             expected_price=Decimal(data["price"]) if data.get("price") else None,
+            improve_price=improve_price_of(data),
         )
     except InsufficientFunds as exc:
         suggested = await bridge.suggest_package(exc.shortfall)
         await status.edit_text(
             "⚠️ " + error_text(exc, lang), reply_markup=keyboards.topup_keyboard(lang, suggested=suggested)
         )
+        return
+    except StyleUnavailable as exc:  # turned off while the user was choosing: back to the options
+        await status.edit_text("⚠️ " + error_text(exc, lang))
+        await state.update_data(style_id=None, style_label="")
+        await show_options(query, state, model, lang)
         return
     except DomainError as exc:
         if isinstance(exc, ModelUnavailable):  # paused or deactivated: stop offering it now

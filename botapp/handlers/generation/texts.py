@@ -10,6 +10,7 @@ from django.conf import settings
 from botapp import bridge
 from botapp.bridge import ModelInfo
 from botapp.handlers.common import esc, excerpt
+from botapp.handlers.generation.prompting import final_of, improve_fee
 from botapp.i18n import t
 from botapp.keyboards import fmt_resolution, fmt_tokens
 from botapp.models import AIModel
@@ -135,10 +136,16 @@ def confirm_text(model: ModelInfo, data: dict[str, Any], balance: bridge.Balance
             parts.append(frames)
     elif data.get("images"):
         parts.append(t("gen.param.photos_attached", lang, n=len(data["images"])))
-    parts.append(t("gen.confirm_prompt", lang, prompt=esc(excerpt(data["prompt"], PROMPT_PREVIEW))))
+    if data.get("style_label"):  # the final prompt: the description with the style applied
+        parts.append(t("style.line", lang, name=esc(data["style_label"])))
+    key = "style.final_prompt" if data.get("style_label") else "gen.confirm_prompt"
+    parts.append(t(key, lang, prompt=esc(excerpt(final_of(data), PROMPT_PREVIEW))))
     parts.append("")
     price = flow_price(model, data)
     parts.append(t("gen.confirm_price", lang, price=fmt_tokens(price)))
+    if improve_fee(data):  # a rewrite the user took: its own charge, on its own line
+        parts.append(t("improve.confirm_line", lang, price=fmt_tokens(improve_fee(data))))
+        price += improve_fee(data)
     if balance.total >= price:
         parts.append(
             t(
