@@ -225,3 +225,32 @@ def test_extending_a_video_that_is_not_ours_is_refused(chat, worker):
     assert answer["text"], "a clear answer, not silence"
     assert inline_buttons(chat.current(menu)), "nothing changed"
     assert balance_of(chat.id) == Decimal("60")
+
+
+def test_four_variants_with_one_blocked_tapped_as_a_user(chat, worker):
+    from botapp.models import Transaction
+    from sandbox.google import Scenario
+
+    started(chat)
+    fund(chat.id, 20)
+    models = chat.press(started(chat), "Создать изображение", text_has("Выберите модель"))
+    options = chat.press(models, "Nano Banana 2", has_buttons("×4"))
+    options = chat.press(options, "×4", has_buttons("✅ ×4"))
+    assert "Вариантов: 4" in text_of(options) and "6 ток." in text_of(options), "1.50 × 4"
+    chat.press(options, "Далее", text_has("Опишите изображение"))
+    card = chat.send("four owls at night", text_has("Проверьте и подтвердите"))
+    assert "Стоимость: 6" in text_of(card)
+    request = confirm_and_generate(chat, card)
+    assert (request.variants, request.price) == (4, Decimal("6.00"))
+    worker.queue_scenarios("gemini-3.1-flash-image", [None, Scenario.safety(), None, None])
+
+    done = run_to_end(request.pk)
+    assert done.status == "succeeded" and done.refunded_variants == 1
+    assert len(worker.requests_for("generateContent")) == 4, "one call per variant"
+    photos = [m for m in chat.emu.messages(chat.id) if "photo" in m]
+    assert len(photos) == 3 and len({p.get("media_group_id") for p in photos}) == 1, "one album of the three"
+    buttons = chat.wait(has_buttons("1"), edits=False)
+    assert buttons
+    refunds = Transaction.objects.filter(gen_request=request, kind="refund")
+    assert [r.operation_key for r in refunds] == [request.partial_refund_key]
+    assert balance_of(chat.id) == Decimal("20") - Decimal("6") + Decimal("1.50")
