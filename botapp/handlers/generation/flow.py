@@ -66,8 +66,19 @@ async def on_model(query: CallbackQuery, callback_data: GenCb, state: FSMContext
         await answer(query, t("errors.model_unavailable", lang), alert=True)
         await start_flow(query, state, user, lang, data.get("kind", AIModel.Kind.IMAGE))
         return
-    images = data.get("images", [])[: model.max_input_images]
-    await state.update_data(model_id=model.id, params=initial_params(model, user), images=images)
+    # What the previous model took and this one does not is dropped (photos of other roles, extra
+    # variants, what to avoid): the options card then shows only what will be sent and charged.
+    roles = photo_roles(model)
+    default = roles[0] if roles else None
+    images = [i for i in data.get("images", []) if (i.get("role") or default) in roles]
+    images = images[: max(model.caps.max_input_images, model.caps.max_reference_images)]
+    await state.update_data(
+        model_id=model.id,
+        params=initial_params(model, user),
+        images=images,
+        variants=min(int(data.get("variants") or 1), model.caps.max_variants),
+        negative_prompt=data.get("negative_prompt", "") if model.caps.negative_prompt else "",
+    )
     await show_options(query, state, model, lang)
     await answer(query)
 
