@@ -162,3 +162,43 @@ def test_text_model_http_errors(server, client):
     with pytest.raises(genai.errors.ClientError) as info:
         client.models.generate_content(model=TEXT, contents="x")
     assert info.value.code == 404 and info.value.status == "NOT_FOUND"
+
+
+# --------------------------------------------------------------------------------------------
+# Retired models, produced videos
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_model_scripted_404_still_answers_not_found(server, client):
+    server.set_model_scenario(NB, Scenario.error(404, "models/x is not found"))
+    image_output = types.GenerateContentConfig(response_modalities=["IMAGE"])
+    with pytest.raises(genai.errors.ClientError) as info:
+        client.models.generate_content(model=NB, contents="x", config=image_output)
+    assert (info.value.code, info.value.status, info.value.message) == (404, "NOT_FOUND", "models/x is not found")
+
+
+def test_retire_model_answers_every_generation_call_404_and_reset_forgets_it(server, client):
+    server.retire_model(TEXT)
+    with pytest.raises(genai.errors.ClientError) as info:
+        client.models.generate_content(model=TEXT, contents="x")
+    assert info.value.code == 404
+    assert info.value.message == (
+        f"models/{TEXT} is not found for API version v1, or is not supported for generateContent. "
+        "Call ListModels to see the list of available models and their supported methods."
+    )
+    assert client.models.generate_content(model="gemini-2.5-pro", contents="x").text == "Improved: x"
+    server.reset()
+    assert client.models.generate_content(model=TEXT, contents="x").text == "Improved: x"
+
+
+def test_videos_the_server_answered_are_remembered_until_reset(server, config):
+    provider = VeoProvider(config)
+    req = ProviderRequest(provider_model_id=VEO, kind="video", prompt="waves", params={"aspect_ratio": "9:16"})
+    submission = provider.submit(req)
+    assert not server.produced(server.video_bytes("9:16"))
+    while not (outcome := provider.poll(submission.operation_id, req)).is_done:
+        pass
+    assert server.produced(outcome.result.media[0].data)
+    assert outcome.result.media[0].data == server.video_bytes("9:16")
+    server.reset()
+    assert not server.produced(outcome.result.media[0].data)
