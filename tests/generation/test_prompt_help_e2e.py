@@ -9,6 +9,7 @@ or edits, and the REAL Celery worker generates the image with the final prompt a
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from decimal import Decimal
 
@@ -149,3 +150,21 @@ def test_a_rewrite_the_filter_blocks_keeps_your_text_and_charges_nothing(chat, f
     assert "Description: a fox [[blocked]]" in text_of(card)
     assert not GenRequest.objects.exists()
     assert not Transaction.objects.filter(user__telegram_id=chat.id, kind="charge").exists()
+
+
+def test_a_slow_rewrite_times_out_without_holding_up_the_bot(chat, fake_google, settings, emulator):
+    settings.PROMPT_IMPROVE_TIMEOUT_SECONDS = 3
+    started(chat)
+    fund(chat.id, 10)
+    card = confirmation(chat, "a slow fox [[latency:8]]")
+    chat.user.press(card, "✨ Improve")
+    chat.wait(text_has("Improving your description"))
+    # Meanwhile the bot answers others at once: the call runs in a thread, not on the event loop.
+    other = Chat(emulator, emulator.user(first_name="Max", language_code="en"))
+    began = time.monotonic()
+    started(other)
+    assert time.monotonic() - began < 1.5
+    busy = chat.wait(text_has("busy"), timeout=10)
+    assert "Nothing was charged" in text_of(busy) and "a slow fox" in text_of(busy)
+    assert {"✨ Improve", "↩️ Keep mine"} <= set(button_texts(busy))
+    assert not GenRequest.objects.exists()
