@@ -47,6 +47,7 @@ router = Router(name=__name__)
 log = logging.getLogger(__name__)
 
 ORIGINAL_PREVIEW = 300  # characters of the user's own text under a rewrite
+MAX_REWRITE = 2500  # characters of a rewrite at most (it is shown whole: a message holds 4096)
 
 
 # --- styles ------------------------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ async def on_improve(query: CallbackQuery, state: FSMContext, user: UserContext,
                 kind=model.kind,
                 lang=lang,
                 photos=len(data.get("images") or []),
-                limit=room_for(style, model.max_prompt_length),
+                limit=min(MAX_REWRITE, room_for(style, model.max_prompt_length)),
             ),
             timeout=timeout + 2,  # the HTTP call itself times out after `timeout`
         )
