@@ -165,6 +165,10 @@ class Command(BaseCommand):
         if pending_migrations():
             self.stdout.write("The database is not migrated yet: migrating it first.")
             call_command("migrate", interactive=False, verbosity=1)
+            from botapp.models import PromptStyle
+
+            if not PromptStyle.objects.exists():  # a new database: start with the preset styles
+                call_command("seed_styles", verbosity=0)
         children: list[Child] = []
         if sandbox is not None:
             children.append(
