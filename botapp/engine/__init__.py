@@ -11,8 +11,13 @@ user's chat. Its modules:
     inputs      the user's photos for the provider: downloaded from Telegram (or storage), checked
     results     results in Django storage (GENERATION_STORAGE_PREFIX); what fits Telegram's upload
                 limit (a video re-encoded, else a signed link)
+    variants    a request for several variants of an image: one provider call per variant, in
+                rounds; only the pending ones are retried
     delivery    deliver_generation: a stored result reaches the chat once (send_started_at marks,
                 OutcomeUnknown, the "result #N is ready" notice)
+    albums      the variants as one album, then one message with what happened and the buttons;
+                the partial refund of what the user did not get, once
+    sending     one item to the chat: caption, photo / video / document / link, its marks
     failures    fail + refund, retries and backoff, ProviderError -> the user's message, notify_failure
     sweep       sweep_generations: nothing paid for stays stuck
     dispatch    the follow-up tasks the engine queues, by name (the engine never imports botapp.tasks)
