@@ -356,6 +356,11 @@ PROMPT_IMPROVE_TIMEOUT_SECONDS = env.float("PROMPT_IMPROVE_TIMEOUT_SECONDS", def
 # --- Business rules ----------------------------------------------------------------------------------
 MAX_INFLIGHT_PER_USER = env.int("MAX_INFLIGHT_PER_USER", default=3)
 IMAGE_TIMEOUT_SECONDS = env.int("IMAGE_TIMEOUT_SECONDS", default=180)
+# The queue's estimated wait (botapp/selectors/queue.py): a model's typical duration before it has any
+# history, and how many worker processes (each CELERY_WORKER_CONCURRENCY threads) run generations.
+QUEUE_DEFAULT_IMAGE_SECONDS = env.int("QUEUE_DEFAULT_IMAGE_SECONDS", default=30)
+QUEUE_DEFAULT_VIDEO_SECONDS = env.int("QUEUE_DEFAULT_VIDEO_SECONDS", default=120)
+GENERATION_WORKER_PROCESSES = env.int("GENERATION_WORKER_PROCESSES", default=1)
 VIDEO_TIMEOUT_SECONDS = env.int("VIDEO_TIMEOUT_SECONDS", default=900)
 XP_PER_TOKEN = env.int("XP_PER_TOKEN", default=10)
 REFERRAL_FIRST_TOPUP_BONUS = env("REFERRAL_FIRST_TOPUP_BONUS", cast=Decimal, default=Decimal("10"))

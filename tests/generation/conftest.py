@@ -299,6 +299,7 @@ def engine(settings, emulator, fake_google, tmp_path):
     """Workers' settings for an in-process run; Celery tasks run eagerly (inline). The session's worker
     process (if an earlier test started it) is stopped: its poller and sweep share the database and
     would act on this test's requests. The `stack` fixture starts it again when a test needs it."""
+    import botapp.tasks  # noqa: F401  (a worker has its tasks: the engine queues follow-ups by name)
     from config.celery import app
 
     for process in _WORKERS:
