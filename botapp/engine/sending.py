@@ -60,11 +60,6 @@ def is_media(item: dict) -> bool:
     return bool(isinstance(item, dict) and item.get("path") and not item.get("failed"))
 
 
-def sendable(item: dict) -> bool:
-    """A stored result the user may get (again): not one Telegram refused (its share was refunded)."""
-    return is_media(item) and not item.get("refused")
-
-
 def kept_variants(results: list[dict]) -> int:
     """How many of a request's variants reached the user, or may have: what the user pays for."""
     return sum(1 for item in results or [] if is_media(item) and possibly_sent(item))

@@ -20,7 +20,7 @@ from django.conf import settings
 from botapp import bridge, keyboards
 from botapp.bridge import UserContext
 from botapp.callbacks import HistoryAction, HistoryCb, MenuAction, MenuCb
-from botapp.engine.sending import kept_variants, sendable
+from botapp.engine.sending import kept_variants
 from botapp.handlers.common import answer, esc, excerpt, fmt_date, show
 from botapp.handlers.subscriptions import profile_section
 from botapp.i18n import t
@@ -95,7 +95,9 @@ def _in_storage(result: dict[str, Any]) -> bool:
 def _available(result: dict[str, Any]) -> bool:
     """A result the user may get again: not a failed variant's record, nor one Telegram refused (its
     share was refunded)."""
-    return isinstance(result, dict) and sendable(result) and bool(result.get("tg_file_id") or _in_storage(result))
+    if not isinstance(result, dict) or result.get("failed") or result.get("refused"):
+        return False
+    return bool(result.get("tg_file_id") or _in_storage(result))
 
 
 def _resendable(request: GenRequest) -> bool:
