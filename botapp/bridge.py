@@ -51,7 +51,6 @@ from botapp.selectors.daily import Period
 from botapp.selectors.payments import PaymentPage
 from botapp.services import control, levels, paysupport, prompt_help, styles, users
 from botapp.services.card import CardCheckout
-from botapp.services.exceptions import DomainError
 from botapp.services.generation import GenerationService, UserStats
 from botapp.services.payments import PaymentOutcome, PaymentService, TopUpQuote
 from botapp.services.promo import PromoService, RedeemResult
@@ -484,62 +483,10 @@ def get_request(user_id: int, request_id: int) -> GenRequest | None:
 
 
 # --- generation -----------------------------------------------------------------------------------
-@bridged
-def create_generation(
-    *,
-    user_id: int,
-    ai_model_id: int,
-    prompt: str,
-    params: dict[str, Any],
-    input_images: list[dict[str, Any]],
-    chat_id: int,
-    status_message_id: int,
-    idempotency_key: str,
-    negative_prompt: str = "",
-    variants: int = 1,
-    user_prompt: str = "",
-    style_id: int | None = None,
-    expected_price: Decimal | None = None,
-    improve_price: Decimal | None = None,
-) -> GenRequest:
-    """Charge and create the request in one transaction (the service enqueues it on commit)."""
-    return GenerationService.create_request(
-        user_id=user_id,
-        ai_model_id=ai_model_id,
-        prompt=prompt,
-        params=params,
-        input_images=input_images,
-        negative_prompt=negative_prompt,
-        variants=variants,
-        user_prompt=user_prompt,
-        style_id=style_id,
-        chat_id=chat_id,
-        status_message_id=status_message_id,
-        idempotency_key=idempotency_key,
-        expected_price=expected_price,
-        improve_price=improve_price,
-    )
-
-
-@bridged
-def check_generation(
-    *,
-    user_id: int,
-    ai_model_id: int,
-    prompt: str,
-    params: dict[str, Any],
-    input_images: list[dict[str, Any]],
-    variants: int = 1,
-) -> DomainError | None:
-    """The error `create_generation` would raise for these options (before the confirm card), or None."""
-    return GenerationService.check_request(
-        user_id=user_id,
-        ai_model_id=ai_model_id,
-        prompt=prompt,
-        params=params,
-        input_images=input_images,
-        variants=variants,
-    )
+# Charge and create the request in one transaction (the service enqueues it on commit), and the error
+# that would refuse these options (checked before the confirm card, charging nothing), or None.
+create_generation = bridged(GenerationService.create_request)
+check_generation = bridged(GenerationService.check_request)
 
 
 # --- control while it runs: the queue, cancel (botapp.selectors.queue, botapp.services.control) --------
