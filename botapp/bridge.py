@@ -18,7 +18,7 @@ import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -28,14 +28,11 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
-from botapp import pricing
-from botapp.capabilities import Capabilities
 from botapp.engine import delivery, results
 from botapp.models import (
     ZERO,
     AIModel,
     GenRequest,
-    Language,
     Payment,
     TgUser,
     TopUpPackage,
@@ -51,10 +48,19 @@ from botapp.selectors.daily import Period
 from botapp.selectors.payments import PaymentPage
 from botapp.services import control, levels, paysupport, prompt_help, styles, users
 from botapp.services.card import CardCheckout
-from botapp.services.generation import GenerationService, UserStats
+from botapp.services.generation import GenerationService
 from botapp.services.payments import PaymentOutcome, PaymentService, TopUpQuote
 from botapp.services.promo import PromoService, RedeemResult
 from botapp.services.referral import ReferralService
+from botapp.snapshots import (
+    BalanceView,
+    LedgerLine,
+    ModelInfo,
+    PendingPromo,
+    ProfileView,
+    ReferrerInfo,
+    UserContext,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -90,180 +96,6 @@ def _with_fresh_connection(func: Callable[P, R]) -> Callable[P, R]:
 def bridged(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """Make a sync ORM/service function awaitable from handlers (one DB thread, thread-sensitive)."""
     return sync_to_async(_with_fresh_connection(func), thread_sensitive=True)
-
-
-# --- snapshots ---------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class UserContext:
-    """What every handler knows about the user: loaded by the user middleware with one SELECT."""
-
-    id: int
-    telegram_id: int
-    first_name: str
-    username: str
-    language: str
-    referral_code: str
-    is_banned: bool
-    is_new: bool
-    xp: int = 0
-    level: int = 1
-    created_at: datetime | None = None
-    default_image_model_id: int | None = None
-    default_video_model_id: int | None = None
-    aspect_ratio: str = "1:1"
-    video_duration: int = 8
-    video_resolution: str = "720p"
-    send_as_file: bool = False
-    notifications: bool = True
-
-    @property
-    def display_name(self) -> str:
-        return self.first_name or (f"@{self.username}" if self.username else str(self.telegram_id))
-
-    @classmethod
-    def from_user(cls, user: TgUser, *, is_new: bool) -> UserContext:
-        try:
-            prefs: UserSettings | None = user.settings
-        except UserSettings.DoesNotExist:
-            prefs = None
-        base = {
-            "id": user.pk,
-            "telegram_id": user.telegram_id,
-            "first_name": user.first_name,
-            "username": user.username,
-            "referral_code": user.referral_code,
-            "is_banned": user.is_banned,
-            "is_new": is_new,
-            "xp": user.xp,
-            "level": user.level,
-            "created_at": user.created_at,
-        }
-        if prefs is None:
-            return cls(language=users.language_from_code(user.language_code), **base)
-        return cls(
-            language=prefs.language if prefs.language in Language.values else Language.RU,
-            default_image_model_id=prefs.default_image_model_id,
-            default_video_model_id=prefs.default_video_model_id,
-            aspect_ratio=prefs.aspect_ratio,
-            video_duration=prefs.video_duration,
-            video_resolution=prefs.video_resolution,
-            send_as_file=prefs.send_as_file,
-            notifications=prefs.notifications,
-            **base,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    """An active AI model as the bot shows and validates it (a cache-safe copy of `AIModel`)."""
-
-    id: int
-    slug: str
-    name: str
-    emoji: str
-    kind: str
-    price: Decimal
-    description: str
-    description_en: str
-    max_input_images: int
-    max_prompt_length: int
-    aspect_ratios: tuple[str, ...]
-    durations: tuple[int, ...]
-    resolutions: tuple[str, ...]
-    default_params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    caps: Capabilities = field(default_factory=Capabilities, hash=False, compare=False)
-    pricing: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-
-    def quote(self, params: dict[str, Any], variants: int = 1) -> pricing.Quote:
-        """What a request with these options costs (the same rule the charge uses)."""
-        return pricing.quote(price=self.price, rule=self.pricing, kind=self.kind, params=params, variants=variants)
-
-    @property
-    def price_from(self) -> Decimal:
-        """The cheapest single result over the model's resolutions and durations (the model list)."""
-        options = [
-            {"resolution": resolution, "duration_seconds": seconds, "generate_audio": audio}
-            for resolution in (self.caps.resolutions or (None,))
-            for seconds in (self.caps.durations_for(resolution=resolution) or (None,))
-            for audio in ((True, False) if self.caps.audio else (None,))
-        ]
-        return min(self.quote(params).total for params in options)
-
-    @property
-    def price_varies(self) -> bool:
-        return bool(self.pricing) or self.caps.max_variants > 1
-
-    @property
-    def label(self) -> str:
-        return f"{self.emoji} {self.name}".strip()
-
-    def describe(self, lang: str) -> str:
-        return (self.description_en or self.description) if lang == Language.EN else self.description
-
-    @classmethod
-    def from_model(cls, model: AIModel) -> ModelInfo:
-        return cls(
-            id=model.pk,
-            slug=model.slug,
-            name=model.name,
-            emoji=model.emoji,
-            kind=model.kind,
-            price=model.price,
-            description=model.description,
-            description_en=model.description_en,
-            max_input_images=model.max_input_images,
-            max_prompt_length=model.max_prompt_length,
-            aspect_ratios=tuple(model.aspect_ratios),
-            durations=tuple(model.durations),
-            resolutions=tuple(model.resolutions),
-            default_params=dict(model.default_params or {}),
-            caps=model.caps,
-            pricing=dict(model.pricing or {}),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class BalanceView:
-    balance: Decimal
-    bonus: Decimal
-
-    @property
-    def total(self) -> Decimal:
-        return self.balance + self.bonus
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerLine:
-    """One operation of the ledger (its main and bonus rows summed)."""
-
-    kind: str
-    amount: Decimal
-    created_at: datetime
-    model_label: str = ""
-    request_id: int | None = None
-    promocode: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileView:
-    progress: levels.LevelProgress
-    stats: UserStats
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ReferrerInfo:
-    telegram_id: int
-    name: str
-    language: str
-    notifications: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PendingPromo:
-    code: str
-    kind: str
-    value: Decimal
 
 
 # --- the model catalogue (cached) --------------------------------------------------------------------

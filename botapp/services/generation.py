@@ -25,22 +25,16 @@ from botapp.models import ZERO, AIModel, GenRequest, TgUser, Transaction, UserBa
 from botapp.services import levels, prompt_help, styles
 from botapp.services.balance import BalanceService, LedgerResult
 from botapp.services.exceptions import (
-    CannotExtend,
     DomainError,
     InsufficientFunds,
-    InvalidParameter,
-    InvalidPrompt,
     InvalidTransition,
-    LastFrameNeedsFirst,
     ModelUnavailable,
     PriceChanged,
     PromptTooLong,
-    ReferencesExclusive,
-    TooManyImages,
     TooManyInFlight,
-    TooManyReferences,
     UserBanned,
 )
+from botapp.services.generation_checks import check_extendable, validate_request
 
 Status = GenRequest.Status
 
@@ -74,125 +68,12 @@ def timeout_for(kind: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-# The roles of `GenRequest.input_images` entries ({"file_id" | "path", ..., "role"}):
-IMAGE = "image"  # a photo to edit or combine (an image model); the default for an image model
-FIRST = "first"  # a video's first frame; the default for a video model
-LAST = "last"  # a video's last frame
-REFERENCE = "reference"  # a video's reference image ("ingredient")
-ROLES = (IMAGE, FIRST, LAST, REFERENCE)
-VIDEO_PARAMS = ("duration_seconds", "generate_audio", "extend_from")
-
-
-def image_role(kind: str, image: dict) -> str:
-    return image.get("role") or (FIRST if kind == AIModel.Kind.VIDEO else IMAGE)
-
-
-def validate_request(
-    *, ai_model: AIModel, prompt: str, params: dict, input_images: list[dict], variants: int = 1
-) -> tuple[str, dict]:
-    """Check a prompt, photos and options against the model's capabilities; return cleaned values.
-
-    Raises a DomainError (shown to the user) before anything is charged."""
-    caps = ai_model.caps
-    prompt = (prompt or "").strip()
-    if not prompt:
-        raise InvalidPrompt()
-    if len(prompt) > caps.max_prompt_length:
-        raise PromptTooLong(length=len(prompt), limit=caps.max_prompt_length)
-    if not 1 <= int(variants) <= caps.max_variants:
-        raise InvalidParameter(name="variants", value=variants)
-    roles = [image_role(ai_model.kind, i) for i in input_images]
-    if any(role not in ROLES for role in roles):
-        raise InvalidParameter(name="role", value=next(r for r in roles if r not in ROLES))
-    cleaned = {**ai_model.default_params, **{k: v for k, v in params.items() if v not in (None, "")}}
-    ratio = cleaned.get("aspect_ratio")
-    if ratio is not None and ratio not in caps.aspect_ratios:
-        raise InvalidParameter(name="aspect_ratio", value=ratio)
-    if caps.resolutions and cleaned.get("resolution") is None:
-        cleaned["resolution"] = caps.resolutions[0]  # priced and sent as such: never left implicit
-    resolution = cleaned.get("resolution")
-    if resolution is not None and resolution not in caps.resolutions:
-        if caps.resolutions:
-            raise InvalidParameter(name="resolution", value=resolution)
-        cleaned.pop("resolution")  # a default the model no longer has
-    if ai_model.kind == AIModel.Kind.IMAGE:
-        if roles.count(IMAGE) != len(roles):
-            raise InvalidParameter(name="role", value=next(r for r in roles if r != IMAGE))
-        if len(input_images) > caps.max_input_images:
-            raise TooManyImages(limit=caps.max_input_images)
-        for key in VIDEO_PARAMS:
-            cleaned.pop(key, None)
-        return prompt, cleaned
-    if IMAGE in roles:
-        raise InvalidParameter(name="role", value=IMAGE)
-    first, last, references = roles.count(FIRST), roles.count(LAST), roles.count(REFERENCE)
-    if first > min(1, caps.max_input_images) or last > (1 if caps.last_frame else 0):
-        raise TooManyImages(limit=min(1, caps.max_input_images))
-    if last and not first:
-        raise LastFrameNeedsFirst()
-    if references > caps.max_reference_images:
-        raise TooManyReferences(limit=caps.max_reference_images)
-    extend_from = cleaned.get("extend_from")
-    if extend_from is not None and not caps.extension:
-        raise CannotExtend()
-    if references and (first or last or extend_from is not None):
-        raise ReferencesExclusive()
-    if extend_from is not None:
-        if first or last:
-            raise ReferencesExclusive()
-        cleaned["extend_from"] = int(extend_from)
-        cleaned["duration_seconds"] = caps.extension_seconds
-        if caps.resolutions:
-            cleaned["resolution"] = caps.resolutions[0]  # Veo extends at 720p
-    else:
-        if cleaned.get("duration_seconds") is None and caps.durations:
-            allowed = caps.durations_for(resolution=cleaned.get("resolution"), references=references)
-            cleaned["duration_seconds"] = max(allowed or caps.durations)
-        duration = cleaned.get("duration_seconds")
-        if duration is not None:
-            allowed = caps.durations_for(resolution=cleaned.get("resolution"), references=references)
-            if caps.durations and int(duration) not in allowed:
-                raise InvalidParameter(name="duration_seconds", value=duration)
-            cleaned["duration_seconds"] = int(duration)
-    if "generate_audio" in cleaned:
-        if not caps.audio:
-            cleaned.pop("generate_audio")
-        elif not isinstance(cleaned["generate_audio"], bool):
-            raise InvalidParameter(name="generate_audio", value=cleaned["generate_audio"])
-    return prompt, cleaned
-
-
 def variant_share(request: GenRequest, variants: int) -> Decimal:
     """The price of `variants` of a request's variants: price / variants x n (exact: the price is the
     unit price times the variants, see botapp.pricing), never more than the price."""
     total = max(1, int(request.variants or 1))
     count = max(0, min(int(variants), total))
     return (Decimal(request.price) * count / total).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
-
-
-def check_extendable(*, user_id: int, ai_model: AIModel, source_id: int) -> GenRequest:
-    """The video to extend: this user's own delivered video, made by a model of the same provider
-    family (Veo extends only Veo-made clips) that can extend. Raises CannotExtend."""
-    source = (
-        GenRequest.objects.filter(
-            pk=source_id,
-            user_id=user_id,
-            kind=AIModel.Kind.VIDEO,
-            status=Status.SUCCEEDED,
-            delivered_at__isnull=False,
-        )
-        .select_related("ai_model")
-        .first()
-    )
-    if (
-        source is None
-        or not ai_model.caps.extension
-        or source.ai_model is None
-        or source.ai_model.provider != ai_model.provider
-        or not any(r.get("path") and r.get("kind", "video") == "video" for r in source.results or [])
-    ):
-        raise CannotExtend()
-    return source
 
 
 class GenerationService:

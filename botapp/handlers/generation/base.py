@@ -51,7 +51,7 @@ def initial_params(model: ModelInfo, user: UserContext) -> dict[str, Any]:
 
 
 def photo_roles(model: ModelInfo) -> tuple[str, ...]:
-    """The kinds of photo the model takes (botapp.services.generation.ROLES)."""
+    """The kinds of photo the model takes (botapp.services.generation_checks.ROLES)."""
     caps = model.caps
     if model.kind != AIModel.Kind.VIDEO:
         return ("image",) if caps.max_input_images else ()

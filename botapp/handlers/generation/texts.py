@@ -28,7 +28,7 @@ def flow_price(model: ModelInfo, data: dict[str, Any]) -> Decimal:
 
 
 def images_of(data: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    """The flow's photos in one role (see botapp.services.generation.ROLES)."""
+    """The flow's photos in one role (see botapp.services.generation_checks.ROLES)."""
     kind = data.get("kind", AIModel.Kind.IMAGE)
     default = "first" if kind == AIModel.Kind.VIDEO else "image"
     return [i for i in data.get("images", []) if (i.get("role") or default) == role]
