@@ -4,11 +4,11 @@ Handlers never touch the ORM: they await the functions below, each a thin `sync_
 (thread-sensitive: when polling, all database work of the bot runs in one thread with one
 connection; in the webhook view, in Django's thread for the request) around a service call or a
 small read. What crosses the bridge is either a frozen snapshot (`UserContext`, `ModelInfo`,
-`BalanceView`, ...) or a model instance whose needed relations are already loaded, so no lazy query
+`BalanceView`, ...: botapp/snapshots.py) or a model instance whose needed relations are already loaded, so no lazy query
 can fire inside the event loop. No DJANGO_ALLOW_ASYNC_UNSAFE anywhere.
 
-The active model catalogue is cached for a few seconds (`CATALOGUE_TTL`): a menu click costs the
-user-upsert SELECT plus what its screen shows (at most 4 queries in all; see bench/updates.py).
+The active model catalogue is cached for a few seconds (`CATALOGUE_TTL`, botapp/selectors/catalogue.py):
+a menu click costs the user-upsert SELECT plus what its screen shows (at most 4 queries in all; see bench/updates.py).
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ from botapp.selectors import dashboard as dashboard_selectors
 from botapp.selectors import payments as payment_selectors
 from botapp.selectors import queue as queue_selectors
 from botapp.selectors import texts as text_selectors
+from botapp.selectors.catalogue import (
+    animation_model,
+    editing_model,
+    find_model,
+    models_of_kind,
+)
+from botapp.selectors.catalogue import catalogue as catalogue  # re-exported: the bot's cached catalogue
+from botapp.selectors.catalogue import clear_caches as clear_caches
 from botapp.selectors.daily import Period
 from botapp.selectors.payments import PaymentPage
 from botapp.services import control, levels, paysupport, prompt_help, styles, users
@@ -65,7 +73,6 @@ from botapp.snapshots import (
 P = ParamSpec("P")
 R = TypeVar("R")
 
-CATALOGUE_TTL = 10.0  # seconds an admin change of the model list takes to reach the bot
 CONNECTION_CHECK_INTERVAL = 30.0  # seconds between checks of the bot thread's database connection
 
 _conn_state = threading.local()
@@ -98,73 +105,7 @@ def bridged(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     return sync_to_async(_with_fresh_connection(func), thread_sensitive=True)
 
 
-# --- the model catalogue (cached) --------------------------------------------------------------------
-_catalogue: tuple[float, tuple[ModelInfo, ...], str | None] | None = None
-_catalogue_lock = threading.Lock()
-STAMP_CHECK_INTERVAL = 1.0  # seconds between looks at the catalogue stamp (botapp.services.control)
-_stamp_checked = 0.0
-
-
-def _stamp() -> str | None:
-    try:
-        return control.catalogue_stamp()
-    except Exception:  # the cache is down: CATALOGUE_TTL still applies
-        return None
-
-
-def _stamp_unchanged(cached: tuple[float, tuple[ModelInfo, ...], str | None], now: float) -> bool:
-    """A model paused by a worker (or resumed in the admin) stamps the shared cache: seen within a second."""
-    global _stamp_checked
-    if now - _stamp_checked < STAMP_CHECK_INTERVAL:
-        return True
-    _stamp_checked = now
-    return _stamp() == cached[2]
-
-
-def catalogue() -> tuple[ModelInfo, ...]:
-    """Active models, in admin order, cached for `CATALOGUE_TTL` seconds or until the catalogue stamp
-    changes (sync; any thread)."""
-    global _catalogue
-    now = time.monotonic()
-    cached = _catalogue
-    if cached is not None and now - cached[0] < CATALOGUE_TTL and _stamp_unchanged(cached, now):
-        return cached[1]
-    with _catalogue_lock:
-        stamp = _stamp()
-        models = tuple(
-            ModelInfo.from_model(m) for m in AIModel.objects.filter(is_active=True).order_by("kind", "sort_order", "id")
-        )
-        _catalogue = (now, models, stamp)
-    return models
-
-
-def clear_caches() -> None:
-    """Forget cached catalogue data (tests, a request refused because its model is gone, and after an
-    admin edit if one cannot wait)."""
-    global _catalogue
-    _catalogue = None
-
-
-def models_of_kind(kind: str) -> list[ModelInfo]:
-    return [m for m in catalogue() if m.kind == kind]
-
-
-def find_model(model_id: int | None) -> ModelInfo | None:
-    return next((m for m in catalogue() if m.id == model_id), None) if model_id else None
-
-
-def editing_model(preferred_id: int | None = None) -> ModelInfo | None:
-    """An active image model that accepts input images (the user's default first)."""
-    candidates = [m for m in models_of_kind(AIModel.Kind.IMAGE) if m.max_input_images > 0]
-    return next((m for m in candidates if m.id == preferred_id), candidates[0] if candidates else None)
-
-
-def animation_model(preferred_id: int | None = None) -> ModelInfo | None:
-    """An active video model that accepts a starting image (the user's default first)."""
-    candidates = [m for m in models_of_kind(AIModel.Kind.VIDEO) if m.max_input_images > 0]
-    return next((m for m in candidates if m.id == preferred_id), candidates[0] if candidates else None)
-
-
+# --- the model catalogue (cached: botapp.selectors.catalogue) ----------------------------------------
 active_models = bridged(models_of_kind)
 active_model = bridged(find_model)
 

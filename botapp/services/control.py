@@ -12,7 +12,7 @@ once the model is paused once and only the caller that paused it alerts the oper
 whose id the operator has changed meanwhile is left alone. `resume_models` is the operator's way
 back (after fixing the id).
 
-The bot caches the active catalogue per process (`botapp.bridge.catalogue`, CATALOGUE_TTL). A pause
+The bot caches the active catalogue per process (`botapp.selectors.catalogue`, CATALOGUE_TTL). A pause
 or a resume writes a new catalogue stamp into Django's cache (Redis in production: shared by every
 process), which the bot compares every second or so: the paused model stops being offered at once.
 """

@@ -249,7 +249,9 @@ def test_the_sweep_fails_requests_waiting_for_a_paused_model(make_user, nano, ve
 def test_the_bot_stops_offering_a_paused_model_within_a_second(
     make_user, nano, django_capture_on_commit_callbacks, monkeypatch
 ):
-    monkeypatch.setattr(bridge, "STAMP_CHECK_INTERVAL", 0.0)
+    from botapp.selectors import catalogue
+
+    monkeypatch.setattr(catalogue, "STAMP_CHECK_INTERVAL", 0.0)
     assert nano.pk in [m.id for m in bridge.catalogue()]
     AIModel.objects.filter(pk=nano.pk).update(is_active=False)  # no stamp: the cache holds (CATALOGUE_TTL)
     assert nano.pk in [m.id for m in bridge.catalogue()]
