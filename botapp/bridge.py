@@ -4,7 +4,8 @@ Handlers never touch the ORM: they await the functions below, each a thin `sync_
 (thread-sensitive: when polling, all database work of the bot runs in one thread with one
 connection; in the webhook view, in Django's thread for the request) around a service call or a
 small read. What crosses the bridge is either a frozen snapshot (`UserContext`, `ModelInfo`,
-`BalanceView`, ...: botapp/snapshots.py) or a model instance whose needed relations are already loaded, so no lazy query
+`BalanceView`, ...: botapp/snapshots.py, re-exported here with the catalogue's reads as `name as name`
+imports) or a model instance whose needed relations are already loaded, so no lazy query
 can fire inside the event loop. No DJANGO_ALLOW_ASYNC_UNSAFE anywhere.
 
 The active model catalogue is cached for a few seconds (`CATALOGUE_TTL`, botapp/selectors/catalogue.py):
@@ -31,7 +32,6 @@ from django.utils import timezone
 from botapp.engine import delivery, results
 from botapp.models import (
     ZERO,
-    AIModel,
     GenRequest,
     Payment,
     TgUser,
@@ -44,13 +44,17 @@ from botapp.selectors import dashboard as dashboard_selectors
 from botapp.selectors import payments as payment_selectors
 from botapp.selectors import queue as queue_selectors
 from botapp.selectors import texts as text_selectors
+from botapp.selectors.catalogue import ResultOptions as ResultOptions
 from botapp.selectors.catalogue import (
     animation_model,
     editing_model,
     find_model,
     models_of_kind,
+    result_actions,
+    result_options,
+    upscale_target,
 )
-from botapp.selectors.catalogue import catalogue as catalogue  # re-exported: the bot's cached catalogue
+from botapp.selectors.catalogue import catalogue as catalogue
 from botapp.selectors.catalogue import clear_caches as clear_caches
 from botapp.selectors.daily import Period
 from botapp.selectors.payments import PaymentPage
@@ -60,15 +64,13 @@ from botapp.services.generation import GenerationService
 from botapp.services.payments import PaymentOutcome, PaymentService, TopUpQuote
 from botapp.services.promo import PromoService, RedeemResult
 from botapp.services.referral import ReferralService
-from botapp.snapshots import (
-    BalanceView,
-    LedgerLine,
-    ModelInfo,
-    PendingPromo,
-    ProfileView,
-    ReferrerInfo,
-    UserContext,
-)
+from botapp.snapshots import BalanceView as BalanceView
+from botapp.snapshots import LedgerLine as LedgerLine
+from botapp.snapshots import ModelInfo as ModelInfo
+from botapp.snapshots import PendingPromo as PendingPromo
+from botapp.snapshots import ProfileView as ProfileView
+from botapp.snapshots import ReferrerInfo as ReferrerInfo
+from botapp.snapshots import UserContext as UserContext
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -456,72 +458,8 @@ def ops_today() -> OpsToday:
     )
 
 
-# --- helpers for the keyboards ----------------------------------------------------------------------
-def result_actions(request: GenRequest) -> tuple[bool, bool]:
-    """(can edit, can animate) for a finished request: only image results, only with a model for it."""
-    if request.kind != AIModel.Kind.IMAGE:
-        return False, False
-    return editing_model() is not None, animation_model() is not None
-
-
+# --- the buttons under a result (botapp.selectors.catalogue) -------------------------------------------
 get_result_actions = bridged(result_actions)
-
-
-@dataclass(frozen=True, slots=True)
-class ResultOptions:
-    """What the buttons under a finished request offer (read from the cached catalogue)."""
-
-    can_edit: bool = False
-    can_animate: bool = False
-    can_upscale: bool = False  # an image model takes the result and makes it larger (see upscale_target)
-    can_extend: bool = False  # a video whose model continues its own clips
-
-
-def resolution_pixels(value: str | None) -> int:
-    """The long side a resolution stands for: "1K" 1024, "4K" 4096, "1080p" 1920; 0 if unknown."""
-    text = (value or "").strip().lower()
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if not digits:
-        return 0
-    number = int(digits)
-    if text.endswith("k"):
-        return number * 1024
-    return number * 16 // 9 if text.endswith("p") else number
-
-
-def _long_side(request: GenRequest, item: dict[str, Any] | None) -> int:
-    if item and item.get("width") and item.get("height"):
-        return max(int(item["width"]), int(item["height"]))
-    return resolution_pixels((request.params or {}).get("resolution"))
-
-
-def upscale_target(request: GenRequest, index: int | None = None) -> tuple[ModelInfo, str] | None:
-    """The model and resolution an image result is upscaled with: an active image model that takes
-    an input photo and whose top resolution (`caps.resolutions`) is larger than the result (the
-    request's own model first), or None."""
-    if request.kind != AIModel.Kind.IMAGE:
-        return None
-    results = [r for r in request.results or [] if isinstance(r, dict) and r.get("path") and not r.get("failed")]
-    item = (request.results or [])[index] if index is not None and 0 <= index < len(request.results or []) else None
-    size = _long_side(request, item if isinstance(item, dict) else (results[0] if results else None))
-    candidates = [m for m in models_of_kind(AIModel.Kind.IMAGE) if m.max_input_images > 0 and m.caps.resolutions]
-    candidates.sort(key=lambda m: m.id != request.ai_model_id)
-    for model in candidates:
-        top = max(model.caps.resolutions, key=resolution_pixels)
-        if resolution_pixels(top) > size:
-            return model, top
-    return None
-
-
-def result_options(request: GenRequest) -> ResultOptions:
-    """Edit / animate / upscale for an image result, extend for a video (sync: the cached catalogue)."""
-    if request.kind == AIModel.Kind.VIDEO:
-        model = find_model(request.ai_model_id)
-        return ResultOptions(can_extend=bool(model is not None and model.caps.extension))
-    can_edit, can_animate = result_actions(request)
-    return ResultOptions(can_edit=can_edit, can_animate=can_animate, can_upscale=upscale_target(request) is not None)
-
-
 get_result_options = bridged(result_options)
 get_upscale_target = bridged(upscale_target)
 

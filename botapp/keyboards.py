@@ -415,11 +415,11 @@ def result_keyboard(
     at most every few seconds). From async code pass the flags from `bridge.get_result_options(request)`.
     """
     if can_extend is None:
-        from botapp.bridge import result_options
+        from botapp.selectors.catalogue import result_options
 
         can_extend = request.kind == "video" and result_options(request).can_extend
     if can_edit is None or can_animate is None:
-        from botapp.bridge import result_actions
+        from botapp.selectors.catalogue import result_actions
 
         edit, animate = result_actions(request)
         can_edit = edit if can_edit is None else can_edit
@@ -458,7 +458,7 @@ def variants_keyboard(
     Sync: without `options` it reads the cached catalogue; from async code pass
     `bridge.get_result_options(request)`."""
     if options is None:
-        from botapp.bridge import result_options
+        from botapp.selectors.catalogue import result_options
 
         options = result_options(request)
     actions = [
