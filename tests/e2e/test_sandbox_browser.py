@@ -117,6 +117,18 @@ def test_a_newcomer_generates_pays_and_redeems_in_the_browser(chat_url):
         status.first.wait_for(state="detached", timeout=WAIT)
         chat.shot("sandbox-result")
 
+        # The video options come from the model's capabilities: 4K (8 s only), sound, frames, references.
+        chat.send("/start")
+        chat.press(chat.bot("Main menu"), "Create video")
+        chat.press(chat.bot("Choose a model"), "Veo 3.1 Fast")
+        options = chat.bot("with these options")
+        chat.press(options, "4K")
+        options = chat.bot("Quality: 4K")
+        chat.press(options, "Sound: on")
+        options = chat.bot("Sound: off")
+        assert "Duration: 8 s" in options.inner_text() and "25.46 tok." in options.inner_text()
+        chat.shot("sandbox-options")
+
         # Another sandbox user (Anna, Russian) redeems a promocode.
         chat.as_user(100001)
         chat.send("/start")
