@@ -41,6 +41,34 @@ def ensure_seed_data() -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _serialized_rollback_restores_content_types():
+    """A transactional test without serialized_rollback ends with a flush that re-creates the content
+    types and permissions (post_migrate), under new ids; a later test with serialized_rollback then
+    re-inserts the originals from its snapshot and hit their unique names (IntegrityError), so the
+    suite depended on the order of its directories. Before that restore, the re-created rows go (the
+    snapshot brings back the same rows with their original ids) and the content-type cache is cleared."""
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import connection
+
+    creation = type(connection.creation)
+    original = creation.deserialize_db_from_string
+
+    def deserialize_db_from_string(self, data):
+        Permission.objects.using(self.connection.alias).all().delete()
+        ContentType.objects.using(self.connection.alias).all().delete()
+        ContentType.objects.clear_cache()
+        try:
+            return original(self, data)
+        finally:
+            ContentType.objects.clear_cache()
+
+    creation.deserialize_db_from_string = deserialize_db_from_string
+    yield
+    creation.deserialize_db_from_string = original
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _flush_lifts_the_ledger_guard():
     """Transactional tests end with a flush of every table: a TRUNCATE (PostgreSQL) or a DELETE
     (SQLite) that the ledger's append-only triggers refuse (botapp/ledger_guard.py). Only for that
