@@ -61,19 +61,6 @@ def _jpeg(colour: tuple[int, int, int]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="module")
-def server():
-    with FakeGoogleServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _clean(server):
-    server.reset()
-    server.expected_api_key = None
-    yield
-
-
 @pytest.fixture
 def config(server) -> GoogleConfig:
     return GoogleConfig(

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from botapp.providers import GoogleConfig, InputImage, InvalidInput, NanoBananaProvider, ProviderRequest
-from sandbox.google import FakeGoogleServer
 
 NB2 = "gemini-3.1-flash-image"
 PRO = "gemini-3-pro-image"
@@ -20,18 +19,6 @@ def png(colour: tuple[int, int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), colour).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeGoogleServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _clean(server):
-    server.reset()
-    yield
 
 
 @pytest.fixture(params=["gemini", "vertex"])

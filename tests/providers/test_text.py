@@ -7,22 +7,10 @@ import pytest
 
 from botapp.providers import GoogleConfig, PermanentError, ProviderBusy, RateLimited, SafetyBlocked
 from botapp.providers.text import TextRequest, generate_text
-from sandbox.google import FakeGoogleServer, Scenario
+from sandbox.google import Scenario
 
 MODEL = "gemini-3.5-flash-lite"
 INSTRUCTION = "You rewrite descriptions for an AI image model."
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeGoogleServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _clean(server):
-    server.reset()
-    yield
 
 
 @pytest.fixture

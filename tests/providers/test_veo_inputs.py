@@ -21,7 +21,6 @@ from botapp.providers import (
     VeoProvider,
 )
 from botapp.providers.media import probe_mp4
-from sandbox.google import FakeGoogleServer
 
 VEO = "veo-3.1-generate-001"
 NB = "gemini-3.1-flash-image"
@@ -42,16 +41,7 @@ def jpeg(colour: tuple[int, int, int]) -> bytes:
 RED, GREEN, BLUE, GREY = png((255, 0, 0)), png((0, 255, 0)), png((0, 0, 255)), jpeg((128, 128, 128))
 
 
-@pytest.fixture(scope="module")
-def server():
-    with FakeGoogleServer(default=None) as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _clean(server):
-    server.reset()
-    yield
+FAKE_GOOGLE_OPTIONS = {"default": None}
 
 
 @pytest.fixture

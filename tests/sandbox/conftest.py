@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fake_google import _fresh_fake_google, server  # noqa: F401  (fixtures)
+
 
 @pytest.fixture(autouse=True)
 def _seed_catalogue() -> None:

@@ -15,24 +15,12 @@ from botapp.providers import (
     SafetyBlocked,
     VeoProvider,
 )
-from sandbox.google import FakeGoogleServer, Scenario
+from sandbox.google import Scenario
 
 KEY = "fake-key"
 NB = "gemini-3.1-flash-image"
 TEXT = "gemini-2.5-flash"
 VEO = "veo-3.1-generate-001"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeGoogleServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _clean(server):
-    server.reset()
-    yield
 
 
 @pytest.fixture
