@@ -1,4 +1,5 @@
-"""The provider tests are Django-free: they run with and without `-p no:django`."""
+"""The provider tests are Django-free (no database, no settings): the project-wide autouse fixtures
+that need them are neutralised here."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The emulator tests need no Django: neutralise the project-wide autouse database/settings fixtures
-so they also run with ``-p no:django``."""
+"""The emulator tests need no Django: neutralise the project-wide autouse database/settings fixtures."""
 
 from __future__ import annotations
 
