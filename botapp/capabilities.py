@@ -27,6 +27,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_VARIANTS = 4
+
+# The roles of a request's photos (`GenRequest.input_images[i]["role"]`):
+IMAGE = "image"  # a photo to edit or combine (an image model); the default for an image model
+FIRST = "first"  # a video's first frame; the default for a video model
+LAST = "last"  # a video's last frame
+REFERENCE = "reference"  # a video's reference image ("ingredient")
+ROLES = (IMAGE, FIRST, LAST, REFERENCE)
+
+
+def default_role(kind: str) -> str:
+    return FIRST if kind == "video" else IMAGE
+
+
+def image_role(kind: str, image: dict) -> str:
+    """A photo's role: its own, or the kind's default (older requests and results carry none)."""
+    return image.get("role") or default_role(kind)
+
+
 KNOWN_KEYS = frozenset(
     {
         "max_prompt_length",
@@ -146,6 +164,17 @@ class Capabilities:
     @property
     def accepts_first_frame(self) -> bool:
         return self.max_input_images > 0
+
+    def photo_limits(self, kind: str) -> dict[str, int]:
+        """{role: how many} for each kind of photo a model of this kind takes, in the screen's order."""
+        if kind != "video":
+            return {IMAGE: self.max_input_images} if self.max_input_images else {}
+        limits = {FIRST: 1} if self.max_input_images else {}
+        if self.last_frame:
+            limits[LAST] = 1
+        if self.max_reference_images:
+            limits[REFERENCE] = self.max_reference_images
+        return limits
 
 
 def _list(value: Any) -> list:

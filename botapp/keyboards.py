@@ -40,6 +40,7 @@ from botapp.callbacks import (
     SupportCb,
     pack_ratio,
 )
+from botapp.capabilities import default_role, image_role
 from botapp.i18n import t
 
 if TYPE_CHECKING:
@@ -252,29 +253,18 @@ def options_keyboard(
 
 def _photo_roles(model: ModelInfo, data: dict[str, Any], photos: int) -> list[tuple[str, int, int]]:
     """(role, attached, limit) for each kind of photo the model takes."""
-    caps = model.caps
     images = data.get("images")
-    default = "first" if model.kind == "video" else "image"
 
     def count(role: str) -> int:
         if images is None:
-            return photos if role == default else 0
-        return sum(1 for i in images if (i.get("role") or default) == role)
+            return photos if role == default_role(model.kind) else 0
+        return sum(1 for i in images if image_role(model.kind, i) == role)
 
-    if model.kind != "video":
-        return [("image", count("image"), caps.max_input_images)] if caps.max_input_images else []
-    roles = []
-    if caps.max_input_images:
-        roles.append(("first", count("first"), 1))
-    if caps.last_frame:
-        roles.append(("last", count("last"), 1))
-    if caps.max_reference_images:
-        roles.append(("reference", count("reference"), caps.max_reference_images))
-    return roles
+    return [(role, count(role), limit) for role, limit in model.caps.photo_limits(model.kind).items()]
 
 
 def fmt_resolution(value: str) -> str:
-    """"4k" reads as "4K" (Veo's value is lower case)."""
+    """ "4k" reads as "4K" (Veo's value is lower case)."""
     return value.upper() if value.lower().endswith("k") else value
 
 

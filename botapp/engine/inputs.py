@@ -2,7 +2,7 @@
 from our storage, for a result the user edits or animates) and checked with Pillow before anything is
 sent to Google, each in the field its role names; and, for an extension, the stored video it continues.
 
-Roles (`GenRequest.input_images[i]["role"]`, see services.generation_checks.ROLES): "image" (an image
+Roles (`GenRequest.input_images[i]["role"]`, see botapp.capabilities.ROLES): "image" (an image
 model's photo to edit or combine) and "first" (a video's first frame) -> `input_images`; "last" ->
 `last_frame`; "reference" -> `reference_images`. `params["extend_from"]` (the id of the user's
 delivered video) -> `source_video`, read from storage; it is not passed on in the provider's params."""
@@ -14,11 +14,11 @@ import io
 from django.conf import settings
 from django.core.files.storage import default_storage
 
+from botapp.capabilities import FIRST, IMAGE, LAST, REFERENCE, image_role
 from botapp.models import AIModel, GenRequest
 from botapp.providers import InputImage, InputVideo, ProviderRequest
 from botapp.providers.media import probe_mp4
 from botapp.redaction import error_text
-from botapp.services.generation_checks import FIRST, IMAGE, LAST, REFERENCE, image_role
 from botapp.telegram.sender import FileTooLarge, SendRejected, get_sender
 
 INPUT_IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}

@@ -4,6 +4,7 @@ charged. Each refusal is a DomainError the bot shows in the user's language."""
 
 from __future__ import annotations
 
+from botapp.capabilities import FIRST, IMAGE, LAST, REFERENCE, ROLES, image_role
 from botapp.models import AIModel, GenRequest
 from botapp.services.exceptions import (
     CannotExtend,
@@ -18,17 +19,7 @@ from botapp.services.exceptions import (
 
 Status = GenRequest.Status
 
-# The roles of `GenRequest.input_images` entries ({"file_id" | "path", ..., "role"}):
-IMAGE = "image"  # a photo to edit or combine (an image model); the default for an image model
-FIRST = "first"  # a video's first frame; the default for a video model
-LAST = "last"  # a video's last frame
-REFERENCE = "reference"  # a video's reference image ("ingredient")
-ROLES = (IMAGE, FIRST, LAST, REFERENCE)
 VIDEO_PARAMS = ("duration_seconds", "generate_audio", "extend_from")
-
-
-def image_role(kind: str, image: dict) -> str:
-    return image.get("role") or (FIRST if kind == AIModel.Kind.VIDEO else IMAGE)
 
 
 def validate_request(

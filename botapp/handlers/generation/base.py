@@ -12,12 +12,13 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from botapp import bridge, keyboards
 from botapp.bridge import ModelInfo, UserContext
-from botapp.capabilities import OPTION_KEYS, normalize_params
+from botapp.capabilities import OPTION_KEYS, REFERENCE, normalize_params
 from botapp.handlers.common import answer, error_text, outdated, retire_keyboard, show
 from botapp.handlers.generation.prompting import final_of, improve_fee, improve_offered, prepare_confirm, refresh_style
 from botapp.handlers.generation.texts import (
     confirm_text,
     flow_price,
+    images_of,
     models_text,
     options_text,
     prompt_text,
@@ -51,17 +52,12 @@ def initial_params(model: ModelInfo, user: UserContext) -> dict[str, Any]:
 
 
 def photo_roles(model: ModelInfo) -> tuple[str, ...]:
-    """The kinds of photo the model takes (botapp.services.generation_checks.ROLES)."""
-    caps = model.caps
-    if model.kind != AIModel.Kind.VIDEO:
-        return ("image",) if caps.max_input_images else ()
-    roles = ("first",) if caps.max_input_images else ()
-    roles += ("last",) if caps.last_frame else ()
-    return roles + (("reference",) if caps.max_reference_images else ())
+    """The kinds of photo the model takes (botapp.capabilities.ROLES), in the screen's order."""
+    return tuple(model.caps.photo_limits(model.kind))
 
 
 def references_of(model: ModelInfo, data: dict[str, Any]) -> int:
-    return sum(1 for i in data.get("images", []) if i.get("role") == "reference") if model.kind == "video" else 0
+    return len(images_of(data, REFERENCE)) if model.kind == AIModel.Kind.VIDEO else 0
 
 
 async def flow_data(state: FSMContext) -> tuple[dict[str, Any], ModelInfo | None]:

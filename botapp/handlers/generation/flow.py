@@ -16,7 +16,7 @@ from aiogram.types import CallbackQuery, Message
 from botapp import bridge, keyboards
 from botapp.bridge import UserContext
 from botapp.callbacks import GenAction, GenCb, MenuAction, MenuCb, unpack_ratio
-from botapp.capabilities import normalize_params
+from botapp.capabilities import default_role, image_role, normalize_params
 from botapp.handlers.common import answer, error_text, outdated, show
 from botapp.handlers.generation.base import (
     card_and_model,
@@ -69,8 +69,7 @@ async def on_model(query: CallbackQuery, callback_data: GenCb, state: FSMContext
     # What the previous model took and this one does not is dropped (photos of other roles, extra
     # variants, what to avoid): the options card then shows only what will be sent and charged.
     roles = photo_roles(model)
-    default = roles[0] if roles else None
-    images = [i for i in data.get("images", []) if (i.get("role") or default) in roles]
+    images = [i for i in data.get("images", []) if image_role(model.kind, i) in roles]
     images = images[: max(model.caps.max_input_images, model.caps.max_reference_images)]
     await state.update_data(
         model_id=model.id,
@@ -143,7 +142,7 @@ async def on_photos_step(query: CallbackQuery, callback_data: GenCb, state: FSMC
     if found is None:
         return
     data, model = found
-    role = callback_data.value or ("first" if model.kind == AIModel.Kind.VIDEO else "image")
+    role = callback_data.value or default_role(model.kind)
     if role not in photo_roles(model):
         await outdated(query, lang)
         return
@@ -228,7 +227,7 @@ async def on_clear_photos(query: CallbackQuery, state: FSMContext, lang: str) ->
         return
     data, model = found
     if await state.get_state() == Flow.photos.state:  # the photos of the step's role only
-        role = data.get("photo_role") or ("first" if model.kind == AIModel.Kind.VIDEO else "image")
+        role = data.get("photo_role") or default_role(model.kind)
         kept = [i for i in data.get("images", []) if i not in images_of(data, role)]
         await state.update_data(images=kept)
         data = await state.get_data()

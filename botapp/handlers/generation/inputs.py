@@ -16,6 +16,7 @@ from aiogram.types import Message
 
 from botapp import keyboards
 from botapp.bridge import ModelInfo, UserContext
+from botapp.capabilities import default_role, image_role
 from botapp.handlers.common import esc
 from botapp.handlers.generation.base import (
     ACCEPTED_IMAGE_TYPES,
@@ -125,8 +126,10 @@ async def on_image(message: Message, state: FSMContext, user: UserContext, lang:
     images: list[dict[str, Any]] = list(data.get("images", []))
     current = await state.get_state()
     roles = photo_roles(model)
-    default = roles[0] if roles else "image"
-    role = data.get("photo_role") if current == Flow.photos.state and data.get("photo_role") in roles else default
+    in_step = current == Flow.photos.state and data.get("photo_role") in roles
+    # a photo sent outside the photos step: the kind's default role, or the model's only kind of photo
+    fallback = default_role(model.kind) if default_role(model.kind) in roles else next(iter(roles), "")
+    role = data.get("photo_role") if in_step else fallback
     if not roles or (data.get("params") or {}).get("extend_from"):
         _note(notes, t("gen.hint.photos_not_accepted", lang, label=esc(model.label)))
     else:
@@ -135,7 +138,7 @@ async def on_image(message: Message, state: FSMContext, user: UserContext, lang:
             _note(notes, error)
         elif image is not None and all(i["file_unique_id"] != image["file_unique_id"] for i in images):
             image["role"] = role
-            same = [i for i in images if (i.get("role") or default) == role]
+            same = [i for i in images if image_role(model.kind, i) == role]
             if role in ("first", "last"):
                 images = [i for i in images if i not in same] + [image]  # a new frame replaces the old one
             elif role == "reference" and len(same) >= model.caps.max_reference_images:

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from botapp import bridge
 from botapp.bridge import ModelInfo
+from botapp.capabilities import default_role, image_role
 from botapp.handlers.common import esc, excerpt
 from botapp.handlers.generation.prompting import final_of, improve_fee
 from botapp.i18n import t
@@ -28,10 +29,9 @@ def flow_price(model: ModelInfo, data: dict[str, Any]) -> Decimal:
 
 
 def images_of(data: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    """The flow's photos in one role (see botapp.services.generation_checks.ROLES)."""
+    """The flow's photos in one role (see botapp.capabilities.ROLES)."""
     kind = data.get("kind", AIModel.Kind.IMAGE)
-    default = "first" if kind == AIModel.Kind.VIDEO else "image"
-    return [i for i in data.get("images", []) if (i.get("role") or default) == role]
+    return [i for i in data.get("images", []) if image_role(kind, i) == role]
 
 
 # --- texts ----------------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def options_text(model: ModelInfo, data: dict[str, Any], lang: str) -> str:
 
 def photos_text(model: ModelInfo, data: dict[str, Any], lang: str) -> str:
     size = max_image_bytes() // (1024 * 1024)
-    role = data.get("photo_role") or ("first" if model.kind == AIModel.Kind.VIDEO else "image")
+    role = data.get("photo_role") or default_role(model.kind)
     if role == "image":
         n = len(images_of(data, "image"))
         return t("gen.photos_ask.image", lang, limit=model.caps.max_input_images, n=n, size=size)
