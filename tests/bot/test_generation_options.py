@@ -14,7 +14,7 @@ from sandbox.google import FakeGoogleServer
 from sandbox.telegram import button_texts, sample_image
 from tests.bot.conftest import Chat, fund, has_buttons, started, text_has, text_of
 from tests.bot.test_generation import balance_of, generate
-from tests.generation.conftest import run_to_end
+from tests.generation.conftest import inline_worker, run_to_end
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -28,27 +28,9 @@ def google() -> Iterator[FakeGoogleServer]:
 
 @pytest.fixture
 def worker(settings, emu, google, tmp_path) -> Iterator[FakeGoogleServer]:
-    """The worker's settings (as tests/generation's `engine` fixture), pointed at this chat's emulator."""
-    import botapp.tasks  # noqa: F401  (the tasks by name: the engine queues follow-ups through them)
-    from botapp.engine import poller
-    from botapp.telegram.sender import close_sender
-    from config.celery import app
-
-    close_sender()
-    settings.BOT_TOKEN, settings.TELEGRAM_API_URL = emu.token, emu.base_url
-    settings.GOOGLE_GEMINI_BASE_URL = settings.GOOGLE_VERTEX_BASE_URL = google.base_url
-    settings.GOOGLE_API_KEY = settings.GOOGLE_VERTEX_API_KEY = "test-key"
-    settings.GENERATION_PROVIDER_MODE = "google"
-    settings.MEDIA_ROOT = str(tmp_path)
-    settings.TELEGRAM_GLOBAL_RATE = settings.TELEGRAM_CHAT_RATE = settings.TELEGRAM_AUX_RATE = 1000
-    settings.VIDEO_FIRST_POLL_SECONDS = 0
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    google.reset()
-    yield google
-    app.conf.task_always_eager = eager
-    close_sender()
-    poller.close_pools()
+    """The worker's steps inline, pointed at this chat's emulator and the fake Google."""
+    with inline_worker(settings, emu, google, tmp_path):
+        yield google
 
 
 def confirm_and_generate(chat: Chat, card: dict):

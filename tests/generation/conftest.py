@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -294,38 +295,49 @@ def tg_user(emulator, make_user) -> Callable[..., tuple[Any, Any]]:
 
 
 # --- in-process engine runs (tasks eager) ---------------------------------------------------------------
-@pytest.fixture
-def engine(settings, emulator, fake_google, tmp_path):
-    """Workers' settings for an in-process run; Celery tasks run eagerly (inline). The session's worker
-    process (if an earlier test started it) is stopped: its poller and sweep share the database and
-    would act on this test's requests. The `stack` fixture starts it again when a test needs it."""
+@contextmanager
+def inline_worker(
+    settings: Any, emulator: BotAPIEmulator, google: FakeGoogleServer, media_root: Path
+) -> Iterator[None]:
+    """The workers' settings for an in-process run, pointed at this emulator and this fake Google;
+    Celery tasks run eagerly (inline). Undone afterwards."""
     import botapp.tasks  # noqa: F401  (a worker has its tasks: the engine queues follow-ups by name)
+    from botapp.engine import poller
+    from botapp.telegram.sender import close_sender
     from config.celery import app
 
-    for process in _WORKERS:
-        process.stop()
-
+    close_sender()  # a sender of an earlier test may point at another emulator
     settings.BOT_TOKEN = emulator.token
     settings.TELEGRAM_API_URL = emulator.base_url
-    settings.GOOGLE_GEMINI_BASE_URL = settings.GOOGLE_VERTEX_BASE_URL = fake_google.base_url
+    settings.GOOGLE_GEMINI_BASE_URL = settings.GOOGLE_VERTEX_BASE_URL = google.base_url
     settings.GOOGLE_API_KEY = settings.GOOGLE_VERTEX_API_KEY = "test-key"
     settings.GENERATION_PROVIDER_MODE = "google"
-    settings.MEDIA_ROOT = str(tmp_path)
+    settings.MEDIA_ROOT = str(media_root)
     settings.TELEGRAM_GLOBAL_RATE = settings.TELEGRAM_CHAT_RATE = settings.TELEGRAM_AUX_RATE = 1000
     settings.VIDEO_FIRST_POLL_SECONDS = 0
     settings.DEMO_VIDEO_SECONDS = 0
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = True
-    fake_google.reset()
+    google.reset()
     emulator.clear_faults()
-    yield
-    app.conf.task_always_eager = eager
-    emulator.clear_faults()
-    from botapp.engine import poller
-    from botapp.telegram.sender import close_sender
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = eager
+        emulator.clear_faults()
+        close_sender()
+        poller.close_pools()
 
-    close_sender()
-    poller.close_pools()
+
+@pytest.fixture
+def engine(settings, emulator, fake_google, tmp_path):
+    """An in-process run (`inline_worker`). The session's worker process (if an earlier test started
+    it) is stopped: its poller and sweep share the database and would act on this test's requests.
+    The `stack` fixture starts it again when a test needs it."""
+    for process in _WORKERS:
+        process.stop()
+    with inline_worker(settings, emulator, fake_google, tmp_path):
+        yield
 
 
 def make_request(user, model, chat_id, **kw):
