@@ -18,7 +18,14 @@ Keys (all optional; a missing key means "not offered"):
     max_reference_images  int   video "ingredients": up to 3 images of the subject (Veo 3.1)
     reference_durations   [int] durations allowed with reference images (Veo: [8])
     extension             bool  continues one of its own delivered videos
-    extension_seconds     int   how long an extension adds (Veo: 7)
+    extension_seconds     int   how long an extension adds (Veo: 7; Omni: 3..10)
+    max_video_seconds     int   the longest clip an extension may make (Omni on the Gemini API: 30)
+    edit                  bool  a delivered clip can be edited by conversation (Omni: the next turn of
+                                the same interaction)
+    thinking_levels       [str] image: the thinking levels offered (Nano Banana 2.1: minimal, medium, high)
+    draft                 {"model": slug, "resolution": str}  a cheap, fast "⚡ Draft" first: the same
+                                model (no "model") or another one, at that resolution; "Render in full"
+                                under the draft makes it again at the quality the user picks
 """
 
 from __future__ import annotations
@@ -62,8 +69,13 @@ KNOWN_KEYS = frozenset(
         "reference_durations",
         "extension",
         "extension_seconds",
+        "max_video_seconds",
+        "edit",
+        "thinking_levels",
+        "draft",
     }
 )
+THINKING_LEVELS = ("minimal", "low", "medium", "high")
 
 
 class CapabilitiesError(ValueError):
@@ -86,6 +98,10 @@ class Capabilities:
     reference_durations: tuple[int, ...] = ()
     extension: bool = False
     extension_seconds: int = 7
+    max_video_seconds: int = 0
+    edit: bool = False
+    thinking_levels: tuple[str, ...] = ()
+    draft: Draft | None = None
 
     @classmethod
     def parse(cls, raw: Any, *, strict: bool = False) -> Capabilities:
@@ -123,6 +139,10 @@ class Capabilities:
         take("reference_durations", lambda v: tuple(_int(d, low=1, high=600) for d in _list(v)))
         take("extension", _bool)
         take("extension_seconds", lambda v: _int(v, low=1, high=600))
+        take("max_video_seconds", lambda v: _int(v, low=1, high=600))
+        take("edit", _bool)
+        take("thinking_levels", _thinking_levels)
+        take("draft", _draft)
         negative = raw.get("negative_prompt", raw.get("supports_negative_prompt"))
         if negative is not None:
             try:
@@ -146,6 +166,8 @@ class Capabilities:
                 problems.append(f"resolution_durations[{res!r}] has durations not in durations")
         if self.reference_durations and self.durations and set(self.reference_durations) - set(self.durations):
             problems.append("reference_durations has durations not in durations")
+        if self.draft and not self.draft.model and self.draft.resolution not in self.resolutions:
+            problems.append(f"draft.resolution {self.draft.resolution!r} is not in resolutions")
         if self.last_frame and not self.max_input_images:
             problems.append("last_frame needs a first frame: set max_input_images to 1")
         if problems:
@@ -175,6 +197,31 @@ class Capabilities:
         if self.max_reference_images:
             limits[REFERENCE] = self.max_reference_images
         return limits
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A draft: the model that makes it (its slug; "" = the same model) at `resolution`."""
+
+    model: str = ""
+    resolution: str = ""
+
+
+def _draft(value: Any) -> Draft:
+    if not isinstance(value, dict) or set(value) - {"model", "resolution"}:
+        raise ValueError('must be an object {"model": slug, "resolution": "360p"}')
+    model, resolution = value.get("model") or "", value.get("resolution") or ""
+    if not isinstance(model, str) or not isinstance(resolution, str) or not (model or resolution):
+        raise ValueError("needs a model slug, a resolution, or both (strings)")
+    return Draft(model=model.strip(), resolution=resolution.strip())
+
+
+def _thinking_levels(value: Any) -> tuple[str, ...]:
+    levels = _strings(value)
+    unknown = [level for level in levels if level not in THINKING_LEVELS]
+    if unknown:
+        raise ValueError(f"unknown level {unknown[0]!r} (one of {', '.join(THINKING_LEVELS)})")
+    return levels
 
 
 def _list(value: Any) -> list:
@@ -215,7 +262,17 @@ def _resolution_durations(value: Any) -> dict[str, tuple[int, ...]]:
     return {str(k): tuple(_int(d, low=1, high=600) for d in _list(v)) for k, v in value.items()}
 
 
-OPTION_KEYS = ("aspect_ratio", "resolution", "duration_seconds", "generate_audio", "extend_from")
+OPTION_KEYS = (
+    "aspect_ratio",
+    "resolution",
+    "duration_seconds",
+    "generate_audio",
+    "extend_from",
+    "edit_of",
+    "thinking_level",
+    "seed",
+    "draft",
+)
 
 
 def normalize_params(
@@ -233,8 +290,15 @@ def normalize_params(
             out["resolution"] = caps.resolutions[0]
     else:
         out.pop("resolution", None)
+    if caps.thinking_levels and kind != "video":
+        if out.get("thinking_level") not in caps.thinking_levels:
+            out["thinking_level"] = caps.thinking_levels[0]
+    else:
+        out.pop("thinking_level", None)
+    if not caps.edit:
+        out.pop("edit_of", None)
     if kind != "video":
-        for key in ("duration_seconds", "generate_audio", "extend_from"):
+        for key in ("duration_seconds", "generate_audio", "extend_from", "edit_of"):
             out.pop(key, None)
         return out
     if "extend_from" in out:

@@ -20,9 +20,18 @@ class AIModel(models.Model):
 
     class Provider(models.TextChoices):
         GEMINI_IMAGE = "google-gemini-image", _("Google Gemini image (Nano Banana)")
-        IMAGEN = "google-imagen", _("Google Imagen")
+        IMAGEN = "google-imagen", _("Google Imagen (shut down: history only)")
         VEO = "google-veo", _("Google Veo")
+        OMNI = "google-omni", _("Google Gemini Omni (Interactions API)")
         DEMO = "demo", _("Offline demo")
+
+    class Lifecycle(models.TextChoices):
+        """Google's stage of the model id (botapp/services/lifecycle.py acts on it)."""
+
+        PREVIEW = "preview", _("Preview")
+        GA = "ga", _("GA")
+        DEPRECATED = "deprecated", _("Deprecated")
+        RETIRED = "retired", _("Retired")
 
     class Backend(models.TextChoices):
         DEFAULT = "", _("From settings")
@@ -86,6 +95,36 @@ class AIModel(models.Model):
         default=Decimal("0"),
         help_text=_("The provider's price of one second of generated video (e.g. 0.15). For the dashboard's margin."),
     )
+    costs_usd = models.JSONField(
+        _("cost by resolution, USD"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            '{resolution: USD}: per image (an image model) or per second (a video model) at that resolution, '
+            'e.g. {"1K": "0.067", "4K": "0.151"}. A resolution not named costs the flat cost.'
+        ),
+    )
+    # The lifecycle (botapp/services/lifecycle.py): warned 14 and 3 days before the shutdown; on the shutdown
+    # date, or on Google's "not found", a model with a successor switches to it by itself.
+    status = models.CharField(
+        _("lifecycle"), max_length=12, choices=Lifecycle.choices, default=Lifecycle.GA, db_index=True
+    )
+    deprecation_date = models.DateField(_("deprecated since"), null=True, blank=True)
+    shutdown_date = models.DateField(
+        _("shutdown date"), null=True, blank=True, help_text=_("The day Google stops serving this model ID.")
+    )
+    successor = models.ForeignKey(
+        "self",
+        verbose_name=_("successor"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="predecessors",
+        help_text=_("The model its users move to when it shuts down (the same kind, never itself)."),
+    )
+    switched_at = models.DateTimeField(
+        _("switched to the successor"), null=True, blank=True, help_text=_("Set when the bot retired it by itself.")
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -128,6 +167,17 @@ class AIModel(models.Model):
     @property
     def resolutions(self) -> list[str]:
         return list(self.caps.resolutions)
+
+    def unit_cost_usd(self, params: dict | None = None) -> Decimal:
+        """Google's cost of one image, or of one second of video, at the request's resolution."""
+        resolution = (params or {}).get("resolution")
+        table = self.costs_usd if isinstance(self.costs_usd, dict) else {}
+        if resolution in table:
+            try:
+                return Decimal(str(table[resolution]))
+            except ArithmeticError:
+                pass
+        return self.cost_per_video_second_usd if self.kind == self.Kind.VIDEO else self.cost_per_image_usd
 
     def quote(self, params: dict, variants: int = 1) -> Quote:
         """The price of a request with these (validated) options: see botapp.services.pricing."""
