@@ -43,9 +43,12 @@ class ProviderRequest:
     the clip a video extension continues (Veo: one Veo made).
 
     `params` keys understood by the Google providers: `aspect_ratio` ("1:1", "16:9", "9:16", "1:8",
-    ...), `resolution` (Nano Banana: "1K", "2K", "4K"; Veo: "720p", "1080p", "4k"),
-    `number_of_images` (Imagen; default 1), `duration_seconds` (Veo: 4, 6, 8), `generate_audio` (Veo,
-    optional), `seed` (optional).
+    ...), `resolution` (Nano Banana: "1K", "2K", "4K"; Veo: "720p", "1080p", "4k"; Omni: "360p" too),
+    `duration_seconds` (Veo: 4, 6, 8; Omni: 3..15), `generate_audio` (Veo, Omni; optional),
+    `thinking_level` (Nano Banana 2.1: "minimal", "medium", "high"), `seed` (optional).
+
+    `previous_interaction_id`: an edit by conversation (Omni): the interaction of the clip this turn
+    changes; the prompt is the instruction ("make it night").
     """
 
     provider_model_id: str
@@ -59,6 +62,7 @@ class ProviderRequest:
     last_frame: InputImage | None = None
     reference_images: list[InputImage] = field(default_factory=list)
     source_video: InputVideo | None = None
+    previous_interaction_id: str | None = None
 
 
 @dataclass(slots=True)
