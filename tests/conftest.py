@@ -38,6 +38,7 @@ def ensure_seed_data() -> None:
     # 0003 put the 2025 seed back (its fields only): the 2026 move applies to it as on a real upgrade.
     apps.get_model("botapp", "AIModel").objects.filter(slug__in=catalogue_2026.MOVES).update(pricing={})
     catalogue_2026.forward(apps, None)
+    importlib.import_module("botapp.migrations.0018_catalogue_december_2026").forward(apps, None)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -154,7 +155,7 @@ def make_user(db):
 def nano(db):
     from botapp.models import AIModel
 
-    return AIModel.objects.get(slug="nano-banana")
+    return AIModel.objects.get(slug="nano-banana-2-1")  # the active Nano Banana (December 2026)
 
 
 @pytest.fixture

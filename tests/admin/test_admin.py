@@ -381,7 +381,7 @@ def test_ban_and_unban(admin_client, world):
 
 
 def test_activate_and_deactivate_models(admin_client, nano):
-    imagen = AIModel.objects.get(slug="imagen")
+    imagen = AIModel.objects.get(slug="nano-banana-pro")  # inactive until the operator prices it
     assert not imagen.is_active
     post_action(admin_client, AIModel, "activate", [imagen.pk], index="0")
     imagen.refresh_from_db()

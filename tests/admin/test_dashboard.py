@@ -129,7 +129,7 @@ def ledger(who: TgUser, kind: str, amount: str, when: datetime, *, bucket: str =
 @pytest.fixture
 def world(db):
     K = Transaction.Kind
-    nano = AIModel.objects.get(slug="nano-banana")
+    nano = AIModel.objects.get(slug="nano-banana-2-1")
     veo = AIModel.objects.get(slug="veo-3-1-fast")
     AIModel.objects.filter(pk=nano.pk).update(cost_per_image_usd=Decimal("0.04"))
     AIModel.objects.filter(pk=veo.pk).update(cost_per_video_second_usd=Decimal("0.15"))

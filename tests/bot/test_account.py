@@ -55,7 +55,7 @@ def test_defaults_from_settings_are_used_by_the_flows(chat):
         True,
         False,
     )
-    assert prefs.default_image_model.slug == "nano-banana"
+    assert prefs.default_image_model.slug == "nano-banana-2-1"
 
     menu = chat.press(screen, "Назад", text_has("Главное меню"))
     models = chat.press(menu, "Создать изображение", text_has("Выберите модель"))

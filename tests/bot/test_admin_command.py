@@ -61,7 +61,7 @@ def payment(who, *, amount: str, currency: str = "XTR", provider: str = "telegra
 def generation(who, *, status: str, days_ago: int = 0):
     from botapp.models import AIModel, GenRequest
 
-    model = AIModel.objects.get(slug="nano-banana")
+    model = AIModel.objects.get(slug="nano-banana-2-1")
     now = timezone.now()
     row = GenRequest.objects.create(
         user=who,

@@ -33,10 +33,12 @@ def test_text_where_a_photo_is_expected(chat):
 def test_photo_where_the_model_takes_text_only(chat):
     from botapp.models import AIModel
 
-    AIModel.objects.filter(slug="imagen").update(is_active=True)
+    AIModel.objects.create(
+        slug="sketch", name="Sketch", kind="image", provider="demo", provider_model_id="sketch", price=1, is_active=True
+    )  # an operator's model that takes text only
     menu = started(chat)
     models = chat.press(menu, "Создать изображение", text_has("Выберите модель"))
-    options = chat.press(models, "Imagen", has_buttons("Далее"))
+    options = chat.press(models, "Sketch", has_buttons("Далее"))
     assert not any("Фото" in b for b in button_texts(options)), "no photo button for a text-only model"
     chat.press(options, "Далее", text_has("Опишите изображение"))
     chat.user.send_photo(sample_image(), caption="ignored caption")
@@ -89,7 +91,7 @@ def test_too_many_photos_in_an_album(chat):
     from botapp.models import AIModel
     from sandbox.telegram import inline_buttons
 
-    nano = AIModel.objects.get(slug="nano-banana")  # an operator's model that takes 3 photos
+    nano = AIModel.objects.get(slug="nano-banana-2-1")  # an operator's model that takes 3 photos
     AIModel.objects.filter(pk=nano.pk).update(capabilities={**nano.capabilities, "max_input_images": 3})
     bridge.clear_caches()
     photos_step(chat)

@@ -65,7 +65,7 @@ def test_nano_banana_2_at_4k_with_photos_and_an_extreme_ratio(chat, worker):
 
     assert run_to_end(request.pk).status == "succeeded"
     sent = worker.last("generateContent")
-    assert sent.model == "gemini-3.1-flash-image"
+    assert sent.model == "gemini-nano-banana-2.1"
     assert sent.image_size == "4K" and sent.aspect_ratio == "1:8"
     assert len(sent.input_images) == 2
     assert "merge the two cats" in sent.prompt
@@ -224,7 +224,7 @@ def test_four_variants_with_one_blocked_tapped_as_a_user(chat, worker):
     assert "Стоимость: 6" in text_of(card)
     request = confirm_and_generate(chat, card)
     assert (request.variants, request.price) == (4, Decimal("6.00"))
-    worker.queue_scenarios("gemini-3.1-flash-image", [None, Scenario.safety(), None, None])
+    worker.queue_scenarios("gemini-nano-banana-2.1", [None, Scenario.safety(), None, None])
 
     done = run_to_end(request.pk)
     assert done.status == "succeeded" and done.refunded_variants == 1

@@ -158,7 +158,7 @@ def test_too_long_with_the_style_asks_to_shorten_before_any_charge(chat):
     from botapp.models import AIModel, GenRequest
 
     make_style(prompt_template="{prompt}, watercolour painting")  # adds 22 characters
-    limit = AIModel.objects.get(slug="nano-banana").max_prompt_length
+    limit = AIModel.objects.get(slug="nano-banana-2-1").max_prompt_length
     started(chat)
     fund(chat.id, 10)
     options = image_options(chat)

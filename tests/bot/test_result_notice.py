@@ -35,7 +35,7 @@ def test_ready_notice_button_sends_the_result_from_storage(chat_factory, bot, em
     started(chat)
     fund(chat.id, 10)
     user = TgUser.objects.get(telegram_id=chat.id)
-    nano = AIModel.objects.get(slug="nano-banana")
+    nano = AIModel.objects.get(slug="nano-banana-2-1")
     request = GenerationService.create_request(
         user_id=user.pk, ai_model_id=nano.pk, chat_id=chat.id, prompt="a lighthouse at dawn"
     )

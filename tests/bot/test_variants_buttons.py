@@ -46,7 +46,7 @@ def deliver_album(chat, *, variants: int = 4, blocked: int = 1):
     from botapp.services.generation import GenerationService
 
     user = TgUser.objects.get(telegram_id=chat.id)
-    nano = AIModel.objects.get(slug="nano-banana")
+    nano = AIModel.objects.get(slug="nano-banana-2-1")
     request = GenerationService.create_request(
         user_id=user.pk, ai_model_id=nano.pk, chat_id=chat.id, prompt="four lighthouses", variants=variants
     )

@@ -27,7 +27,7 @@ from botapp.services.generation import GenerationService
 from sandbox.telegram import button_texts
 
 D = Decimal
-GONE = PermanentError("404 NOT_FOUND: models/gemini-3.1-flash-image is not found", code="model_not_found")
+GONE = PermanentError("404 NOT_FOUND: models/gemini-nano-banana-2.1 is not found", code="model_not_found")
 
 
 @pytest.fixture(autouse=True)
@@ -188,7 +188,7 @@ def test_a_404_pauses_the_model_once_and_fails_what_has_not_reached_google(
 
     nano.refresh_from_db()
     assert not nano.is_active and nano.paused_at is not None
-    assert "gemini-3.1-flash-image" in nano.paused_reason and "not found" in nano.paused_reason
+    assert "gemini-nano-banana-2.1" in nano.paused_reason and "not found" in nano.paused_reason
     assert control.catalogue_stamp() != stamp
     states = {r.pk: (r.status, r.error_code) for r in GenRequest.objects.all()}
     for request in (failing, claimed, waiting):
@@ -214,7 +214,7 @@ def test_a_404_pauses_the_model_once_and_fails_what_has_not_reached_google(
 def test_a_model_whose_id_the_operator_changed_is_not_paused_by_an_old_404(make_user, nano):
     user = make_user(balance=10)
     failing = held(create(user, nano), submitted=True)
-    AIModel.objects.filter(pk=nano.pk).update(provider_model_id="gemini-3.1-flash-image-fixed")
+    AIModel.objects.filter(pk=nano.pk).update(provider_model_id="gemini-nano-banana-2.1-fixed")
     assert failures.handle_error(failing, None, GONE, submit=True) == "failed"
     nano.refresh_from_db()
     assert nano.is_active and nano.paused_at is None
@@ -332,12 +332,12 @@ def test_ticking_active_in_the_admin_clears_the_pause(rf, admin_user, nano, djan
     control.pause_model(ai_model_id=nano.pk, provider_model_id=nano.provider_model_id, reason="gone")
     nano.refresh_from_db()
     stamp = control.catalogue_stamp()
-    nano.is_active, nano.provider_model_id = True, "gemini-3.1-flash-image-fixed"
+    nano.is_active, nano.provider_model_id = True, "gemini-nano-banana-2.1-fixed"
     request = rf.post("/")
     request.user = admin_user
     with django_capture_on_commit_callbacks(execute=True):
         admin.site._registry[AIModel].save_model(request, nano, None, True)
     nano.refresh_from_db()
     assert nano.is_active and nano.paused_at is None and nano.paused_reason == ""
-    assert nano.provider_model_id == "gemini-3.1-flash-image-fixed"
+    assert nano.provider_model_id == "gemini-nano-banana-2.1-fixed"
     assert control.catalogue_stamp() != stamp

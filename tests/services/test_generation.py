@@ -34,7 +34,7 @@ def test_create_charges_and_queues_on_commit(make_user, nano, django_capture_on_
         request = create(user, nano, params={"aspect_ratio": "16:9"}, chat_id=5)
     request.refresh_from_db()
     assert request.status == "queued" and request.queued_at
-    assert request.price == D("1.50") and request.model == "nano-banana" and request.kind == "image"
+    assert request.price == D("1.50") and request.model == "nano-banana-2-1" and request.kind == "image"
     assert request.params["aspect_ratio"] == "16:9"
     assert request.deadline_at > request.created_at
     assert UserBalance.objects.get(user=user).balance == D("8.50")
