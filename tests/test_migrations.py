@@ -131,8 +131,10 @@ def test_catalogue_december_2026_forward_and_back_leaves_an_edited_model_alone()
             cursor.execute("DELETE FROM botapp_aimodel WHERE slug IN "
                            "('nano-banana-2-1', 'nano-banana-2-lite', 'gemini-omni-flash')")
             # The operator repriced Nano Banana 2 and pointed Imagen at an id of their own before the upgrade.
-            cursor.execute("UPDATE botapp_aimodel SET price = 1.80, status = 'ga', is_active = TRUE, successor_id = NULL "
-                           "WHERE slug = 'nano-banana'")
+            cursor.execute(
+                "UPDATE botapp_aimodel SET price = 1.80, status = 'ga', is_active = TRUE, successor_id = NULL "
+                "WHERE slug = 'nano-banana'"
+            )
             cursor.execute("UPDATE botapp_aimodel SET provider_model_id = 'imagen-custom', status = 'ga', "
                            "successor_id = NULL, shutdown_date = NULL WHERE slug = 'imagen'")
         _migrate("0018_catalogue_december_2026")
@@ -160,7 +162,8 @@ def test_catalogue_december_2026_forward_and_back_leaves_an_edited_model_alone()
         _migrate("0017_model_lifecycle")
         nb2 = AIModel.objects.get(slug="nano-banana")
         assert (nb2.is_active, nb2.status, nb2.price) == (True, "ga", Decimal("1.80"))
-        assert not AIModel.objects.filter(slug__in=["nano-banana-2-1", "nano-banana-2-lite", "gemini-omni-flash"]).exists()
+        added = ["nano-banana-2-1", "nano-banana-2-lite", "gemini-omni-flash"]
+        assert not AIModel.objects.filter(slug__in=added).exists()
         assert AIModel.objects.get(slug="imagen").provider_model_id == "imagen-custom"
     finally:
         AIModel.objects.filter(slug="imagen").update(provider_model_id="imagen-4.0-generate-001")
