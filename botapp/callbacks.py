@@ -55,6 +55,8 @@ class GenAction(StrEnum):
     IMPROVE_ACCEPT = "ia"  # take the rewrite
     IMPROVE_EDIT = "ie"  # send your own version of it
     IMPROVE_KEEP = "ik"  # keep your own description
+    THINKING = "th"  # value: a thinking level of the model (Nano Banana 2.1)
+    DRAFT = "dr"  # toggles "⚡ Draft": a cheap, fast version first
 
 
 class GenCb(CallbackData, prefix="g"):
@@ -78,6 +80,8 @@ class ResultAction(StrEnum):
     ANIMATE = "an"
     UPSCALE = "up"  # an image again at the top resolution of a model that has a higher one
     EXTEND = "ex"  # a video continued (Veo's extension) with a new prompt
+    EDIT_VIDEO = "ev"  # a delivered clip changed by conversation (Omni: the next turn of its interaction)
+    RENDER_FULL = "rf"  # a draft made again at full quality, with the same prompt, inputs and seed
 
 
 class ResultCb(CallbackData, prefix="r"):

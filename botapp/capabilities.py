@@ -20,6 +20,8 @@ Keys (all optional; a missing key means "not offered"):
     extension             bool  continues one of its own delivered videos
     extension_seconds     int   how long an extension adds (Veo: 7; Omni: 3..10)
     max_video_seconds     int   the longest clip an extension may make (Omni on the Gemini API: 30)
+    extension_keeps_resolution bool  an extension keeps the clip's resolution (Omni); otherwise it is
+                                made at the first resolution (Veo extends at 720p)
     edit                  bool  a delivered clip can be edited by conversation (Omni: the next turn of
                                 the same interaction)
     thinking_levels       [str] image: the thinking levels offered (Nano Banana 2.1: minimal, medium, high)
@@ -70,6 +72,7 @@ KNOWN_KEYS = frozenset(
         "extension",
         "extension_seconds",
         "max_video_seconds",
+        "extension_keeps_resolution",
         "edit",
         "thinking_levels",
         "draft",
@@ -99,6 +102,7 @@ class Capabilities:
     extension: bool = False
     extension_seconds: int = 7
     max_video_seconds: int = 0
+    extension_keeps_resolution: bool = False
     edit: bool = False
     thinking_levels: tuple[str, ...] = ()
     draft: Draft | None = None
@@ -140,6 +144,7 @@ class Capabilities:
         take("extension", _bool)
         take("extension_seconds", lambda v: _int(v, low=1, high=600))
         take("max_video_seconds", lambda v: _int(v, low=1, high=600))
+        take("extension_keeps_resolution", _bool)
         take("edit", _bool)
         take("thinking_levels", _thinking_levels)
         take("draft", _draft)
@@ -303,7 +308,7 @@ def normalize_params(
         return out
     if "extend_from" in out:
         out["duration_seconds"] = caps.extension_seconds
-        if caps.resolutions:
+        if caps.resolutions and not caps.extension_keeps_resolution:
             out["resolution"] = caps.resolutions[0]
     elif caps.durations:
         duration = out.get("duration_seconds")

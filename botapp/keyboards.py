@@ -206,7 +206,7 @@ def options_keyboard(
     caps = model.caps
     builder = InlineKeyboardBuilder()
     widths: list[int] = []
-    extending = bool(params.get("extend_from"))
+    extending = bool(params.get("extend_from") or params.get("edit_of"))  # a clip's own options
 
     def choice(values, current, label, action, pack=str, width=5) -> None:
         for value in values:
@@ -221,7 +221,10 @@ def options_keyboard(
         choice(caps.durations, params.get("duration_seconds"), label, GenAction.DURATION)
     if len(caps.resolutions) > 1 and not extending:
         choice(caps.resolutions, params.get("resolution"), fmt_resolution, GenAction.RESOLUTION)
-    if caps.max_variants > 1:
+    if caps.thinking_levels and not extending:
+        label = lambda level: t(f"btn.thinking.{level}", lang)  # noqa: E731
+        choice(caps.thinking_levels, params.get("thinking_level"), label, GenAction.THINKING, width=3)
+    if caps.max_variants > 1 and not data.get("draft"):
         label = lambda n: t("btn.variants", lang, n=n)  # noqa: E731
         choice(range(1, caps.max_variants + 1), int(data.get("variants") or 1), label, GenAction.VARIANTS)
     if caps.audio:
@@ -240,6 +243,10 @@ def options_keyboard(
         )
     if roles:
         widths.extend(_rows_of(len(roles), 2 if len(roles) > 1 else 1))
+    if data.get("draft_model_id") and not extending:  # ⚡ Draft (handlers/generation/studio.py)
+        key = "btn.draft_on" if data.get("draft") else "btn.draft_off"
+        builder.button(text=t(key, lang), callback_data=GenCb(action=GenAction.DRAFT))
+        widths.append(1)
     if data.get("styles_offered"):  # the prompt styles of this kind (handlers/generation/prompt_help.py)
         name = data.get("style_label") or t("style.none", lang)
         builder.button(text=t("style.button", lang, name=name), callback_data=GenCb(action=GenAction.STYLE))
@@ -396,18 +403,22 @@ def result_keyboard(
     can_edit: bool | None = None,
     can_animate: bool | None = None,
     can_extend: bool | None = None,
+    options: ResultOptions | None = None,
 ) -> InlineKeyboardMarkup:
     """The buttons under a generation result: 🔁 regenerate, ✏️ edit (image results, when an active
     image model accepts input images), 🎬 animate (image results, when an active video model accepts
-    a starting image), ➕ extend (a video whose model continues its clips), 🏠 menu.
+    a starting image), ➕ extend (a video whose model continues its clips), ✏️ edit this video (a clip
+    whose model edits by conversation), 🎬 render in full (under a draft), 🏠 menu.
 
     Sync: without `can_edit`/`can_animate`/`can_extend` it reads the cached model catalogue (one query
     at most every few seconds). From async code pass the flags from `bridge.get_result_options(request)`.
     """
-    if can_extend is None:
+    if options is None:
         from botapp.selectors.catalogue import result_options
 
-        can_extend = request.kind == "video" and result_options(request).can_extend
+        options = result_options(request)
+    if can_extend is None:
+        can_extend = request.kind == "video" and options.can_extend
     if can_edit is None or can_animate is None:
         from botapp.selectors.catalogue import result_actions
 
@@ -428,6 +439,12 @@ def result_keyboard(
     rows.append(second)
     if request.kind == "video" and can_extend:
         rows.append([_button(t("btn.extend", lang), ResultCb(action=ResultAction.EXTEND, request_id=request.pk))])
+    if request.kind == "video" and options.can_edit_video:
+        edit = ResultCb(action=ResultAction.EDIT_VIDEO, request_id=request.pk)
+        rows.append([_button(t("btn.edit_video", lang), edit)])
+    if options.can_render_full:
+        full = ResultCb(action=ResultAction.RENDER_FULL, request_id=request.pk)
+        rows.insert(0, [_button(t("btn.render_full", lang), full)])
     rows.append([_menu_button(lang)])
     return _markup(rows)
 

@@ -5,7 +5,9 @@ sent to Google, each in the field its role names; and, for an extension, the sto
 Roles (`GenRequest.input_images[i]["role"]`, see botapp.capabilities.ROLES): "image" (an image
 model's photo to edit or combine) and "first" (a video's first frame) -> `input_images`; "last" ->
 `last_frame`; "reference" -> `reference_images`. `params["extend_from"]` (the id of the user's
-delivered video) -> `source_video`, read from storage; it is not passed on in the provider's params."""
+delivered video) -> `source_video`, read from storage; `params["edit_of"]` (the id of the user's delivered
+clip edited by conversation) -> `previous_interaction_id`, the interaction that clip was made in. Neither,
+nor a draft's note of its full render (`params["draft"]`), is passed on in the provider's params."""
 
 from __future__ import annotations
 
@@ -37,15 +39,25 @@ class InputVideoError(InputImageError):
     """The video an extension continues is gone, unreadable or too large (the request fails, refunded)."""
 
 
+def interaction_of(source: GenRequest) -> str:
+    """The interaction a clip was made in: its operation id (Omni's interaction id, or the demo's)."""
+    return source.provider_operation_id.removeprefix("interactions/")
+
+
 def build_provider_request(request: GenRequest, *, with_images: bool) -> ProviderRequest:
     """The provider's request. `with_images`: fetch the photos and the source video (to submit);
     without them (to poll) only the ids and options are needed."""
     ai_model = request.ai_model
     params = dict(request.params or {})
     extend_from = params.pop("extend_from", None)
+    edit_of = params.pop("edit_of", None)
+    params.pop("draft", None)
     by_role: dict[str, list[InputImage]] = {IMAGE: [], FIRST: [], LAST: [], REFERENCE: []}
     source_video = None
+    previous_interaction_id = None
     if with_images:
+        if edit_of is not None:  # to submit only: a poll reads nothing from the database
+            previous_interaction_id = previous_interaction(request=request, source_id=edit_of)
         for meta in request.input_images or []:
             by_role.setdefault(image_role(request.kind, meta), []).append(fetch_input_image(meta))
         if extend_from is not None:
@@ -67,7 +79,19 @@ def build_provider_request(request: GenRequest, *, with_images: bool) -> Provide
         last_frame=by_role[LAST][0] if by_role[LAST] else None,
         reference_images=by_role[REFERENCE],
         source_video=source_video,
+        previous_interaction_id=previous_interaction_id,
     )
+
+
+def previous_interaction(*, request: GenRequest, source_id: object) -> str:
+    """The interaction of the user's clip `source_id` that this request edits by conversation."""
+    try:
+        source = GenRequest.objects.filter(pk=int(source_id), user_id=request.user_id).first()
+    except (TypeError, ValueError):
+        source = None
+    if source is None or not source.provider_operation_id:
+        raise InputVideoError("edit_source_unavailable", f"request #{source_id} has no interaction to continue")
+    return interaction_of(source)
 
 
 def fetch_source_video(*, request: GenRequest, source_id: object) -> InputVideo:

@@ -167,6 +167,7 @@ async def on_resend(query: CallbackQuery, callback_data: HistoryCb, user: UserCo
             can_edit=options.can_edit,
             can_animate=options.can_animate,
             can_extend=options.can_extend,
+            options=options,
         )
         if _available(result):
             await resend_one(bot, user.telegram_id, request, index, result, caption=caption, markup=markup)

@@ -97,6 +97,8 @@ class ResultOptions:
     can_animate: bool = False
     can_upscale: bool = False  # an image model takes the result and makes it larger (see upscale_target)
     can_extend: bool = False  # a video whose model continues its own clips
+    can_edit_video: bool = False  # a clip whose model edits it by conversation (Omni)
+    can_render_full: bool = False  # a draft whose full render's model is active
 
 
 def resolution_pixels(value: str | None) -> int:
@@ -137,8 +139,19 @@ def upscale_target(request: GenRequest, index: int | None = None) -> tuple[Model
 
 def result_options(request: GenRequest) -> ResultOptions:
     """Edit / animate / upscale for an image result, extend for a video (sync: the cached catalogue)."""
+    draft = (request.params or {}).get("draft")
+    full = find_model(draft.get("full_model_id")) if isinstance(draft, dict) else None
     if request.kind == AIModel.Kind.VIDEO:
         model = find_model(request.ai_model_id)
-        return ResultOptions(can_extend=bool(model is not None and model.caps.extension))
+        return ResultOptions(
+            can_extend=bool(model is not None and model.caps.extension),
+            can_edit_video=bool(model is not None and model.caps.edit and request.provider_operation_id),
+            can_render_full=full is not None,
+        )
     can_edit, can_animate = result_actions(request)
-    return ResultOptions(can_edit=can_edit, can_animate=can_animate, can_upscale=upscale_target(request) is not None)
+    return ResultOptions(
+        can_edit=can_edit,
+        can_animate=can_animate,
+        can_upscale=upscale_target(request) is not None,
+        can_render_full=full is not None,
+    )

@@ -98,6 +98,21 @@ class CannotExtend(DomainError):
     default_message = "This video cannot be extended."
 
 
+class ExtensionTooLong(DomainError):
+    code = "extension_too_long"
+    default_message = "An extension would make the video longer than {limit} s."
+
+
+class CannotEditVideo(DomainError):
+    code = "cannot_edit_video"
+    default_message = "Only a video this bot made for you with a model that edits by conversation can be edited."
+
+
+class DraftUnavailable(DomainError):
+    code = "draft_unavailable"
+    default_message = "The full render of this draft is not available: its model was retired or switched off."
+
+
 class PriceChanged(DomainError):
     code = "price_changed"
     default_message = "The price changed to {price}. Check the new price and confirm again."

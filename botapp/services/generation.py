@@ -34,7 +34,7 @@ from botapp.services.exceptions import (
     TooManyInFlight,
     UserBanned,
 )
-from botapp.services.generation_checks import check_extendable, validate_request
+from botapp.services.generation_checks import check_sources, validate_request
 
 Status = GenRequest.Status
 
@@ -125,8 +125,7 @@ class GenerationService:
         negative_prompt = (negative_prompt or "").strip() if ai_model.caps.negative_prompt else ""
         if len(negative_prompt) > ai_model.caps.max_prompt_length:
             raise PromptTooLong(length=len(negative_prompt), limit=ai_model.caps.max_prompt_length)
-        if "extend_from" in cleaned:
-            check_extendable(user_id=user_id, ai_model=ai_model, source_id=cleaned["extend_from"])
+        check_sources(user_id=user_id, ai_model=ai_model, cleaned=cleaned)
         price = ai_model.quote(cleaned, variants).total
         if expected_price is not None and Decimal(expected_price) != price:
             raise PriceChanged(price=price)
@@ -204,8 +203,7 @@ class GenerationService:
             _, cleaned = validate_request(
                 ai_model=ai_model, prompt=prompt, params=params, input_images=input_images, variants=variants
             )
-            if "extend_from" in cleaned:
-                check_extendable(user_id=user_id, ai_model=ai_model, source_id=cleaned["extend_from"])
+            check_sources(user_id=user_id, ai_model=ai_model, cleaned=cleaned)
         except DomainError as exc:
             return exc
         return None

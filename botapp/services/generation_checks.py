@@ -7,7 +7,10 @@ from __future__ import annotations
 from botapp.capabilities import FIRST, IMAGE, LAST, REFERENCE, ROLES, image_role
 from botapp.models import AIModel, GenRequest
 from botapp.services.exceptions import (
+    CannotEditVideo,
     CannotExtend,
+    DomainError,
+    ExtensionTooLong,
     InvalidParameter,
     InvalidPrompt,
     LastFrameNeedsFirst,
@@ -19,7 +22,7 @@ from botapp.services.exceptions import (
 
 Status = GenRequest.Status
 
-VIDEO_PARAMS = ("duration_seconds", "generate_audio", "extend_from")
+VIDEO_PARAMS = ("duration_seconds", "generate_audio", "extend_from", "edit_of")
 
 
 def validate_request(
@@ -50,6 +53,7 @@ def validate_request(
         if caps.resolutions:
             raise InvalidParameter(name="resolution", value=resolution)
         cleaned.pop("resolution")  # a default the model no longer has
+    _check_extras(caps, cleaned, kind=ai_model.kind)
     if ai_model.kind == AIModel.Kind.IMAGE:
         if roles.count(IMAGE) != len(roles):
             raise InvalidParameter(name="role", value=next(r for r in roles if r != IMAGE))
@@ -70,14 +74,19 @@ def validate_request(
     extend_from = cleaned.get("extend_from")
     if extend_from is not None and not caps.extension:
         raise CannotExtend()
+    edit_of = cleaned.get("edit_of")
+    if edit_of is not None:
+        if not caps.edit or extend_from is not None:
+            raise CannotEditVideo()
+        cleaned["edit_of"] = _id(edit_of, CannotEditVideo)
     if references and (first or last or extend_from is not None):
         raise ReferencesExclusive()
     if extend_from is not None:
         if first or last:
             raise ReferencesExclusive()
-        cleaned["extend_from"] = int(extend_from)
+        cleaned["extend_from"] = _id(extend_from, CannotExtend)
         cleaned["duration_seconds"] = caps.extension_seconds
-        if caps.resolutions:
+        if caps.resolutions and not caps.extension_keeps_resolution:
             cleaned["resolution"] = caps.resolutions[0]  # Veo extends at 720p
     else:
         if cleaned.get("duration_seconds") is None and caps.durations:
@@ -95,6 +104,77 @@ def validate_request(
         elif not isinstance(cleaned["generate_audio"], bool):
             raise InvalidParameter(name="generate_audio", value=cleaned["generate_audio"])
     return prompt, cleaned
+
+
+MAX_SEED = 2**31 - 1
+
+
+def _check_extras(caps, cleaned: dict, *, kind: str) -> None:
+    """The thinking level, the seed and a draft's note of its full render."""
+    level = cleaned.get("thinking_level")
+    if level is not None and (kind == AIModel.Kind.VIDEO or level not in caps.thinking_levels):
+        raise InvalidParameter(name="thinking_level", value=level)
+    seed = cleaned.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise InvalidParameter(name="seed", value=seed)
+    draft = cleaned.get("draft")
+    if draft is not None:
+        full_model_id = draft.get("full_model_id") if isinstance(draft, dict) else None
+        full_params = draft.get("full_params") if isinstance(draft, dict) else None
+        if not isinstance(full_model_id, int) or isinstance(full_model_id, bool) or not isinstance(full_params, dict):
+            raise InvalidParameter(name="draft", value="?")
+        cleaned["draft"] = {"full_model_id": full_model_id, "full_params": full_params}
+
+
+def _id(value: object, error: type[DomainError]) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise error() from None
+
+
+def clip_seconds(request: GenRequest) -> float:
+    """How long a delivered clip is: what the stored file says, else what was asked for."""
+    durations = [float(r["duration"]) for r in request.results or [] if isinstance(r, dict) and r.get("duration")]
+    return max(durations) if durations else float((request.params or {}).get("duration_seconds") or 0)
+
+
+def check_sources(*, user_id: int, ai_model: AIModel, cleaned: dict) -> None:
+    """The clips a request builds on, checked before anything is charged: the video it extends
+    (`extend_from`) and the clip it edits by conversation (`edit_of`)."""
+    if "extend_from" in cleaned:
+        source = check_extendable(user_id=user_id, ai_model=ai_model, source_id=cleaned["extend_from"])
+        limit = ai_model.caps.max_video_seconds
+        if limit and clip_seconds(source) + ai_model.caps.extension_seconds > limit:
+            raise ExtensionTooLong(limit=limit)
+    if "edit_of" in cleaned:
+        check_editable(user_id=user_id, ai_model=ai_model, source_id=cleaned["edit_of"])
+
+
+def check_editable(*, user_id: int, ai_model: AIModel, source_id: int) -> GenRequest:
+    """The clip to edit by conversation: this user's own delivered video, made by a model of the same
+    provider family that edits (Omni continues its own interaction), with the interaction it was made
+    in. Raises CannotEditVideo."""
+    source = (
+        GenRequest.objects.filter(
+            pk=source_id,
+            user_id=user_id,
+            kind=AIModel.Kind.VIDEO,
+            status=Status.SUCCEEDED,
+            delivered_at__isnull=False,
+        )
+        .select_related("ai_model")
+        .first()
+    )
+    if (
+        source is None
+        or not ai_model.caps.edit
+        or source.ai_model is None
+        or source.ai_model.provider != ai_model.provider
+        or not source.provider_operation_id
+    ):
+        raise CannotEditVideo()
+    return source
 
 
 def check_extendable(*, user_id: int, ai_model: AIModel, source_id: int) -> GenRequest:

@@ -1,5 +1,6 @@
 """The generation flows (FSM): model -> options -> (photos) -> prompt -> confirmation -> generate,
-and the buttons under a result (regenerate, edit this image, animate this image).
+and the buttons under a result (regenerate, edit this image, animate this image, extend, edit this video,
+render a draft in full).
 
 The flow keeps its data in the FSM storage (JSON: Redis-safe):
     kind, model_id, params {aspect_ratio, duration_seconds, resolution}, images [{file_id, ...}],
@@ -11,12 +12,16 @@ passes `idempotency_key=confirm:<user>:<nonce>`, so a second press never charges
 
 from aiogram import Router
 
-from botapp.handlers.generation import control, flow, inputs, prompt_help, results
+from botapp.handlers.generation import control, flow, inputs, prompt_help, results, studio
 from botapp.handlers.generation.base import initial_params, start_flow
 from botapp.handlers.generation.inputs import drain_album_replies
 
 router = Router(name=__name__)
-# prompt_help (styles, ✨ Improve) before flow: its buttons are GenCb actions of its own, in the flow's states.
-router.include_routers(control.router, prompt_help.router, flow.router, inputs.router, results.router)
+# prompt_help (styles, ✨ Improve) and studio (thinking, ⚡ Draft) before flow: their buttons are GenCb actions
+# of their own, in the flow's states; studio's buttons under a result (render in full, edit this video) before
+# the results router, which takes every other ResultCb.
+router.include_routers(
+    control.router, prompt_help.router, studio.router, flow.router, inputs.router, results.router
+)
 
 __all__ = ["drain_album_replies", "initial_params", "router", "start_flow"]

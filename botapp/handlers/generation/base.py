@@ -14,6 +14,7 @@ from botapp import bridge, keyboards
 from botapp.bridge import ModelInfo, UserContext
 from botapp.capabilities import OPTION_KEYS, REFERENCE, normalize_params
 from botapp.handlers.common import answer, error_text, outdated, retire_keyboard, show
+from botapp.handlers.generation.drafts import draft_lines, draft_model_for, planned
 from botapp.handlers.generation.prompting import final_of, improve_fee, improve_offered, prepare_confirm, refresh_style
 from botapp.handlers.generation.texts import (
     confirm_text,
@@ -114,6 +115,10 @@ async def start_flow(
 async def show_options(query: CallbackQuery, state: FSMContext, model: ModelInfo, lang: str) -> None:
     await refresh_style(state, model, lang)  # 🎨 Style: offered for this kind? the chosen one still active?
     data = await state.get_data()
+    draft = await draft_model_for(model) if model.caps.draft else None  # ⚡ Draft offered while its model is on
+    if (draft.id if draft else None) != data.get("draft_model_id"):
+        await state.update_data(draft_model_id=draft.id if draft else None, draft=bool(draft and data.get("draft")))
+        data = await state.get_data()
     await state.set_state(Flow.options)
     markup = keyboards.options_keyboard(lang, model, data["params"], len(data.get("images", [])), data=data)
     await show(query, options_text(model, data, lang), markup)
@@ -138,12 +143,13 @@ async def show_confirm(
         await show_prompt(target, state, model, lang, note="⚠️ " + error_text(problem, lang) + "\n\n")
         return
     data = await state.get_data()
+    run_model, run = await planned(model, data)  # with ⚡ Draft on: the draft's model and options
     problem = problem or await bridge.check_generation(
-        ai_model_id=model.id,
-        prompt=final_of(data),
-        params=data.get("params") or {},
-        input_images=data.get("images", []),
-        variants=int(data.get("variants") or 1),
+        ai_model_id=run_model.id,
+        prompt=final_of(run),
+        params=run.get("params") or {},
+        input_images=run.get("images", []),
+        variants=int(run.get("variants") or 1),
         user_id=user.id,
     )
     if problem is not None:  # e.g. a last frame without a first one: say so before anything is charged
@@ -155,8 +161,10 @@ async def show_confirm(
     balance = await bridge.get_balance(user.id)
     nonce = secrets.token_urlsafe(8)
     await state.set_state(Flow.confirm)
-    text = confirm_text(model, data, balance, lang)
-    price = flow_price(model, data)
+    text = confirm_text(run_model, run, balance, lang)
+    if run.get("draft"):  # both prices: the draft now, the full render later
+        text += "\n" + "\n".join(draft_lines(model, data, lang))
+    price = flow_price(run_model, run)
     await state.update_data(nonce=nonce, price=str(price))
     total = price + improve_fee(data)  # a rewrite's price is a charge of its own, on its own line
     if balance.total >= total:

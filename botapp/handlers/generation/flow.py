@@ -33,6 +33,7 @@ from botapp.handlers.generation.base import (
     start_flow,
 )
 from botapp.handlers.generation.control import confirm_key, queued_text
+from botapp.handlers.generation.drafts import planned
 from botapp.handlers.generation.prompting import final_of, improve_price_of
 from botapp.handlers.generation.texts import images_of, photos_text
 from botapp.i18n import t
@@ -267,6 +268,7 @@ async def on_generate(
         return
     await answer(query, t("gen.sending", lang))
     chat_id = chat_id_of(query)
+    model, data = await planned(model, data)  # with ⚡ Draft on: the draft's model and options
     # The status message: the place in the queue, the wait, Refresh / Cancel (handlers/generation/control.py).
     estimate = await bridge.queue_estimate(model.id, model.kind)
     markup = keyboards.queue_keyboard(lang, callback_data.value)

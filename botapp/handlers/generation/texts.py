@@ -40,16 +40,22 @@ def params_lines(model: ModelInfo, data: dict[str, Any], lang: str) -> list[str]
     lines = []
     if params.get("extend_from"):
         lines.append(t("gen.param.extends", lang, id=params["extend_from"], seconds=model.caps.extension_seconds))
+    if params.get("edit_of"):
+        lines.append(t("studio.param.edits", lang, id=params["edit_of"]))
     if params.get("aspect_ratio") and not params.get("extend_from"):
         lines.append(t("gen.param.ratio", lang, value=params["aspect_ratio"]))
     if model.kind == AIModel.Kind.VIDEO and params.get("duration_seconds") and not params.get("extend_from"):
         lines.append(t("gen.param.duration", lang, value=params["duration_seconds"]))
     if params.get("resolution") and len(model.caps.resolutions) > 1:
         lines.append(t("gen.param.resolution", lang, value=fmt_resolution(params["resolution"])))
+    if params.get("thinking_level") and model.caps.thinking_levels:
+        lines.append(t("studio.param.thinking", lang, level=t(f"btn.thinking.{params['thinking_level']}", lang)))
     if model.caps.audio and "generate_audio" in params:
         lines.append(t("gen.param.audio_on" if params["generate_audio"] else "gen.param.audio_off", lang))
     if int(data.get("variants") or 1) > 1:
         lines.append(t("gen.param.variants", lang, n=int(data["variants"])))
+    if data.get("draft"):
+        lines.append(t("studio.param.draft", lang))
     if data.get("negative_prompt"):
         lines.append(t("gen.param.negative", lang, text=esc(excerpt(data["negative_prompt"], 200))))
     return lines
@@ -112,11 +118,13 @@ def photos_text(model: ModelInfo, data: dict[str, Any], lang: str) -> str:
 def prompt_text(model: ModelInfo, data: dict[str, Any], lang: str) -> str:
     params = data.get("params") or {}
     key = "gen.prompt_ask.extend" if params.get("extend_from") else f"gen.prompt_ask.{model.kind}"
+    if params.get("edit_of"):
+        key = "studio.prompt_ask.edit_video"
     text = t(key, lang, label=esc(model.label), limit=model.max_prompt_length)
     if model.kind == AIModel.Kind.IMAGE and model.max_input_images:
         n = len(images_of(data, "image"))
         text += "\n" + t("gen.prompt_photos_hint", lang, n=n, limit=model.max_input_images)
-    elif model.kind == AIModel.Kind.VIDEO and not params.get("extend_from"):
+    elif model.kind == AIModel.Kind.VIDEO and not (params.get("extend_from") or params.get("edit_of")):
         frames = photos_line(model, data, lang)
         if model.max_input_images and not data.get("images"):
             text += "\n" + t("gen.prompt_frame_hint", lang)

@@ -36,7 +36,8 @@ class NanoBananaProvider(GoogleProvider):
     Input images (up to 14 on Nano Banana 2 / Pro; the model's capabilities say how many) are sent as
     inline parts after the prompt (editing / composition). `ImageConfig` carries the aspect ratio
     (any the model lists, e.g. "1:8") and `image_size` from `params["resolution"]` ("1K" / "2K" /
-    "4K"; Google wants the capital K). The negative prompt, which generate_content does not have, is
+    "4K"; Google wants the capital K). `params["thinking_level"]` (Nano Banana 2.1: "minimal", "medium",
+    "high") goes in `ThinkingConfig.thinking_level` (`generationConfig.thinkingConfig.thinkingLevel`, upper case). The negative prompt, which generate_content does not have, is
     appended to the prompt as "Avoid: ...". `params["response_modalities"]` overrides the default
     ["IMAGE"] (older ids need ["TEXT","IMAGE"]).
     """
@@ -70,6 +71,7 @@ class NanoBananaProvider(GoogleProvider):
             response_modalities=list(modalities),
             image_config=types.ImageConfig(aspect_ratio=ratio, image_size=size) if ratio or size else None,
             seed=int_param(req, "seed"),
+            thinking_config=_thinking(req),
             automatic_continuation=False,
         )
         client = self.client(backend)
@@ -135,3 +137,8 @@ class NanoBananaProvider(GoogleProvider):
             user_reason="The model did not return an image; try rephrasing the prompt.",
             details={"finish_reason": finish, "text": text},
         )
+
+
+def _thinking(req: ProviderRequest) -> types.ThinkingConfig | None:
+    level = str_param(req, "thinking_level")
+    return types.ThinkingConfig(thinking_level=level.upper()) if level else None
