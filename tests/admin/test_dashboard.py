@@ -338,8 +338,8 @@ def test_token_flow(world):
 def test_generation_stats(world):
     stats = sel.generation_stats(period=P)
     by_model = {m.name: m for m in stats.by_model}
-    assert list(by_model) == ["🍌 Nano Banana 2", "⚡ Veo 3.1 Fast"]
-    nano, veo = by_model["🍌 Nano Banana 2"], by_model["⚡ Veo 3.1 Fast"]
+    assert list(by_model) == ["🍌 Nano Banana 2.1", "⚡ Veo 3.1 Fast"]
+    nano, veo = by_model["🍌 Nano Banana 2.1"], by_model["⚡ Veo 3.1 Fast"]
     assert (nano.total, nano.created, nano.queued, nano.running, nano.succeeded, nano.failed, nano.refunded) == (
         5, 1, 1, 0, 2, 1, 1,
     )  # fmt: skip
@@ -380,8 +380,8 @@ def test_queue_now(world):
 
 def test_model_margins(world):
     margins = {m.name: m for m in sel.model_margins(period=P, rub_per_token=Decimal("6.5"), usd_rub_rate=USD)}
-    assert list(margins) == ["🍌 Nano Banana 2", "⚡ Veo 3.1 Fast"]  # inactive models without activity: no row
-    nano, veo = margins["🍌 Nano Banana 2"], margins["⚡ Veo 3.1 Fast"]
+    assert list(margins) == ["🍌 Nano Banana 2.1", "⚡ Veo 3.1 Fast"]  # inactive models without activity: no row
+    nano, veo = margins["🍌 Nano Banana 2.1"], margins["⚡ Veo 3.1 Fast"]
     # nano: g1 and g6 charged 1.5 each from purchased tokens (g3's charge was refunded), g2 from bonus.
     assert (nano.paid_tokens, nano.bonus_tokens, nano.revenue_rub) == (Decimal("3"), Decimal("1.5"), Decimal("19.50"))
     assert (nano.succeeded, nano.units, nano.cost_usd, nano.cost_rub) == (2, 3, Decimal("0.12"), Decimal("9.60"))
@@ -428,7 +428,7 @@ def test_selectors_on_an_empty_database_give_zeros(db):
     assert sel.failures_by_error_code(period=P) == []
     assert sel.queue_now(now=NOW) == sel.QueueNow(0, 0, 0, 0, None)
     margins = sel.model_margins(period=P, rub_per_token=Decimal(0), usd_rub_rate=USD)
-    assert [m.name for m in margins] == ["🍌 Nano Banana 2", "⚡ Veo 3.1 Fast"]  # the active models, zeros
+    assert [m.name for m in margins] == ["🍌 Nano Banana 2.1", "⚡ Veo 3.1 Fast"]  # the active models, zeros
     assert all(m.revenue_rub == 0 and m.cost_rub == 0 and m.margin_share is None for m in margins)
     assert sel.referrals_and_promos(period=P).top_codes == []
 

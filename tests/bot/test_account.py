@@ -59,7 +59,7 @@ def test_defaults_from_settings_are_used_by_the_flows(chat):
 
     menu = chat.press(screen, "Назад", text_has("Главное меню"))
     models = chat.press(menu, "Создать изображение", text_has("Выберите модель"))
-    assert has_buttons("Nano Banana 2 · от 1.5 ток. ⭐")(models), "the default model is marked"
+    assert has_buttons("Nano Banana 2.1 · от 1.5 ток. ⭐")(models), "the default model is marked"
     options = chat.press(models, "Nano Banana", has_buttons("✅ 9:16"))
     menu = chat.press(options, "Отмена", text_has("Главное меню"))
     models = chat.press(menu, "Создать видео", text_has("Выберите модель"))

@@ -48,7 +48,7 @@ def test_nano_banana_2_at_4k_with_photos_and_an_extreme_ratio(chat, worker):
     started(chat)
     fund(chat.id, 10)
     models = chat.press(started(chat), "Создать изображение", text_has("Выберите модель"))
-    assert "Nano Banana 2 · от 1.5 ток." in button_texts(models)[0]
+    assert "Nano Banana 2.1 · от 1.5 ток." in button_texts(models)[0]
     options = chat.press(models, "Nano Banana 2", has_buttons("4K"))
     assert not any("Pro" in b for b in button_texts(models)), "Nano Banana Pro is added inactive"
     options = chat.press(options, "1:8", has_buttons("✅ 1:8"))
