@@ -24,6 +24,8 @@
         ledger (botapp.services.reconcile)
     lapse_subscriptions (beat, every SUBSCRIPTION_LAPSE_CHECK_SECONDS) / notify_subscription_lapsed(id):
         Star subscriptions that were not renewed end, their users told once (botapp.services.subscriptions)
+    check_model_lifecycle (beat, every LIFECYCLE_CHECK_SECONDS: daily): models at their shutdown date switch
+        to their successor, the operators are warned 14 and 3 days ahead (botapp.services.lifecycle)
 
 Every task is idempotent (each step is a conditional UPDATE), so they ack late: a worker killed
 mid-task gets the message redelivered, and the duplicate finds nothing to do or resumes cleanly.
@@ -263,3 +265,19 @@ def notify_subscription_lapsed(self, subscription_id: int) -> None:
     retry_in = subscriptions.send_lapse_notice(subscription_id=subscription_id)
     if retry_in:
         raise self.retry(countdown=retry_in + 0.5)
+
+
+@shared_task(name="botapp.tasks.check_model_lifecycle", ignore_result=True)
+def check_model_lifecycle() -> dict:
+    """Beat, every LIFECYCLE_CHECK_SECONDS (daily): active models on or past their shutdown date switch to
+    their successor (without one: a daily operator alert, no pause); warnings 14 and 3 days before a
+    shutdown, each once (botapp.services.lifecycle.lifecycle_daily)."""
+    from botapp.services import lifecycle
+
+    report = lifecycle.lifecycle_daily()
+    return {
+        "switched": len(report.switched),
+        "refused": len(report.refused),
+        "past_without_successor": len(report.past_without_successor),
+        "warned": len(report.warned),
+    }

@@ -330,6 +330,17 @@ CELERY_BEAT_SCHEDULE["subscription-lapse"] = {
 CELERY_TASK_ROUTES["botapp.tasks.lapse_subscriptions"] = {"queue": CELERY_TICK_QUEUE}
 CELERY_TASK_ROUTES["botapp.tasks.notify_subscription_lapsed"] = {"queue": CELERY_SEND_QUEUE}
 
+# --- The models' lifecycle (botapp/services/lifecycle.py) ---------------------------------------------------
+# Every LIFECYCLE_CHECK_SECONDS (a day): active models on or past their shutdown date switch to their
+# successor; the operators are warned 14 and 3 days before a shutdown.
+LIFECYCLE_CHECK_SECONDS = env.float("LIFECYCLE_CHECK_SECONDS", default=86400.0)
+CELERY_BEAT_SCHEDULE["model-lifecycle"] = {
+    "task": "botapp.tasks.check_model_lifecycle",
+    "schedule": LIFECYCLE_CHECK_SECONDS,
+    "options": {"expires": max(60.0, LIFECYCLE_CHECK_SECONDS / 2)},
+}
+CELERY_TASK_ROUTES["botapp.tasks.check_model_lifecycle"] = {"queue": CELERY_TICK_QUEUE}
+
 # --- Google (google-genai) ---------------------------------------------------------------------------
 GOOGLE_API_KEY = env.str("GOOGLE_API_KEY", default="")
 GOOGLE_GENAI_USE_VERTEXAI = env.bool("GOOGLE_GENAI_USE_VERTEXAI", default=False)

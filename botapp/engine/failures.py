@@ -4,9 +4,13 @@ why in their language; what may succeed later is retried with backoff, until its
 - `handle_error`: a ProviderError from a submit or a poll -> fail (permanent: safety, invalid input,
   auth, a retired model) or retry (rate limits, 5xx, network, a transient failure of the operation
   itself: a new operation).
-- `retired_model`: Google does not know the model id (404 on submit): the model is paused in the
-  catalogue (once), this request and the model's others that have not reached Google are failed
-  and refunded with "the model is unavailable", and the operators are alerted (once per pause).
+- `retired_model`: Google does not know the model id (404 on submit). A model with a successor that
+  can take over switches to it by itself (botapp.services.lifecycle.switch_to_successor: once, one
+  alert), and this request is treated like the model's waiting ones: moved to the successor and queued
+  again when it costs the same or less there, else failed and refunded once with its own message
+  (`model_switched`, `model_switched_options`). Without one, the model is paused in the catalogue
+  (once), this request and the model's others that have not reached Google are failed and refunded
+  with "the model is unavailable", and the operators are alerted (once per pause).
 - `retry`: the request is next due after a backoff (exponential, or Google's retry delay); past its
   deadline it fails with the last error instead.
 - `fail`: GenerationService.fail (a conditional UPDATE: refunds once), then notify_failure.
@@ -74,6 +78,8 @@ ERROR_TEXT_KEYS = {
     "auth": "unavailable",
     "backend_unsupported": "unavailable",
     "model_not_found": "model_retired",
+    "model_switched": "model_switched",  # botapp/locales/*/lifecycle.toml
+    "model_switched_options": "model_switched_options",
     "operation_not_found": "failed",
     "failed_precondition": "unavailable",
     "unknown_provider": "unavailable",
@@ -118,7 +124,7 @@ def handle_error(request: GenRequest, token: datetime | None, exc: ProviderError
     if not exc.retryable:
         if exc.code == "model_not_found":
             if submit:
-                return retired_model(request, exc)
+                return retired_model(request, exc, token)
             # On a poll a 404 is the operation's (expired, unknown), not the model's.
             return fail(request, "operation_not_found", exc.message)
         reason = exc.reason if isinstance(exc, SafetyBlocked) else None
@@ -188,10 +194,23 @@ NOT_SENT = Q(status__in=(Status.CREATED, Status.QUEUED)) | Q(status=Status.RUNNI
 RETIRED_BATCH = 1000  # the model's other requests failed at once; the sweep takes the rest
 
 
-def retired_model(request: GenRequest, exc: ProviderError) -> str:
-    """Google answered "not found" for the model: pause it (once), fail + refund this request and the
+def retired_model(request: GenRequest, exc: ProviderError, token: datetime | None = None) -> str:
+    """Google answered "not found" for the model. With a successor that can take over: switch to it
+    (once; the model's waiting requests move or are refunded there) and move or refund this request
+    (held by this worker: `token`). Otherwise: pause it (once), fail + refund this request and the
     model's others not sent yet (the same message), alert the operators once per pause."""
     ai_model = request.ai_model
+    if ai_model is not None and ai_model.successor_id is not None:
+        from botapp.services import lifecycle
+
+        if lifecycle.successor_problem(ai_model) is None:
+            reason = redact(f"Google answered not found for {ai_model.provider_model_id}: {exc.message}")
+            lifecycle.switch_to_successor(
+                ai_model_id=ai_model.pk, reason=reason, provider_model_id=ai_model.provider_model_id
+            )
+            outcome = lifecycle.take_over(request, token, exc.message)  # None: not switched (its id changed)
+            if outcome is not None:
+                return outcome
     paused_at = None
     if ai_model is not None:
         reason = redact(f"Google answered not found for {ai_model.provider_model_id}: {exc.message}")
@@ -230,6 +249,14 @@ def fmt_tokens(value: Decimal) -> str:
 def failure_text(request: GenRequest, lang: str, reason: str | None = None) -> str:
     key = ERROR_TEXT_KEYS.get(request.error_code, "generic")
     params: dict[str, Any] = {"label": html.escape(model_label(request))}
+    if key in ("model_switched", "model_switched_options"):
+        from botapp.services.lifecycle import notice_params
+
+        switch = notice_params(request)
+        if switch is None:  # the successor is gone since: the model's own message
+            key = "model_retired"
+        else:
+            params.update({name: html.escape(value) for name, value in switch.items()})
     text = t(f"generation.errors.{key}", lang, **params)
     if key == "safety":
         reason_key = SAFETY_REASON_KEYS.get((reason or "").upper(), "generic")

@@ -27,20 +27,33 @@ def sweep() -> dict[str, int]:
       harmless), or fail + refund past the deadline;
     - waiting for a model the bot paused (Google no longer knows its id): fail + refund, with the
       "model unavailable" message (what the worker that paused it did not take);
+    - waiting for a model that switched to its successor (botapp.services.lifecycle): moved there (or
+      refunded when dearer there), never failed as "unavailable": what the switch did not take (its
+      batch, or a request created while it ran);
     - running and overdue (the poller is not running, or a worker died holding it): resume it (with an
       operation id: poll; without: submit again), which fails + refunds it past the deadline;
     - succeeded but undelivered: deliver again, or refund after GENERATION_DELIVERY_GRACE_SECONDS.
     """
     now = common.now()
-    stats = {"queued": 0, "redispatched": 0, "resumed": 0, "redelivered": 0, "failed": 0}
+    stats = {"queued": 0, "redispatched": 0, "resumed": 0, "redelivered": 0, "failed": 0, "moved": 0}
     stale = now - common.seconds(settings.GENERATION_REDISPATCH_AFTER_SECONDS)
 
     paused = GenRequest.objects.filter(
-        status__in=(Status.CREATED, Status.QUEUED), ai_model__is_active=False, ai_model__paused_at__isnull=False
+        status__in=(Status.CREATED, Status.QUEUED),
+        ai_model__is_active=False,
+        ai_model__paused_at__isnull=False,
+        ai_model__switched_at__isnull=True,  # a switched model's requests move to its successor (below)
     )
     for request in paused.select_related("ai_model")[:1000]:
         if fail(request, "model_not_found", "the model is paused", only_if=NOT_SENT) == "failed":
             stats["failed"] += 1
+
+    from botapp.services import lifecycle  # (it imports this package's failures)
+
+    for ai_model_id in list(lifecycle.switched_models_waiting()):
+        report = lifecycle.move_waiting(ai_model_id=ai_model_id)
+        stats["moved"] += report.moved
+        stats["failed"] += report.refunded
 
     for pk in GenRequest.objects.filter(status=Status.CREATED, created_at__lte=now - timedelta(seconds=30)).values_list(
         "pk", flat=True

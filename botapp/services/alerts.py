@@ -19,7 +19,10 @@ Alerts so far: a successful payment that could not be credited (the payment hand
 failure rate over the threshold (`check_failure_rate`, a beat task every ALERT_FAILURE_CHECK_SECONDS),
 a model whose id Google does not know any more (`model_not_found`, from the worker, which paused it), running
 generations the poller left overdue (`check_video_queue`, a beat task every ALERT_QUEUE_CHECK_SECONDS)
-and the end of a broadcast (botapp/services/broadcasts.py).
+and the end of a broadcast (botapp/services/broadcasts.py). A model's lifecycle (botapp/services/lifecycle.py):
+a model switched to its successor (`model_switched`, one per switch), a switch refused and the model paused
+(`model_switch_refused`), a shutdown 14 and 3 days ahead (`model_shutdown_soon`) and an active model past its
+shutdown date without a successor (`model_past_shutdown`, daily).
 """
 
 from __future__ import annotations
@@ -339,4 +342,71 @@ def check_video_queue(*, now: datetime | None = None) -> bool:
         count=lag.stuck,
         minutes=f"{lag.oldest_minutes:.0f}",
         threshold=f"{threshold:g}",
+    )
+
+
+# --- the lifecycle of a model (botapp/services/lifecycle.py) ---------------------------------------------
+# A lifecycle alert is decided once by its caller (a conditional UPDATE, a marker): the dedupe here only
+# keeps a replay quiet, so its cool-down is long.
+LIFECYCLE_ALERT_COOLDOWN_SECONDS = 7 * 24 * 3600
+
+
+def model_switched(*, ai_model, successor, switched_at: datetime, reason: str, moved: int, refunded: int) -> bool:
+    """The model was retired in favour of its successor (one alert per switch: model id + switch time)."""
+    return alert_operators(
+        key="lifecycle_switched",
+        dedupe=f"{ai_model.pk}:{switched_at.isoformat()}",
+        cooldown=LIFECYCLE_ALERT_COOLDOWN_SECONDS,
+        name=str(ai_model),
+        model_id=ai_model.provider_model_id,
+        successor=str(successor),
+        successor_id=successor.provider_model_id,
+        reason=reason[:300],
+        moved=moved,
+        refunded=refunded,
+    )
+
+
+def model_switch_refused(*, ai_model, problem: str, paused_at: datetime) -> bool:
+    """The model had to switch but its successor cannot take over (retired, paused, invalid): paused."""
+    from botapp.services.lifecycle import problem_text
+
+    successor = ai_model.successor
+    return alert_operators(
+        key="lifecycle_switch_refused",
+        dedupe=f"{ai_model.pk}:{paused_at.isoformat()}",
+        cooldown=LIFECYCLE_ALERT_COOLDOWN_SECONDS,
+        name=str(ai_model),
+        model_id=ai_model.provider_model_id,
+        successor=str(successor) if successor is not None else "—",
+        problem=problem_text(problem, admin_language()),
+    )
+
+
+def model_shutdown_soon(*, ai_model, days: int, threshold: int) -> bool:
+    """A warning `threshold` days (or fewer) before the model's shutdown date (its caller sends it once)."""
+    successor = ai_model.successor
+    key = "lifecycle_shutdown_soon" if successor is not None else "lifecycle_shutdown_soon_alone"
+    return alert_operators(
+        key=key,
+        dedupe=f"{ai_model.pk}:{ai_model.shutdown_date.isoformat()}:{threshold}",
+        cooldown=LIFECYCLE_ALERT_COOLDOWN_SECONDS,
+        name=str(ai_model),
+        model_id=ai_model.provider_model_id,
+        date=ai_model.shutdown_date.isoformat(),
+        days=days,
+        successor=str(successor) if successor is not None else "",
+    )
+
+
+def model_past_shutdown(*, ai_model, today) -> bool:
+    """An active model past its shutdown date without a successor: not paused (Google may still serve it),
+    reminded once a day."""
+    return alert_operators(
+        key="lifecycle_past_shutdown",
+        dedupe=f"{ai_model.pk}:{ai_model.shutdown_date.isoformat()}:{today.isoformat()}",
+        cooldown=20 * 3600,
+        name=str(ai_model),
+        model_id=ai_model.provider_model_id,
+        date=ai_model.shutdown_date.isoformat(),
     )
