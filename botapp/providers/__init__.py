@@ -1,4 +1,4 @@
-"""Generation providers (Django-free, synchronous): Google Nano Banana / Imagen / Veo and an offline demo.
+"""Generation providers (Django-free, synchronous): Google Nano Banana / Veo / Gemini Omni and an offline demo.
 
 Typical use from a worker::
 
@@ -29,23 +29,25 @@ from .base import (
     Transient,
 )
 from .demo import DemoProvider
-from .google import GoogleConfig, ImagenProvider, NanoBananaProvider, VeoProvider, clear_client_cache
-from .registry import DEMO, GEMINI_IMAGE, IMAGEN, PROVIDERS, VEO, get_provider
+from .google import GoogleConfig, NanoBananaProvider, OmniProvider, VeoProvider, clear_client_cache
+from .registry import DEMO, GEMINI_IMAGE, IMAGEN, OMNI, PROVIDERS, RETIRED, VEO, get_provider
 
 __all__ = [
     "DEMO",
     "GEMINI_IMAGE",
     "IMAGEN",
+    "OMNI",
     "PROVIDERS",
+    "RETIRED",
     "VEO",
     "DemoProvider",
     "GoogleConfig",
-    "ImagenProvider",
     "InputImage",
     "InputVideo",
     "InvalidInput",
     "MediaItem",
     "NanoBananaProvider",
+    "OmniProvider",
     "OperationTimeout",
     "PermanentError",
     "PollOutcome",

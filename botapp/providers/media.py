@@ -11,13 +11,15 @@ _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"udta"}
 
 @dataclass(frozen=True, slots=True)
 class Mp4Info:
-    """What the MP4 header says: duration (s), the first video track's size, box order."""
+    """What the MP4 header says: duration (s), the first video track's size, box order, and whether
+    a track is a sound track (a `soun` handler)."""
 
     duration: float
     width: int | None
     height: int | None
     faststart: bool  # `moov` before `mdat`: playable while downloading
     brand: str
+    has_audio: bool = False
 
 
 def _boxes(data: bytes, start: int, end: int):
@@ -45,10 +47,11 @@ def probe_mp4(data: bytes) -> Mp4Info | None:
     brand = data[8:12].decode("latin-1", "replace")
     duration: float | None = None
     width = height = None
+    has_audio = False
     order: list[bytes] = []
 
     def walk(start: int, end: int, depth: int) -> None:
-        nonlocal duration, width, height
+        nonlocal duration, width, height, has_audio
         for kind, body, stop in _boxes(data, start, end):
             if depth == 0:
                 order.append(kind)
@@ -67,6 +70,8 @@ def probe_mp4(data: bytes) -> Mp4Info | None:
                     w, h = struct.unpack(">II", data[offset : offset + 8])
                     if w and h:
                         width, height = w >> 16, h >> 16
+            elif kind == b"hdlr" and body + 12 <= stop:
+                has_audio = has_audio or data[body + 8 : body + 12] == b"soun"  # version+flags, pre_defined, type
             elif kind in _CONTAINERS:
                 walk(body, stop, depth + 1)
 
@@ -74,7 +79,7 @@ def probe_mp4(data: bytes) -> Mp4Info | None:
     if duration is None:
         return None
     faststart = b"moov" in order and (b"mdat" not in order or order.index(b"moov") < order.index(b"mdat"))
-    return Mp4Info(duration=duration, width=width, height=height, faststart=faststart, brand=brand)
+    return Mp4Info(duration=duration, width=width, height=height, faststart=faststart, brand=brand, has_audio=has_audio)
 
 
 def image_size(data: bytes) -> tuple[int | None, int | None]:

@@ -18,7 +18,6 @@ from PIL import Image
 from botapp.providers import (
     DemoProvider,
     GoogleConfig,
-    ImagenProvider,
     InputImage,
     InvalidInput,
     NanoBananaProvider,
@@ -32,6 +31,7 @@ from botapp.providers import (
     RateLimited,
     SafetyBlocked,
     Submission,
+    OmniProvider,
     Transient,
     VeoProvider,
     get_provider,
@@ -40,12 +40,9 @@ from botapp.providers.google import map_exception, map_operation_error
 from botapp.providers.media import probe_mp4
 from sandbox.google import IMAGEN_RAI_MESSAGE, FakeGoogleServer, Scenario, parse_markers
 
-pytestmark = pytest.mark.filterwarnings("ignore:The generate_images method is deprecated")
-
 GEMINI_KEY = "gemini-test-key"
 VERTEX_KEY = "vertex-test-key"
 NB_MODEL = "nano-banana-test"
-IMAGEN_MODEL = "imagen-test"
 VEO_MODEL = "veo-test"
 
 
@@ -174,53 +171,6 @@ def test_nano_banana_text_next_to_image_is_returned(server, config):
     server.set_model_scenario(NB_MODEL, Scenario(text="Here is your fox."))
     result = NanoBananaProvider(config).submit(image_req()).result
     assert result.text == "Here is your fox." and len(result.media) == 1
-
-
-# --------------------------------------------------------------------------------------------
-# Imagen
-# --------------------------------------------------------------------------------------------
-
-
-def test_imagen_on_vertex(server, config):
-    provider = ImagenProvider(config)
-    req = image_req(
-        "a lighthouse",
-        provider_model_id=IMAGEN_MODEL,
-        negative_prompt="people",
-        params={"aspect_ratio": "3:4", "number_of_images": 2},
-    )
-    result = provider.submit(req).result
-
-    assert len(result.media) == 2
-    for item in result.media:
-        with Image.open(io.BytesIO(item.data)) as im:
-            assert im.format == "PNG" and im.size == (48, 64)
-    sent = server.last("predict")
-    assert sent.path == f"/v1beta1/publishers/google/models/{IMAGEN_MODEL}:predict"
-    assert sent.api_key == VERTEX_KEY
-    assert sent.prompt == "a lighthouse"
-    assert sent.parameters == {
-        "negativePrompt": "people",
-        "sampleCount": 2,
-        "aspectRatio": "3:4",
-        "includeRaiReason": True,
-    }
-
-
-def test_imagen_on_gemini_api_fails_without_a_request(server, config):
-    with pytest.raises(PermanentError) as info:
-        ImagenProvider(config).submit(image_req(provider_model_id=IMAGEN_MODEL, backend="gemini"))
-    assert info.value.code == "backend_unsupported"
-    assert "Imagen needs Vertex AI: set backend=vertex" in info.value.message.replace(" (generate_images)", "")
-    assert server.requests == []
-
-
-def test_imagen_rejects_input_images(server, config):
-    with pytest.raises(InvalidInput):
-        ImagenProvider(config).submit(
-            image_req(provider_model_id=IMAGEN_MODEL, input_images=[InputImage(_png((1, 2, 3)))])
-        )
-    assert server.requests == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -462,36 +412,6 @@ def test_unsupported_aspect_ratio_from_the_server_is_invalid_input(server, confi
         NanoBananaProvider(config).submit(image_req(params={"aspect_ratio": "7:5"}))
 
 
-IMAGEN_CASES = [
-    ("[[rai]]", SafetyBlocked, "RAI_FILTERED"),
-    ("[[safety]]", SafetyBlocked, "RAI_FILTERED"),
-    ("[[error:429]]", RateLimited, None),
-    ("[[error:503]]", ProviderBusy, None),
-    ("[[error:404]]", PermanentError, None),
-]
-
-
-@pytest.mark.parametrize(("marker", "error", "reason"), IMAGEN_CASES)
-def test_imagen_refusals_and_errors(server, config, marker, error, reason):
-    with pytest.raises(error) as info:
-        ImagenProvider(config).submit(image_req(f"x {marker}", provider_model_id=IMAGEN_MODEL))
-    if reason:
-        assert info.value.reason == reason
-        assert info.value.details["support_codes"] == ["39322892", "29310472"]
-
-
-def test_imagen_prompt_rejected_with_400_is_a_safety_block(server, config):
-    message = (
-        "Image generation failed with the following error: The prompt could not be submitted. This prompt "
-        "contains sensitive words that violate Google's Responsible AI practices. Support codes: 42876398"
-    )
-    server.set_model_scenario(IMAGEN_MODEL, Scenario.error(400, message))
-    with pytest.raises(SafetyBlocked) as info:
-        ImagenProvider(config).submit(image_req(provider_model_id=IMAGEN_MODEL))
-    assert info.value.reason == "RAI_PROMPT_BLOCKED"
-    assert info.value.details["support_codes"] == ["42876398"]
-
-
 VEO_POLL_CASES = [
     # (marker, error class, code)
     ("[[rai]]", SafetyBlocked, "safety_blocked"),
@@ -561,7 +481,7 @@ def test_unknown_operation_is_permanent(server, config):
 def test_vertex_not_configured(server):
     cfg = GoogleConfig(api_key=GEMINI_KEY, gemini_base_url=server.base_url)
     with pytest.raises(PermanentError) as info:
-        ImagenProvider(cfg).submit(image_req(provider_model_id=IMAGEN_MODEL))
+        VeoProvider(cfg).submit(video_req())
     assert info.value.code == "not_configured"
     with pytest.raises(PermanentError) as info:
         NanoBananaProvider(GoogleConfig()).submit(image_req())
@@ -574,7 +494,7 @@ def test_base_url_from_the_environment(server, monkeypatch):
         monkeypatch.setenv(name, value)
     cfg = GoogleConfig(api_key="env-gemini-key", vertex_api_key="env-vertex-key")
     NanoBananaProvider(cfg).submit(image_req())
-    ImagenProvider(cfg).submit(image_req(provider_model_id=IMAGEN_MODEL))
+    VeoProvider(cfg).submit(video_req())
     assert [(r.backend, r.api_key) for r in server.requests] == [
         ("gemini", "env-gemini-key"),
         ("vertex", "env-vertex-key"),
@@ -611,13 +531,16 @@ def test_config_repr_hides_keys(config):
 
 def test_registry(config):
     assert isinstance(get_provider("google-gemini-image", config=config), NanoBananaProvider)
-    assert isinstance(get_provider("google-imagen", config=config), ImagenProvider)
     assert isinstance(get_provider("google-veo", config=config), VeoProvider)
+    assert isinstance(get_provider("google-omni", config=config), OmniProvider)
     assert isinstance(get_provider("demo", config=config), DemoProvider)
     assert get_provider("google-veo", config=config) is get_provider("google-veo", config=config)
     with pytest.raises(PermanentError) as info:
         get_provider("openai", config=config)
     assert info.value.code == "unknown_provider"
+    with pytest.raises(PermanentError) as info:  # Imagen 4 was shut down: old rows name the family
+        get_provider("google-imagen", config=config)
+    assert info.value.code == "model_retired" and "shut down" in info.value.message
 
 
 def test_submission_and_poll_outcome_cannot_be_confused():

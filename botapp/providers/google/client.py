@@ -18,6 +18,12 @@ logger = logging.getLogger(__name__)
 GEMINI = "gemini"
 VERTEX = "vertex"
 
+# One attempt per call: the engine retries itself (with its own backoff, attempts and deadline).
+# The SDK's own calls already make one attempt when `retry_options` is unset, but the Interactions
+# client (a generated client inside the SDK) then retries 408/409/429/5xx 4 times with backoff;
+# `attempts=1` turns that off too (google/genai/_gaos/google_genai.py, `_translate_retry_config`).
+NO_RETRIES = types.HttpRetryOptions(attempts=1)
+
 
 @dataclass(frozen=True)
 class GoogleConfig:
@@ -93,10 +99,14 @@ def _build_client(config: GoogleConfig, backend: str) -> Any:
         if backend == GEMINI:
             if not config.api_key:
                 raise PermanentError("the Gemini API backend needs an API key (GOOGLE_API_KEY)", code="not_configured")
-            options = types.HttpOptions(base_url=config.gemini_base_url or None, timeout=timeout_ms)
+            options = types.HttpOptions(
+                base_url=config.gemini_base_url or None, timeout=timeout_ms, retry_options=NO_RETRIES
+            )
             return genai.Client(vertexai=False, api_key=config.api_key, http_options=options)
         if backend == VERTEX:
-            options = types.HttpOptions(base_url=config.vertex_base_url or None, timeout=timeout_ms)
+            options = types.HttpOptions(
+                base_url=config.vertex_base_url or None, timeout=timeout_ms, retry_options=NO_RETRIES
+            )
             if config.vertex_api_key:
                 # Express mode; with project AND location too, paths are project-scoped.
                 scoped = bool(config.project and config.location)

@@ -1,5 +1,6 @@
 """What the Google providers share: the request parameters they read, input image checks, and
-`GoogleProvider` (backend choice, the cached client, error mapping and logging around each call)."""
+`GoogleProvider` (backend choice, the cached client, error mapping and logging around each call, the
+download of a video Google answered with a URI)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,28 @@ import logging
 import re
 import time
 from typing import Any, ClassVar
+from urllib.parse import urlparse
 
-from ..base import InputImage, InputVideo, InvalidInput, PermanentError, Provider, ProviderRequest
+import httpx
+
+from ..base import (
+    InputImage,
+    InputVideo,
+    InvalidInput,
+    PermanentError,
+    Provider,
+    ProviderBusy,
+    ProviderError,
+    ProviderRequest,
+    RateLimited,
+)
 from .client import GEMINI, VERTEX, GoogleConfig, get_client
 from .errors import map_exception
 
 logger = logging.getLogger(__name__)
 
 _RATIO = re.compile(r"^\d{1,2}:\d{1,2}$")
+_KEY_PARAMETER = re.compile(r"([?&](?:key|api_key)=)[^&\s'\"]+", re.IGNORECASE)
 
 
 def aspect_ratio_param(req: ProviderRequest) -> str | None:
@@ -117,7 +132,7 @@ class GoogleProvider(Provider):
         try:
             result = fn()
         except Exception as exc:
-            mapped = map_exception(exc, context=self.method_label)
+            mapped = self._scrub(map_exception(exc, context=self.method_label))
             logger.warning(
                 "google %s failed: request=%s model=%s backend=%s after %.2fs: %r",
                 what,
@@ -138,6 +153,19 @@ class GoogleProvider(Provider):
         )
         return result
 
+    def _scrub(self, error: ProviderError) -> ProviderError:
+        """The error with this config's API keys, and any `key=` URL parameter, out of its message
+        (the process-wide `redact` knows the keys of Django's settings, not a config's)."""
+        text = error.message
+        for key in (self.config.api_key, self.config.vertex_api_key):
+            if key and len(key) >= 4:
+                text = text.replace(key, "[redacted]")
+        text = _KEY_PARAMETER.sub(r"\1[redacted]", text)
+        if text != error.message:
+            error.message = text
+            error.args = (text,)
+        return error
+
     def _base_metadata(self, req: ProviderRequest, backend: str) -> dict[str, Any]:
         return {
             "provider": self.name,
@@ -145,6 +173,41 @@ class GoogleProvider(Provider):
             "backend": backend,
             "request_id": req.request_id,
         }
+
+    def _download(self, uri: str, backend: str, req: ProviderRequest) -> bytes:
+        """A video Google answered with an http(s) URI. The API key goes only to a Google host or the
+        configured base URL's host; messages name the URI without its query (it may carry a key)."""
+        headers: dict[str, str] = {}
+        key = self.config.api_key if backend == GEMINI else self.config.vertex_api_key
+        base = self.config.gemini_base_url if backend == GEMINI else self.config.vertex_base_url
+        host = urlparse(uri).hostname or ""
+        trusted = host.endswith(".googleapis.com") or (base and urlparse(base).hostname == host)
+        if key and trusted:
+            headers["x-goog-api-key"] = key
+        started = time.monotonic()
+        try:
+            response = httpx.get(uri, headers=headers, timeout=self.config.download_timeout, follow_redirects=True)
+        except Exception as exc:
+            raise map_exception(exc) from exc
+        if response.status_code == 429:
+            raise RateLimited(f"video download rate-limited ({_without_query(uri)})")
+        if response.status_code >= 500:
+            raise ProviderBusy(f"video download failed: HTTP {response.status_code}", code="download_failed")
+        if response.status_code != 200:
+            raise PermanentError(
+                f"video download failed: HTTP {response.status_code} for {_without_query(uri)}", code="download_failed"
+            )
+        logger.info(
+            "google video downloaded: request=%s %d bytes in %.2fs",
+            req.request_id,
+            len(response.content),
+            time.monotonic() - started,
+        )
+        return response.content
+
+
+def _without_query(uri: str) -> str:
+    return uri.split("?", 1)[0]
 
 
 def expect_kind(req: ProviderRequest, kind: str, provider: str) -> None:

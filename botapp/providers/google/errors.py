@@ -1,6 +1,6 @@
-"""Google's answers as typed provider errors: SDK exceptions (`map_exception`, `map_api_error`), a
-finished operation's `error` (`map_operation_error`), and the safety vocabulary (finish reasons,
-support codes) the providers share."""
+"""Google's answers as typed provider errors: SDK exceptions (`map_exception`, `map_api_error`, and
+the Interactions client's own exceptions, `map_interactions_error`), a finished operation's `error`
+(`map_operation_error`), and the safety vocabulary (finish reasons, support codes) the providers share."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import httpx
+from google.genai import _interactions_errors as interactions_errors
 from google.genai import errors as genai_errors
 
 from botapp.redaction import error_text, redact
@@ -152,12 +153,31 @@ def _http_error_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[typ
 _TIMEOUT_ERRORS, _TRANSPORT_ERRORS, _HTTP_ERRORS = _http_error_classes()
 
 
+def map_interactions_error(exc: interactions_errors.APIError) -> ProviderError:
+    """Map an exception of the Interactions client (`client.interactions.*`, a generated client with
+    its own classes: `APIStatusError` and its subclasses by status, `APIConnectionError`,
+    `APITimeoutError`, `APIResponseValidationError`) like the SDK's `APIError` of the same answer."""
+    if isinstance(exc, interactions_errors.APITimeoutError):
+        return Transient(f"timeout: {error_text(exc)}", code="timeout")
+    if isinstance(exc, interactions_errors.APIConnectionError):
+        return Transient(f"network error: {error_text(exc)}", code="network")
+    if isinstance(exc, interactions_errors.APIResponseValidationError):
+        return PermanentError(f"unexpected answer from Google: {error_text(exc)}", code="unexpected")
+    status = exc.status_code
+    if not status:
+        return PermanentError(f"Interactions API error: {error_text(exc)}", code="unexpected")
+    body = exc.body if isinstance(exc.body, dict) else {"error": {"message": redact(str(exc.body or exc.message))}}
+    return map_api_error(genai_errors.APIError(int(status), body, response=getattr(exc, "response", None)))
+
+
 def map_exception(exc: BaseException, *, context: str = "") -> ProviderError:
     """Map anything raised while talking to Google to a typed provider error."""
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, genai_errors.APIError):
         return map_api_error(exc)
+    if isinstance(exc, interactions_errors.APIError):
+        return map_interactions_error(exc)
     if isinstance(exc, _TIMEOUT_ERRORS):
         return Transient(f"timeout: {error_text(exc)}", code="timeout")
     if isinstance(exc, _TRANSPORT_ERRORS):

@@ -4,11 +4,8 @@ and polled later by name, from any process."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
-from urllib.parse import urlparse
 
-import httpx
 from google.genai import types
 
 from ..base import (
@@ -17,10 +14,8 @@ from ..base import (
     MediaItem,
     PermanentError,
     PollOutcome,
-    ProviderBusy,
     ProviderRequest,
     ProviderResult,
-    RateLimited,
     SafetyBlocked,
     Submission,
 )
@@ -35,7 +30,7 @@ from .common import (
     int_param,
     str_param,
 )
-from .errors import map_exception, map_operation_error, support_codes
+from .errors import map_operation_error, support_codes
 
 logger = logging.getLogger(__name__)
 
@@ -186,32 +181,3 @@ class VeoProvider(GoogleProvider):
                 details={"rai_media_filtered_reasons": reasons, "support_codes": codes},
             )
         raise PermanentError("the video operation finished without a video", code="empty_result")
-
-    def _download(self, uri: str, backend: str, req: ProviderRequest) -> bytes:
-        headers: dict[str, str] = {}
-        key = self.config.api_key if backend == GEMINI else self.config.vertex_api_key
-        base = self.config.gemini_base_url if backend == GEMINI else self.config.vertex_base_url
-        host = urlparse(uri).hostname or ""
-        trusted = host.endswith(".googleapis.com") or (base and urlparse(base).hostname == host)
-        if key and trusted:
-            headers["x-goog-api-key"] = key
-        started = time.monotonic()
-        try:
-            response = httpx.get(uri, headers=headers, timeout=self.config.download_timeout, follow_redirects=True)
-        except Exception as exc:
-            raise map_exception(exc) from exc
-        if response.status_code == 429:
-            raise RateLimited(f"video download rate-limited ({uri})")
-        if response.status_code >= 500:
-            raise ProviderBusy(f"video download failed: HTTP {response.status_code}", code="download_failed")
-        if response.status_code != 200:
-            raise PermanentError(
-                f"video download failed: HTTP {response.status_code} for {uri}", code="download_failed"
-            )
-        logger.info(
-            "veo video downloaded: request=%s %d bytes in %.2fs",
-            req.request_id,
-            len(response.content),
-            time.monotonic() - started,
-        )
-        return response.content
