@@ -1,7 +1,9 @@
 """A fake Google generative AI server for tests, the local sandbox and benchmarks (Django-free).
 
-Modules: `server` (FakeGoogleServer: routes, scripting, answers), `scenarios` (Scenario, prompt
-markers), `records` (RecordedRequest and body readers), `media` (fake PNGs and MP4s), `errors`
+Modules: `server` (FakeGoogleServer: routes, scripting, answers), `interaction_routes` (its
+Interactions API and models.list part), `interactions` (Omni's checks and interaction state),
+`catalogue` (the model ids it knows), `validation` (Google's field checks), `scenarios` (Scenario,
+prompt markers), `records` (RecordedRequest and body readers), `media` (fake PNGs and MP4s), `errors`
 (Google's error bodies)."""
 
 from .media import fake_video, make_png

@@ -1,5 +1,5 @@
 """The fake's answers to generation calls, as JSON payloads: an image model's and a text model's
-generateContent, and Imagen's predictions (each following its `Scenario`)."""
+generateContent (each following its `Scenario`)."""
 
 from __future__ import annotations
 
@@ -76,19 +76,3 @@ def text_content(model: str, body: Any, prompt: str, s: Scenario) -> dict[str, A
         usage["candidatesTokenCount"] = 1 + len(text) // 4
     usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
     return payload
-
-
-def imagen_predictions(body: Any, prompt: str, s: Scenario, long_side: int) -> dict[str, Any]:
-    """Imagen's `:predict`: one PNG per sample, or only raiFilteredReason entries."""
-    parameters = (body or {}).get("parameters") or {}
-    count = int(parameters.get("sampleCount") or 1)
-    if s.rai_filtered:
-        if parameters.get("includeRaiReason"):
-            return {"predictions": [{"raiFilteredReason": s.rai_filtered}] * count}
-        return {}
-    aspect = parameters.get("aspectRatio")
-    predictions = []
-    for i in range(count):
-        png = make_png(f"{prompt}#{i}", aspect, [], long_side)
-        predictions.append({"bytesBase64Encoded": base64.b64encode(png).decode(), "mimeType": "image/png"})
-    return {"predictions": predictions}

@@ -35,12 +35,14 @@ def error_body(
     *,
     retry_delay: float | None = None,
     details: list[dict[str, Any]] | None = None,
+    status_name: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON body Google answers an error with (RetryInfo for a 429 with a delay)."""
+    """The JSON body Google answers an error with (RetryInfo for a 429 with a delay); `status_name`
+    overrides the status the HTTP code implies (e.g. 400 FAILED_PRECONDITION)."""
     error: dict[str, Any] = {
         "code": status,
         "message": message or DEFAULT_MESSAGES.get(status, "Error."),
-        "status": GOOGLE_STATUS.get(status, "UNKNOWN"),
+        "status": status_name or GOOGLE_STATUS.get(status, "UNKNOWN"),
     }
     details = list(details or [])
     if status == 429 and retry_delay is not None:

@@ -56,15 +56,17 @@ def make_png(
     return buffer.getvalue()
 
 
-_video_cache: dict[tuple[str, int], bytes] = {}
+_video_cache: dict[tuple[str, int, bool, int], bytes] = {}
 _video_lock = threading.Lock()
 
 
-def fake_video(aspect: str | None = "16:9", seconds: int = 1) -> bytes:
-    """A small real MP4, 128x72 or 72x128, generated once per (orientation, seconds): 1 s at 8 fps
-    (every ordinary answer), or `seconds` long at 4 fps (an extension: the source and 7 s more)."""
+def fake_video(aspect: str | None = "16:9", seconds: int = 1, audio: bool = False, variant: int = 0) -> bytes:
+    """A small real MP4, 128x72 or 72x128, generated once per (orientation, seconds, audio, variant):
+    1 s at 8 fps (every ordinary Veo answer), or `seconds` long at 4 fps (an extension: the source
+    and 7 s more; an Omni clip). `audio` adds an AAC sine track (Omni's native audio); `variant`
+    shifts the colours (an Omni edit: each turn looks different)."""
     ratio = parse_ratio(aspect, (16, 9))
-    key = ("9:16" if ratio[0] < ratio[1] else "16:9", max(1, int(seconds)))
+    key = ("9:16" if ratio[0] < ratio[1] else "16:9", max(1, int(seconds)), bool(audio), int(variant))
     cached = _video_cache.get(key)
     if cached is not None:
         return cached
@@ -78,16 +80,67 @@ def fake_video(aspect: str | None = "16:9", seconds: int = 1) -> bytes:
             width, height = (128, 72) if key[0] == "16:9" else (72, 128)
             fps = 8 if key[1] == 1 else 4
             count = fps * key[1]
+            shift = key[3] * 90
             frames = []
             for i in range(count):
                 frame = np.zeros((height, width, 3), np.uint8)
-                frame[..., 0] = (40 + i * 25) % 256
-                frame[..., 2] = (200 - i * 20) % 256
+                frame[..., 0] = (40 + i * 25 + shift) % 256
+                frame[..., 2] = (200 - i * 20 + shift) % 256
                 frame[:, : (i % 8 + 1) * width // 8, 1] = 220
                 frames.append(frame)
             cached = encode_mp4(frames, fps=fps)
+            if key[2]:
+                cached = _with_audio(cached, key[1])
             _video_cache[key] = cached
     return cached
+
+
+def _with_audio(video: bytes, seconds: int) -> bytes:
+    """The MP4 with a sine AAC track of `seconds` added (video stream copied), by imageio-ffmpeg."""
+    import os
+    import subprocess
+    import tempfile
+
+    import imageio_ffmpeg
+
+    with tempfile.TemporaryDirectory(prefix="fake-google-") as folder:
+        source, target = os.path.join(folder, "in.mp4"), os.path.join(folder, "out.mp4")
+        with open(source, "wb") as f:
+            f.write(video)
+        subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-nostdin",
+                "-y",
+                "-i",
+                source,
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=frequency=440:sample_rate=16000:duration={seconds}",
+                "-map",
+                "0:v",
+                "-map",
+                "1:a",
+                "-c:v",
+                "copy",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "32k",
+                "-movflags",
+                "+faststart",
+                target,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        with open(target, "rb") as f:
+            return f.read()
 
 
 def video_seconds(data: bytes) -> float | None:

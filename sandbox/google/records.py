@@ -1,5 +1,5 @@
 """What the fake Google received: `RecordedRequest`, and readers of a request body (prompt, images,
-aspect ratio, text-model calls) shared by the answers and the tests."""
+aspect ratio, text-model calls, an interaction's content blocks) shared by the answers and the tests."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ class RecordedRequest:
     headers: dict[str, str]
     json: Any
     backend: str  # "gemini" | "vertex" | ""
-    action: str  # generateContent | predict | predictLongRunning | fetchPredictOperation | getOperation | download
+    # generateContent | predict | predictLongRunning | fetchPredictOperation | getOperation | download |
+    # createInteraction | getInteraction | deleteInteraction | listModels | getModel | unknown
+    action: str
     model: str | None
     at: float = field(default_factory=time.time)
 
@@ -38,7 +40,9 @@ class RecordedRequest:
 
     @property
     def generation_config(self) -> dict[str, Any]:
-        return (self.json or {}).get("generationConfig") or {}
+        """`generationConfig` (generateContent) or `generation_config` (an interaction)."""
+        body = self.json if isinstance(self.json, dict) else {}
+        return body.get("generationConfig") or body.get("generation_config") or {}
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -83,8 +87,35 @@ class RecordedRequest:
 
     @property
     def source_video(self) -> tuple[str, bytes] | None:
-        """(mime type, bytes) of the video to extend."""
+        """(mime type, bytes) of the video to extend (Veo's instance `video`, an interaction's video block)."""
+        if self.action == "createInteraction":
+            videos = blocks_media(self.json, "video")
+            return videos[0] if videos else None
         return media_of(self.instance.get("video"))
+
+    # Interactions (`POST /{v}/interactions`): content blocks, the video format, the task.
+    @property
+    def content(self) -> list[dict[str, Any]]:
+        """The content blocks of the user's input, as sent."""
+        return interaction_blocks(self.json)
+
+    @property
+    def response_format(self) -> dict[str, Any]:
+        """The video entry of `response_format` ({} if none)."""
+        value = (self.json or {}).get("response_format") if isinstance(self.json, dict) else None
+        for entry in value if isinstance(value, list) else [value]:
+            if isinstance(entry, dict) and entry.get("type") == "video":
+                return entry
+        return {}
+
+    @property
+    def video_task(self) -> str | None:
+        """`generation_config.video_config.task`."""
+        return (self.generation_config.get("video_config") or {}).get("task")
+
+    @property
+    def previous_interaction_id(self) -> str | None:
+        return (self.json or {}).get("previous_interaction_id") if isinstance(self.json, dict) else None
 
 
 def b64decode_any(value: str) -> bytes:
@@ -93,9 +124,41 @@ def b64decode_any(value: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4))
 
 
+def interaction_blocks(body: Any) -> list[dict[str, Any]]:
+    """The content blocks of an interaction's user input: every user_input step's content (a list of
+    blocks, as the SDK sends one), bare blocks, or a string as one text block."""
+    value = body.get("input") if isinstance(body, dict) else None
+    if isinstance(value, str):
+        return [{"type": "text", "text": value}]
+    blocks: list[dict[str, Any]] = []
+    for item in value if isinstance(value, list) else []:
+        if not isinstance(item, dict):
+            continue
+        content = item.get("content")
+        if item.get("type") == "user_input" or content is not None:
+            if isinstance(content, str):
+                blocks.append({"type": "text", "text": content})
+            elif isinstance(content, list):
+                blocks += [block for block in content if isinstance(block, dict)]
+        else:
+            blocks.append(item)
+    return blocks
+
+
+def blocks_media(body: Any, kind: str) -> list[tuple[str, bytes]]:
+    """(mime type, bytes) of an interaction's inline `image` or `video` blocks."""
+    found = []
+    for block in interaction_blocks(body):
+        if block.get("type") == kind and isinstance(block.get("data"), str):
+            found.append((str(block.get("mime_type") or ""), b64decode_any(block["data"])))
+    return found
+
+
 def prompt_of(action: str, body: Any) -> str:
     if not isinstance(body, dict):
         return ""
+    if action == "createInteraction":
+        return "\n".join(str(b.get("text") or "") for b in interaction_blocks(body) if b.get("type") == "text")
     if action == "generateContent":
         texts = []
         for content in body.get("contents") or []:
@@ -111,6 +174,8 @@ def images_of(action: str, body: Any) -> list[tuple[str, bytes]]:
     images: list[tuple[str, bytes]] = []
     if not isinstance(body, dict):
         return images
+    if action == "createInteraction":
+        return blocks_media(body, "image")
     if action == "generateContent":
         for content in body.get("contents") or []:
             for part in content.get("parts") or []:

@@ -33,11 +33,13 @@ class Scenario:
     `error_message`, `retry_delay` (RetryInfo seconds for 429), `latency` (seconds, every call).
     generateContent: `finish_reason` (candidate without content), `block_reason` (promptFeedback,
     no candidates), `text_only` (STOP with text and no image), `text` (extra text part).
-    Imagen / Veo: `rai_filtered` (message; Imagen predictions with only raiFilteredReason, Veo
-    raiMediaFilteredCount/Reasons and no videos).
-    Operations: `op_polls` (done at the N-th poll; 0 = no poll limit), `op_seconds` (done T s after
-    creation), `op_never_done`, `op_error` ({code, message}), `poll_http_error`, `poll_fail_first`,
-    `video_uri` (finished op returns a URI on this server), `download_error` (that URI's status).
+    Veo / Omni: `rai_filtered` (message; Veo raiMediaFilteredCount/Reasons and no videos, an Omni
+    interaction `failed` with a SAFETY error); `block_reason` and `finish_reason` fail an Omni
+    interaction too, with that code.
+    Operations and interactions: `op_polls` (done at the N-th poll; 0 = no poll limit), `op_seconds`
+    (done T s after creation), `op_never_done`, `op_error` ({code, message}), `poll_http_error`,
+    `poll_fail_first`, `video_uri` (the finished one returns a URI on this server), `download_error`
+    (that URI's status).
     """
 
     http_error: int | None = None
@@ -88,7 +90,7 @@ _MARKER = re.compile(r"\[\[([a-zA-Z_]+)(?::([^\]]*))?\]\]")
 def parse_markers(prompt: str, custom: dict[str, Scenario] | None = None) -> Scenario | None:
     """The scenario asked for by `[[marker]]` / `[[marker:arg]]` words in a prompt.
 
-    `[[safety]]` (IMAGE_SAFETY / Imagen and Veo RAI filter), `[[finish:REASON]]`, `[[blocked]]` /
+    `[[safety]]` (IMAGE_SAFETY / the Veo RAI filter / an Omni SAFETY failure), `[[finish:REASON]]`, `[[blocked]]` /
     `[[block:REASON]]` (promptFeedback), `[[no_image]]` (finish NO_IMAGE), `[[text_only]]`,
     `[[rai]]` / `[[rai:message]]`, `[[error:CODE]]`, `[[fail_first:N]]` (503 unless `[[error:...]]`),
     `[[retry_after:S]]`, `[[latency:S]]`, `[[polls:N]]`, `[[seconds:T]]`, `[[never]]`,

@@ -7,23 +7,32 @@ GOOGLE_GEMINI_BASE_URL / GOOGLE_VERTEX_BASE_URL environment variables). Paths se
 - `POST /{v}/models/{m}:generateContent`                                   Gemini API
 - `POST /{v}/publishers/google/models/{m}:generateContent`                  Vertex express mode
 - `POST /{v}/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent`   Vertex
-- `POST .../{m}:predict`                (Imagen, same three prefixes)
+- `POST .../{m}:predict`                (Imagen: shut down, answered 404 NOT_FOUND in Google's words)
 - `POST .../{m}:predictLongRunning`     (Veo, same three prefixes) -> an operation name
 - `POST .../{m}:fetchPredictOperation`  (Vertex polling; body {"operationName": ...})
 - `GET  /{v}/{operation name}`          (Gemini API polling, e.g. /v1/models/{m}/operations/{id})
 - `GET  /{v}/files/{id}:download` and `/download/{v}/files/{id}:download` (Gemini API video files)
-- `GET  /fake/videos/{op id}.mp4`       (the `video_uri` mode of Vertex operations)
+- `GET  /fake/videos/{op or interaction id}.mp4` (the `video_uri` mode of operations and interactions)
+- `POST /{v}/interactions`, `GET|DELETE /{v}/interactions/{id}` (Gemini Omni; Vertex also under
+  `/{v}/projects/{p}/locations/{l}/`): see `interactions`. An interaction runs like an operation
+  (the same `op_polls` / `op_seconds` / `op_never_done` knobs), then answers a real MP4 with a sound
+  track; completed ones are remembered (`interaction(id)`) for edits and extensions until
+  `forget_interaction(id)`, a DELETE or `reset()`.
+- `GET  /{v}/models` (Gemini API) and `GET /{v}/publishers/google/models` (Vertex): `models.list`,
+  the known ids (`catalogue`, `add_model`) minus the retired ones; `GET .../models/{m}`: `models.get`.
 
 Answers are real media: a small PNG (Pillow; with input images it carries one stripe per input
 image, tinted with that image's mean colour, and PNG text chunks `fake-inputs`, `fake-aspect`,
 `fake-size`; imageSize 2K / 4K doubles / quadruples its side) and a small H.264 MP4 (imageio-ffmpeg;
 generated once per aspect ratio and cached; 1 s, or for an extension the source's length + 7 s).
 
-Google's field checks (see `validation`) answer 400 INVALID_ARGUMENT: an aspect ratio or image
-size the model lacks, Veo's references with a frame or video, a last frame without a first, more
-than 3 references, 1080p/4k or references with a duration other than 8, the extension of a video
-this server did not make (it keeps the hashes of those it answered) or at a resolution other than
-720p. A retired model (`retire_model`) answers 404 NOT_FOUND in Google's words.
+Google's field checks (see `validation`, `interactions`) answer 400 INVALID_ARGUMENT: an aspect
+ratio or image size the model lacks, Veo's references with a frame or video, a last frame without a
+first, more than 3 references, 1080p/4k or references with a duration other than 8, the extension of
+a video this server did not make (it keeps the hashes of those it answered) or at a resolution other
+than 720p; Omni's limits (see `interactions`). A retired model (`retire_model`) answers 404 NOT_FOUND
+in Google's words; so does an interaction with a model id the server does not know (`add_model`), or
+with a `previous_interaction_id` it does not know (or forgot).
 
 Outcomes are scripted per model id (`set_model_scenario`), call by call per model id
 (`queue_scenarios(model, [None, Scenario.safety(), None])`: one entry per call, None = normal), by
@@ -52,9 +61,11 @@ from aiohttp import web
 
 from sandbox.threads import ServerThread
 
-from . import validation
-from .answers import image_content, imagen_predictions, text_content
+from . import catalogue, validation
+from .answers import image_content, text_content
 from .errors import error_body
+from .interaction_routes import _INTERACTION_ACTIONS, InteractionRoutes
+from .interactions import Interaction
 from .media import b64_cached, fake_video, video_seconds
 from .records import (
     RecordedRequest,
@@ -130,6 +141,13 @@ _MODEL_ACTION = re.compile(
 _OPERATION = re.compile(r"^/(?P<version>v1[a-z0-9]*)/(?P<name>(?:.+/)?operations/(?P<op>[^/:]+))$")
 _FILE_DOWNLOAD = re.compile(r"^/(?:download/)?(?P<version>v1[a-z0-9]*)/files/(?P<file>[^/:]+):download$")
 _FAKE_VIDEO = re.compile(r"^/fake/videos/(?P<op>[^/.]+)\.mp4$")
+_INTERACTIONS = re.compile(
+    r"^/(?P<version>v1[a-z0-9]*)/(?P<scope>projects/[^/]+/locations/[^/]+/)?interactions(?:/(?P<id>[^/:]+))?$"
+)
+_MODELS = re.compile(
+    r"^/(?P<version>v1[a-z0-9]*)/(?P<scope>projects/[^/]+/locations/[^/]+/)?(?P<publisher>publishers/google/)?"
+    r"models(?:/(?P<model>[^/:]+))?$"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,7 +155,7 @@ _FAKE_VIDEO = re.compile(r"^/fake/videos/(?P<op>[^/.]+)\.mp4$")
 # --------------------------------------------------------------------------------------------
 
 
-class FakeGoogleServer:
+class FakeGoogleServer(InteractionRoutes):
     """The fake endpoint. Use `async with` (current loop) or `with` (background thread)."""
 
     def __init__(
@@ -170,6 +188,8 @@ class FakeGoogleServer:
         self.counts: collections.Counter[str] = collections.Counter()
         self._records: collections.deque[RecordedRequest] = collections.deque(maxlen=max_records)
         self._operations: dict[str, _Operation] = {}
+        self._interactions: dict[str, Interaction] = {}
+        self.models: dict[str, tuple[tuple[str, ...], str, str]] = dict(catalogue.MODELS)
         self._failures: collections.Counter[tuple[str, str, str]] = collections.Counter()
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -201,8 +221,8 @@ class FakeGoogleServer:
 
     def retire_model(self, model: str) -> None:
         """Answer every generation call of this model id with Google's 404 NOT_FOUND for a retired
-        (or unknown) model, worded per backend. `set_model_scenario(model, Scenario.error(404, ...))`
-        does the same with a message of your own."""
+        (or unknown) model, worded per backend, and leave it out of models.list.
+        `set_model_scenario(model, Scenario.error(404, ...))` does the same with a message of your own."""
         self.retired.add(model)
 
     def set_model_aspect_ratios(self, model: str, ratios: list[str] | tuple[str, ...] | None) -> None:
@@ -227,7 +247,8 @@ class FakeGoogleServer:
         self.markers[word.lower()] = scenario
 
     def reset(self) -> None:
-        """Forget records, counters, operations and scripts (not the default scenario)."""
+        """Forget records, counters, operations, interactions and scripts, and know the catalogue's
+        models again (not the default scenario)."""
         self._records.clear()
         self.counts.clear()
         self._operations.clear()
@@ -238,6 +259,8 @@ class FakeGoogleServer:
         self.model_aspect_ratios.clear()
         self.retired.clear()
         self._produced.clear()
+        self._interactions.clear()
+        self.models = dict(catalogue.MODELS)
 
     def scenario_for(self, model: str | None, prompt: str, queued: Scenario | None = None) -> Scenario:
         scenario = self.default.merged(self.model_scenarios.get(model or "")).merged(queued)
@@ -348,6 +371,15 @@ class FakeGoogleServer:
             backend = "gemini" if resource.startswith("models/") and version != "v1beta1" else "vertex"
         elif (m := _FILE_DOWNLOAD.match(path)) or (m := _FAKE_VIDEO.match(path)):
             action, model, resource, version, backend = "download", None, path, "", ""
+        elif m := _INTERACTIONS.match(path):
+            version, resource = m["version"], m["id"] or ""
+            backend = "vertex" if m["scope"] or version == "v1beta1" else "gemini"
+            action = _INTERACTION_ACTIONS.get((request.method, bool(m["id"])), "unknown")
+            model = self._interaction_model(body, m["id"])
+        elif request.method == "GET" and (m := _MODELS.match(path)):
+            version, model, resource = m["version"], m["model"], path
+            backend = "vertex" if m["publisher"] or m["scope"] or version == "v1beta1" else "gemini"
+            action = "getModel" if model else "listModels"
         else:
             action, model, resource, version, backend = "unknown", None, path, "", ""
 
@@ -389,27 +421,24 @@ class FakeGoogleServer:
 
         if action == "download":
             return await self._download(m)
+        if action in ("listModels", "getModel"):
+            tuned = bool(m["scope"] and not m["publisher"])
+            return self._models_answer(action, model, backend, version, request.query, tuned=tuned)
+        if action in ("createInteraction", "getInteraction", "deleteInteraction"):
+            return await self._interactions_answer(action, model, resource, version, backend, body)
         if action in ("fetchPredictOperation", "getOperation"):
             name = (body or {}).get("operationName") if action == "fetchPredictOperation" else resource
             return await self._poll(str(name or ""))
 
-        if model in self.retired:
-            if backend == "vertex" and not resource.startswith("projects/"):  # Google names the project
-                resource = f"projects/{self.vertex_project}/locations/{self.vertex_location}/{resource}"
-            return self._error(404, _not_found_message(model, backend, version, action, resource))
+        if model in self.retired or action == "predict":  # Imagen's `:predict`: Imagen 4 is shut down
+            return self._not_found(model, backend, version, action, resource)
         prompt = prompt_of(action, body)
         scenario = self.scenario_for(model, prompt, self._next_queued(model))
         if scenario.latency:
             await asyncio.sleep(scenario.latency)
-        if scenario.http_error or scenario.fail_first:
-            status = scenario.http_error or 503
-            if scenario.fail_first:
-                key3 = (action, model or "", prompt)
-                if self._failures[key3] < scenario.fail_first:
-                    self._failures[key3] += 1
-                    return self._error(status, scenario.error_message, retry_delay=scenario.retry_delay)
-            else:
-                return self._error(status, scenario.error_message, retry_delay=scenario.retry_delay)
+        scripted = self._scripted_error(action, model, prompt, scenario)
+        if scripted is not None:
+            return scripted
 
         refusal = self._refusal(action, model, body)
         if refusal:
@@ -418,17 +447,30 @@ class FakeGoogleServer:
             if is_text_request(body):
                 return web.json_response(text_content(model, body, prompt, scenario))
             return await self._generate_content(model, body, prompt, scenario)
-        if action == "predict":
-            return await self._predict(body, prompt, scenario)
         return self._predict_long_running(model, resource, version, backend, body, scenario)
+
+    def _not_found(self, model: str, backend: str, version: str, action: str, resource: str) -> web.Response:
+        """Google's 404 NOT_FOUND for a model id it does not know (any more)."""
+        if backend == "vertex" and not resource.startswith("projects/"):  # Google names the project
+            resource = f"projects/{self.vertex_project}/locations/{self.vertex_location}/{resource}"
+        return self._error(404, _not_found_message(model, backend, version, action, resource))
+
+    def _scripted_error(self, action: str, model: str | None, prompt: str, s: Scenario) -> web.Response | None:
+        """The HTTP error a scenario scripts for this call (`http_error`, `fail_first`), or None."""
+        if not (s.http_error or s.fail_first):
+            return None
+        if s.fail_first:
+            key3 = (action, model or "", prompt)
+            if self._failures[key3] >= s.fail_first:
+                return None
+            self._failures[key3] += 1
+        return self._error(s.http_error or 503, s.error_message, retry_delay=s.retry_delay)
 
     def _refusal(self, action: str, model: str, body: Any) -> str | None:
         """Why Google would refuse this call's fields (answered 400 INVALID_ARGUMENT), or None."""
         ratios = self.aspect_ratios_for(action, model)
         if action == "generateContent":
             return None if is_text_request(body) else validation.check_generate_content(model, body, ratios)
-        if action == "predict":
-            return validation.check_predict(body, ratios)
         return validation.check_veo(body, ratios, self._produced)
 
     def _error(
@@ -438,17 +480,14 @@ class FakeGoogleServer:
         *,
         retry_delay: float | None = None,
         details: list[dict[str, Any]] | None = None,
+        status_name: str | None = None,
     ) -> web.Response:
-        return web.json_response(error_body(status, message, retry_delay=retry_delay, details=details), status=status)
+        body = error_body(status, message, retry_delay=retry_delay, details=details, status_name=status_name)
+        return web.json_response(body, status=status)
 
     async def _generate_content(self, model: str, body: Any, prompt: str, s: Scenario) -> web.Response:
         loop = asyncio.get_running_loop()
         payload = await loop.run_in_executor(None, image_content, model, body, prompt, s, self.image_long_side)
-        return web.json_response(payload)
-
-    async def _predict(self, body: Any, prompt: str, s: Scenario) -> web.Response:
-        loop = asyncio.get_running_loop()
-        payload = await loop.run_in_executor(None, imagen_predictions, body, prompt, s, self.image_long_side)
         return web.json_response(payload)
 
     def _predict_long_running(
@@ -518,12 +557,13 @@ class FakeGoogleServer:
 
     async def _download(self, match: re.Match[str]) -> web.Response:
         groups = match.groupdict()
-        op = self._operations.get(groups.get("op") or groups.get("file") or "")
+        key = groups.get("op") or groups.get("file") or ""
+        op = self._operations.get(key) or self._interactions.get(key)
         if op is None:
             return self._error(404, "File not found.")
         if op.scenario.download_error:
             return self._error(op.scenario.download_error)
-        video = await self._video(op)
+        video = await (self._video(op) if isinstance(op, _Operation) else self._interaction_video(op))
         return web.Response(body=video, content_type="video/mp4")
 
     async def _video(self, op: _Operation) -> bytes:

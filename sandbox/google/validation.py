@@ -16,8 +16,8 @@ from .records import b64decode_any, instance_of
 
 IMAGE_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 EXTREME_IMAGE_RATIOS = ("1:4", "4:1", "1:8", "8:1")  # Nano Banana 2 (gemini-3.1-flash-image)
-IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 VEO_RATIOS = ("16:9", "9:16")
+OMNI_RATIOS = ("16:9", "9:16")
 IMAGE_SIZES = ("1K", "2K", "4K")
 VEO_RESOLUTIONS = ("720p", "1080p", "4k")
 MAX_REFERENCE_IMAGES = 3
@@ -28,8 +28,8 @@ FULL_LENGTH_SECONDS = 8  # 1080p, 4k and reference images need 8 s
 def default_aspect_ratios(action: str, model: str) -> tuple[str, ...]:
     if action == "predictLongRunning":
         return VEO_RATIOS
-    if action == "predict":
-        return IMAGEN_RATIOS
+    if action == "createInteraction":
+        return OMNI_RATIOS
     if model.startswith(("gemini-2.5-flash-image", "gemini-3-pro-image")):
         return IMAGE_RATIOS
     return IMAGE_RATIOS + EXTREME_IMAGE_RATIOS
@@ -53,14 +53,6 @@ def check_generate_content(model: str, body: Any, ratios: tuple[str, ...]) -> st
     size = image_config.get("imageSize")
     if size is not None and size not in image_sizes_for(model):
         return f"Unsupported image size: {size}. Supported values: {', '.join(image_sizes_for(model))}."
-    return None
-
-
-def check_predict(body: Any, ratios: tuple[str, ...]) -> str | None:
-    """Why Google would refuse an Imagen `:predict` call, or None."""
-    ratio = ((body.get("parameters") or {}) if isinstance(body, dict) else {}).get("aspectRatio")
-    if ratio is not None and ratio not in ratios:
-        return f"Unsupported aspect ratio: {ratio}. Supported values: {', '.join(ratios)}."
     return None
 
 
