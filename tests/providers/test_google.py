@@ -21,6 +21,7 @@ from botapp.providers import (
     InputImage,
     InvalidInput,
     NanoBananaProvider,
+    OmniProvider,
     OperationTimeout,
     PermanentError,
     PollOutcome,
@@ -31,7 +32,6 @@ from botapp.providers import (
     RateLimited,
     SafetyBlocked,
     Submission,
-    OmniProvider,
     Transient,
     VeoProvider,
     get_provider,
@@ -541,6 +541,19 @@ def test_registry(config):
     with pytest.raises(PermanentError) as info:  # Imagen 4 was shut down: old rows name the family
         get_provider("google-imagen", config=config)
     assert info.value.code == "model_retired" and "shut down" in info.value.message
+
+
+def test_imagen_is_gone_from_the_code():
+    """Imagen 4 was shut down: nothing calls `generate_images` or names an Imagen provider any more."""
+    root = Path(__file__).resolve().parents[2]
+    sources = [p for folder in ("botapp", "sandbox", "bench") for p in (root / folder).rglob("*.py")]
+    assert sources
+    offenders = [
+        str(p.relative_to(root))
+        for p in sources
+        if "migrations" not in p.parts and ("generate_images(" in (text := p.read_text()) or "ImagenProvider" in text)
+    ]
+    assert offenders == []
 
 
 def test_submission_and_poll_outcome_cannot_be_confused():
