@@ -11,7 +11,8 @@ once (bulk: COPY on PostgreSQL, executemany on SQLite; a fixed random seed) and 
 
 The data: --users users who signed up over the last --days days (3% blocked the bot, 10% invited);
 payments of 15% of them (Stars and card); about 0.55 generation requests per ledger row's worth of
-charges (all models and statuses, failures refunded, a few in flight); and the ledger: a charge per
+charges (every model of the catalogue, by kind: see KIND_SHARES; at a resolution and length the
+model offers; all statuses, failures refunded, a few in flight); and the ledger: a charge per
 request (split over both buckets for some), refunds, deposits with top-up bonuses, referral rewards,
 promocodes, operator adjustments, and gifts to reach exactly --ledger rows.
 
@@ -127,7 +128,27 @@ class Writer:
             return str(v)
         return v
 
+    @staticmethod
+    def defaults(table: str, columns: list[str]) -> tuple[list[str], tuple]:
+        """The table's NOT NULL columns that `columns` leaves out and their model defaults (a default, or ""
+        for text: the database has none, Django applies them), so that a column added later does not break
+        the bench."""
+        from django.apps import apps
+        from django.db import models
+
+        (model,) = [m for m in apps.get_models() if m._meta.db_table == table]
+        fields = [
+            f for f in model._meta.concrete_fields
+            if f.column not in columns and not f.null and not f.primary_key and f.get_default() is not None
+        ]  # fmt: skip
+        values = tuple(json.dumps(f.get_default()) if isinstance(f, models.JSONField) else f.get_default()
+                       for f in fields)  # fmt: skip
+        return [f.column for f in fields], values
+
     def write(self, table: str, columns: list[str], rows: list[tuple]) -> None:
+        extra, values = self.defaults(table, columns)
+        if extra:
+            columns, rows = [*columns, *extra], [(*row, *values) for row in rows]
         with self.connection.cursor() as cursor:
             if self.postgres:
                 names = ", ".join(f'"{c}"' for c in columns)
@@ -151,6 +172,31 @@ class Writer:
                 )
 
 
+# The requests' share by kind; within a kind, an active model is asked ACTIVE_WEIGHT times as often as one
+# that is no longer offered (history), whatever the catalogue holds.
+KIND_SHARES = {"image": 70, "video": 30}
+ACTIVE_WEIGHT = 4
+
+
+def model_weights(models: list) -> list[float]:
+    """A weight per catalogue model: its kind's share spread over the kind's models (active ones more)."""
+    per_kind: dict[str, float] = {}
+    for model in models:
+        per_kind[model.kind] = per_kind.get(model.kind, 0) + (ACTIVE_WEIGHT if model.is_active else 1)
+    return [KIND_SHARES.get(m.kind, 0) * (ACTIVE_WEIGHT if m.is_active else 1) / per_kind[m.kind] for m in models]
+
+
+def request_params(model, rng: random.Random) -> dict:
+    """A request's options within the model's capabilities: a resolution (priced by `costs_usd`), and for a
+    video its length."""
+    params: dict = {"aspect_ratio": (model.aspect_ratios or ["1:1"])[0]}
+    if model.resolutions:
+        params["resolution"] = rng.choice(model.resolutions)
+    if model.kind == "video":
+        params["duration_seconds"] = rng.choice(model.durations or [8])
+    return params
+
+
 def make_data(*, users: int, ledger: int, days: int) -> None:
     from django.db import transaction
 
@@ -161,8 +207,7 @@ def make_data(*, users: int, ledger: int, days: int) -> None:
     span = timedelta(days=days).total_seconds()
     w = Writer()
     models = list(AIModel.objects.order_by("pk"))
-    AIModel.objects.filter(kind="image").update(cost_per_image_usd=Decimal("0.039"))
-    AIModel.objects.filter(kind="video").update(cost_per_video_second_usd=Decimal("0.15"))
+    weights = model_weights(models)
     promos = list(Promocode.objects.values_list("pk", flat=True))
 
     def moment_after(start: datetime) -> datetime:
@@ -216,7 +261,7 @@ def make_data(*, users: int, ledger: int, days: int) -> None:
         who = [rng.randint(1, users) for _ in range(n_requests)]
         made = sorted((moment_after(created[uid - 1]), uid) for uid in who)
         for rid, (when, uid) in enumerate(made, start=1):
-            model = rng.choices(models, (60, 10, 25, 5))[0]
+            model = rng.choices(models, weights)[0]
             age = (now - when).total_seconds()
             if age < 120:
                 status = rng.choice(("created", "queued", "running"))
@@ -225,7 +270,7 @@ def make_data(*, users: int, ledger: int, days: int) -> None:
             took = rng.uniform(5, 40) if model.kind == "image" else rng.uniform(40, 300)
             finished = when + timedelta(seconds=took) if status in ("succeeded", "failed", "cancelled") else None
             refunded = finished + timedelta(seconds=1) if status == "failed" else None
-            params = {"aspect_ratio": "1:1"} if model.kind == "image" else {"duration_seconds": rng.choice((4, 6, 8))}
+            params = request_params(model, rng)
             request_rows.append(
                 (rid, uid, model.pk, model.slug, model.kind, "a bench prompt", "", "[]", json.dumps(params), status,
                  model.price, None, "", 1, "[]", rng.choice(("SAFETY", "TIMEOUT", "QUOTA", "")) if status == "failed"

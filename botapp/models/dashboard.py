@@ -45,7 +45,8 @@ class DailyLedger(models.Model):
 
 class DailyGenerations(models.Model):
     """Dashboard rollup: the generation requests made on one day by model, status and error code;
-    for the succeeded ones the images or video seconds made and a histogram of the time to result."""
+    for the succeeded ones the images or video seconds made, what Google charged for them (at the
+    model's cost by resolution when the day was built) and a histogram of the time to result."""
 
     day = models.DateField(_("day"))
     ai_model_id = models.BigIntegerField(_("AI model ID"), null=True)
@@ -54,6 +55,13 @@ class DailyGenerations(models.Model):
     requests = models.PositiveIntegerField(_("requests"))
     refunded = models.PositiveIntegerField(_("refunded"), default=0)
     units = models.PositiveBigIntegerField(_("units"), default=0, help_text=_("Images, or seconds of video, made."))
+    cost_usd = models.DecimalField(
+        _("provider cost, USD"),
+        max_digits=16,
+        decimal_places=6,
+        default=0,
+        help_text=_("Google's cost of the units made: per request, the unit cost at its resolution × its units."),
+    )
     durations = models.JSONField(
         _("durations"), default=dict, blank=True, help_text=_("{bucket's upper bound in s: count}")
     )

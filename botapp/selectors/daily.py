@@ -36,6 +36,7 @@ from botapp.models import (
 )
 
 ZERO = Decimal("0")
+COST_PLACES = Decimal("0.000001")  # DailyGenerations.cost_usd's: a live day gives what its rollup stores
 DEFAULT_VIDEO_SECONDS = 8
 # Upper bounds (seconds) of the time-to-result histogram; p50/p95 are read as the bound of the bucket
 # holding the nearest rank. Beyond the last bound: whole hours.
@@ -195,6 +196,7 @@ class GenerationRow:
     refunded: int
     units: int  # succeeded: images, or seconds of video, made
     durations: dict[int, int]  # succeeded: time-to-result histogram {bound: count}
+    cost_usd: Decimal = ZERO  # succeeded: Google's cost of what they made (see `cost_of`)
 
 
 def _as_int(value: object, default: int) -> int:
@@ -219,6 +221,13 @@ def units_of(model: AIModel | None, *, images: object, seconds: object) -> int:
     return _as_int(images, 1)
 
 
+def cost_of(model: AIModel | None, *, params: dict, units: int) -> Decimal:
+    """Google's cost, in USD, of `units` units made by one request with these parameters: the model's
+    `unit_cost_usd(params)` (per image, or per second of video, at the request's resolution; the flat
+    cost when the resolution has none) times the units. A request without a model row costs nothing."""
+    return model.unit_cost_usd(params) * units if model is not None else ZERO
+
+
 def generation_rows_live(*, period: Period) -> list[GenerationRow]:
     requests = GenRequest.objects.filter(within(period, "created_at")).order_by()
     counts = (
@@ -226,9 +235,11 @@ def generation_rows_live(*, period: Period) -> list[GenerationRow]:
         .values("day", "ai_model_id", "status", "error_code")
         .annotate(n=Count("id"), refunded=Count("id", filter=Q(refunded_at__isnull=False)))
     )
-    # The succeeded requests grouped by their parameters and whole seconds to result: units, durations.
+    # The succeeded requests grouped by the parameters that make their units and cost (the resolution)
+    # and by whole seconds to result: units, cost, durations.
     models = AIModel.objects.in_bulk()
     units: dict[tuple, int] = defaultdict(int)
+    cost: dict[tuple, Decimal] = defaultdict(lambda: ZERO)
     durations: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     details = (
         requests.filter(status=GenRequest.Status.SUCCEEDED)
@@ -236,25 +247,31 @@ def generation_rows_live(*, period: Period) -> list[GenerationRow]:
             day=TruncDate("created_at"),
             images=KeyTextTransform("number_of_images", "params"),
             seconds=KeyTextTransform("duration_seconds", "params"),
+            resolution=KeyTextTransform("resolution", "params"),
             took=SecondsBetween("created_at", "finished_at"),
         )
-        .values("day", "ai_model_id", "error_code", "images", "seconds", "took")
+        .values("day", "ai_model_id", "error_code", "images", "seconds", "resolution", "took")
         .annotate(n=Count("id"))
     )
     for r in details:
         key = (r["day"], r["ai_model_id"], r["error_code"])
-        units[key] += r["n"] * units_of(models.get(r["ai_model_id"]), images=r["images"], seconds=r["seconds"])
+        model = models.get(r["ai_model_id"])
+        made = r["n"] * units_of(model, images=r["images"], seconds=r["seconds"])
+        units[key] += made
+        params = {"resolution": r["resolution"]} if r["resolution"] is not None else {}
+        cost[key] += cost_of(model, params=params, units=made)
         if r["took"] is not None:
             durations[key][duration_bound(max(int(r["took"]), 0))] += r["n"]
     rows = []
     for r in counts:
         key = (r["day"], r["ai_model_id"], r["error_code"])
         succeeded = r["status"] == GenRequest.Status.SUCCEEDED
+        spent = cost[key].quantize(COST_PLACES) if succeeded else ZERO
         rows.append(
             GenerationRow(
                 day=r["day"], ai_model_id=r["ai_model_id"], status=r["status"], error_code=r["error_code"],
                 requests=r["n"], refunded=r["refunded"], units=units[key] if succeeded else 0,
-                durations=dict(durations[key]) if succeeded else {},
+                durations=dict(durations[key]) if succeeded else {}, cost_usd=spent,
             )
         )  # fmt: skip
     return rows
@@ -267,7 +284,7 @@ def generation_rows(*, period: Period) -> list[GenerationRow]:
         rows += [
             GenerationRow(day=r.day, ai_model_id=r.ai_model_id, status=r.status, error_code=r.error_code,
                           requests=r.requests, refunded=r.refunded, units=r.units,
-                          durations={int(k): v for k, v in r.durations.items()})
+                          durations={int(k): v for k, v in r.durations.items()}, cost_usd=r.cost_usd)
             for r in DailyGenerations.objects.filter(day__in=parts.rolled)
         ]  # fmt: skip
     for span in parts.live:

@@ -33,10 +33,14 @@ Definitions (what the dashboard's labels mean):
   sold, zero, flagged).
 - **Margin per model**: the purchased tokens the model earned (its charges minus its refunds, main
   bucket only: bonus tokens were never paid for, so they are shown apart and not counted as revenue)
-  at the average token price, against the provider's cost of what it made: each succeeded request
-  costs `AIModel.cost_per_image_usd` per image (`params.number_of_images`, default 1) or
-  `AIModel.cost_per_video_second_usd` per second (`params.duration_seconds`, default the model's),
-  in roubles at `settings.USD_RUB_RATE`.
+  at the average token price, against Google's cost of what it made, in roubles at
+  `settings.USD_RUB_RATE`: each succeeded request costs `AIModel.unit_cost_usd(params)` (per image, or
+  per second of video, at `params.resolution` from `AIModel.costs_usd`; a resolution not in it: the flat
+  `cost_per_image_usd` / `cost_per_video_second_usd`) times its units (images: `params.number_of_images`,
+  default 1; seconds: `params.duration_seconds`, default the model's). It is summed per day into the
+  generation rollup when the day is built (`DailyGenerations.cost_usd`; today: live, the same way), so a
+  past day keeps the costs of when it was built until it is rebuilt. The cost reads "not set" when the
+  model has no cost entered at all (no flat cost for its kind and no resolution in `costs_usd`).
 - **Time to result**: `finished_at - created_at` of the succeeded requests, counted in a histogram
   (`daily.DURATION_BOUNDS`: 1 s steps up to 10 s, then coarser); p50 and p95 are the nearest ranks,
   shown as the upper bound of their bucket ("at most").
@@ -666,6 +670,12 @@ class ModelMargin:
         return ratio(self.margin_rub, self.revenue_rub) if self.revenue_rub else None
 
 
+def _cost_set(model: AIModel) -> bool:
+    """Whether any Google cost is entered for the model: its kind's flat cost or one in `costs_usd`."""
+    table = model.costs_usd if isinstance(model.costs_usd, dict) else {}
+    return model.unit_cost_usd({}) > 0 or any(model.unit_cost_usd({"resolution": r}) > 0 for r in table)
+
+
 def model_margins(
     *,
     period: Period,
@@ -675,7 +685,7 @@ def model_margins(
     generations: list[GenerationRow] | None = None,
 ) -> list[ModelMargin]:
     """Per model: what it earned (the period's charges minus refunds, purchased tokens at the average
-    price) against what the provider charged for the requests it made in the period."""
+    price) against what Google charged for the requests it made in the period (the rows' `cost_usd`)."""
     ledger = daily.ledger_rows(period=period) if ledger is None else ledger
     generations = daily.generation_rows(period=period) if generations is None else generations
     tokens: dict[int | None, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
@@ -684,10 +694,12 @@ def model_margins(
             tokens[row.ai_model_id][row.bucket] -= row.amount
     units: dict[int | None, int] = defaultdict(int)
     succeeded: dict[int | None, int] = defaultdict(int)
+    costs: dict[int | None, Decimal] = defaultdict(lambda: ZERO)
     for row in generations:
         if row.status == Status.SUCCEEDED:
             units[row.ai_model_id] += row.units
             succeeded[row.ai_model_id] += row.requests
+            costs[row.ai_model_id] += row.cost_usd
     models = _models()
     active = {pk for pk in {*tokens, *units} if tokens[pk] or units[pk]}
     shown = [pk for pk, m in models.items() if m.is_active or pk in active]
@@ -696,11 +708,8 @@ def model_margins(
     for model_id in shown:
         model = models.get(model_id)
         kind = model.kind if model is not None else AIModel.Kind.IMAGE
-        rate = ZERO
-        if model is not None:
-            rate = model.cost_per_video_second_usd if kind == AIModel.Kind.VIDEO else model.cost_per_image_usd
         paid_tokens = tokens[model_id][Bucket.MAIN]
-        cost_usd = (rate * units[model_id]).quantize(Decimal("0.0001"))
+        cost_usd = costs[model_id].quantize(Decimal("0.0001"))
         result.append(
             ModelMargin(
                 model_id=model_id,
@@ -713,7 +722,7 @@ def model_margins(
                 units=units[model_id],
                 cost_usd=cost_usd,
                 cost_rub=_money(cost_usd * usd_rub_rate),
-                cost_set=rate > 0,
+                cost_set=model is not None and _cost_set(model),
             )
         )
     return result

@@ -11,7 +11,10 @@ users' activity, stored so that the admin dashboard never scans the big tables f
   interaction, so sampling it as the day goes keeps the history that the activity figures need.
 
 Rows come from the same functions the dashboard uses for the days it computes live
-(`botapp.selectors.daily.*_live`), so a built day and a live day give the same numbers. A day is
+(`botapp.selectors.daily.*_live`), so a built day and a live day give the same numbers. The provider
+cost of a day's generations (`DailyGenerations.cost_usd`) is priced when the day is built, from the
+models' cost by resolution at that moment: a change of `AIModel.costs_usd` (or of the flat costs)
+shows on the days built after it, and on older days only when they are rebuilt. A day is
 never rebuilt after `RECENT_DAYS` unless asked (`manage.py rollup_dashboard --days N --rebuild`):
 an operator's refund of a months-old request, for instance, shows in the ledger of the day it was
 made (the ledger is by day written) but not in that old day's refund count of requests.
@@ -66,7 +69,7 @@ def build_day(day: date) -> None:
         DailyGenerations.objects.filter(day=day).delete()
         DailyGenerations.objects.bulk_create(
             DailyGenerations(day=r.day, ai_model_id=r.ai_model_id, status=r.status, error_code=r.error_code,
-                             requests=r.requests, refunded=r.refunded, units=r.units,
+                             requests=r.requests, refunded=r.refunded, units=r.units, cost_usd=r.cost_usd,
                              durations={str(k): v for k, v in r.durations.items()})
             for r in generations
         )  # fmt: skip
