@@ -14,6 +14,13 @@ makes it fade into that frame's look, reference images appear as swatches, an ex
 than its source and says so. What a video needs from its inputs is summed up at submit time (mean
 colours, the source's length) into the operation id, since the poll gets no photos (stateless).
 
+A Gemini Omni request (a model id with "omni") gets what Omni gives: the requested 3-15 s (not the
+short demo length), an extension of the seconds asked for (up to 30 s in all), 360p as a smaller
+video, up to 6 reference swatches, and an edit by conversation (`previous_interaction_id`): the
+instruction rendered in a night tint, mirrored and labelled EDIT (EDIT 2 for an edit of an edit).
+Each Omni result carries a demo interaction id in `metadata["interaction_id"]`
+(`demo-int-<edit depth>-<hex>`), so a clip can be edited by conversation with no keys.
+
 Markers in the prompt simulate refusals: `[[safety]]` -> SafetyBlocked, `[[fail]]` -> PermanentError,
 `[[busy]]` -> ProviderBusy (for videos these surface at poll time, like a late Veo rejection).
 """
@@ -57,7 +64,15 @@ IMAGE_LONG_SIDE = 768
 IMAGE_SIZES = {"1K": 768, "2K": 1152, "4K": 1536}
 EXTENSION_DEMO_SECONDS = 3.0  # what a demo extension adds (Veo: 7 s), to keep renders short
 VIDEO_LONG_SIDE = 480
+VIDEO_SIZES = {"360p": 320}  # a smaller video for the draft resolution; the others keep VIDEO_LONG_SIDE
 VIDEO_FPS = 12
+INTERACTION_PREFIX = "demo-int-"
+OMNI_SECONDS = (3.0, 15.0)  # Gemini Omni's clips
+OMNI_DEFAULT_SECONDS = 8.0
+OMNI_EXTENSION_SECONDS = 5.0  # when the request does not say
+OMNI_MAX_SECONDS = 30.0  # an extended Omni clip in all (the Gemini API's limit)
+MAX_REFERENCES = 6
+EDIT_TINT = (20, 30, 110)  # "make it night": an edit is visibly another take
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,17 +301,23 @@ def render_video(
     end_tint: Colour | None = None,
     swatches: list[Colour] | None = None,
     label: str = "DEMO",
+    edit: bool = False,
 ) -> bytes:
     """A slow zoom-and-pan over the demo image with a moving progress bar, as MP4 bytes.
 
     `tint`: the first frame's colour; `end_image` / `end_tint`: a last frame the video fades into;
-    `swatches`: reference images' colours shown in a corner; `label`: the badge."""
+    `swatches`: reference images' colours shown in a corner; `label`: the badge; `edit`: an edit by
+    conversation (mirrored, in a night tint)."""
     ratio = parse_ratio(aspect_ratio, (16, 9))
     width, height = size_for_ratio(ratio, long_side)
     zoom = 1.25
     big_side = int(long_side * zoom) // 2 * 2
     ratio_text = f"{ratio[0]}:{ratio[1]}"
     start = render_image(prompt, aspect_ratio=ratio_text, input_images=input_images, long_side=big_side, label=label)
+    if edit:  # another take of the scene: mirrored, in a night tint, then the instruction and badge
+        seed = _seed(prompt)
+        base = _collage(input_images, start.size, seed) if input_images else _background(start.size, seed)
+        start = _overlay_text(ImageOps.mirror(_tinted(base, EDIT_TINT, 0.55)), prompt, label)
     big_arr = np.asarray(_swatches(_tinted(start, tint), swatches or []))
     end_arr = None
     if end_image is not None or end_tint is not None:
@@ -354,7 +375,7 @@ class DemoProvider(Provider):
             return Submission.done(self._image(req))
         if req.kind == "video":
             submitted_ms = int(time.time() * 1000)
-            look = VideoLook.of(req).encode()
+            look = VideoLook.of(req, omni=is_omni(req)).encode()
             suffix = f"{LOOK_SEPARATOR}{look}" if look else ""
             return Submission.pending(f"{OPERATION_PREFIX}{submitted_ms}-{uuid.uuid4().hex}{suffix}")
         raise InvalidInput(f"unknown kind {req.kind!r}", code="wrong_kind")
@@ -409,12 +430,18 @@ class DemoProvider(Provider):
 
     def _video(self, req: ProviderRequest, operation_id: str) -> ProviderResult:
         look = VideoLook.decode(operation_id)
+        omni = is_omni(req)
         requested = req.params.get("duration_seconds")
         seconds = self.video_seconds or min(4.0, max(2.0, float(requested or 4)))
+        if omni and not self.video_seconds:  # Omni's 3-15 s, as asked
+            seconds = min(OMNI_SECONDS[1], max(OMNI_SECONDS[0], float(requested or OMNI_DEFAULT_SECONDS)))
         if look.extends is not None:  # the whole clip: the source's length and a little more
-            seconds = min(30.0, look.extends + EXTENSION_DEMO_SECONDS)
+            added = float(requested or OMNI_EXTENSION_SECONDS) if omni else EXTENSION_DEMO_SECONDS
+            seconds = min(OMNI_MAX_SECONDS, look.extends + added)
         resolution = str(req.params.get("resolution") or "")
-        badge = " ".join(word for word in ("DEMO", resolution, "extended" if look.extends is not None else "") if word)
+        edit = f"EDIT {look.edit}" if look.edit and look.edit > 1 else "EDIT" if look.edit else ""
+        words = ("DEMO", resolution, "extended" if look.extends is not None else "", edit)
+        badge = " ".join(word for word in words if word)
         data = render_video(
             req.prompt,
             aspect_ratio=req.params.get("aspect_ratio") or "16:9",
@@ -426,8 +453,24 @@ class DemoProvider(Provider):
             end_tint=look.last if req.last_frame is None else None,
             swatches=list(look.references),
             label=badge,
+            long_side=VIDEO_SIZES.get(resolution.lower(), VIDEO_LONG_SIDE),
+            edit=bool(look.edit),
         )
         info = probe_mp4(data)
+        metadata = {
+            "provider": self.name,
+            "provider_model_id": req.provider_model_id,
+            "request_id": req.request_id,
+            "operation_name": operation_id,
+            "inputs": look.summary(),
+            "resolution": resolution or None,
+            "generate_audio": req.params.get("generate_audio"),
+            "label": badge,
+        }
+        if omni:
+            metadata["interaction_id"] = demo_interaction_id(operation_id, look.edit or 0)
+            metadata["previous_interaction_id"] = req.previous_interaction_id
+            metadata["task"] = look.task()
         return ProviderResult(
             media=[
                 MediaItem(
@@ -438,38 +481,66 @@ class DemoProvider(Provider):
                     duration=info.duration if info else seconds,
                 )
             ],
-            metadata={
-                "provider": self.name,
-                "provider_model_id": req.provider_model_id,
-                "request_id": req.request_id,
-                "operation_name": operation_id,
-                "inputs": look.summary(),
-                "resolution": resolution or None,
-                "generate_audio": req.params.get("generate_audio"),
-            },
+            metadata=metadata,
             is_demo=True,
         )
+
+
+def is_omni(req: ProviderRequest) -> bool:
+    """A Gemini Omni request (its model id says so): the demo gives what Omni gives."""
+    return "omni" in (req.provider_model_id or "").lower()
+
+
+def demo_interaction_id(operation_id: str, edit: int = 0) -> str:
+    """The demo interaction id of a demo Omni clip: `demo-int-<edit depth>-<the operation's hex>`."""
+    hex_part = operation_id.partition(LOOK_SEPARATOR)[0].rsplit("-", 1)[-1]
+    return f"{INTERACTION_PREFIX}{edit}-{hex_part}"
+
+
+def edit_depth(previous_interaction_id: str | None) -> int | None:
+    """How many edits deep a turn that edits `previous_interaction_id` is: a demo interaction's
+    depth + 1, 1 for any other id (a real Google one), None without one."""
+    if not previous_interaction_id:
+        return None
+    if previous_interaction_id.startswith(INTERACTION_PREFIX):
+        depth = previous_interaction_id[len(INTERACTION_PREFIX) :].split("-", 1)[0]
+        if depth.isdigit():
+            return int(depth) + 1
+    return 1
 
 
 @dataclass(frozen=True)
 class VideoLook:
     """What a demo video shows of its inputs, kept in the operation id between submit and poll:
-    the first and last frames' colours, the references' colours, the extended source's length."""
+    the first and last frames' colours, the references' colours, the extended source's length, how
+    many edits deep an edit by conversation is."""
 
     first: Colour | None = None
     last: Colour | None = None
     references: tuple[Colour, ...] = ()
     extends: float | None = None
+    edit: int | None = None
 
     @classmethod
-    def of(cls, req: ProviderRequest) -> VideoLook:
+    def of(cls, req: ProviderRequest, *, omni: bool = False) -> VideoLook:
         source = probe_mp4(req.source_video.data) if req.source_video is not None else None
         return cls(
             first=mean_colour(req.input_images[0].data) if req.input_images else None,
             last=mean_colour(req.last_frame.data) if req.last_frame is not None else None,
-            references=tuple(c for c in (mean_colour(i.data) for i in req.reference_images[:3]) if c),
+            references=tuple(c for c in (mean_colour(i.data) for i in req.reference_images[:MAX_REFERENCES]) if c),
             extends=(source.duration if source else 0.0) if req.source_video is not None else None,
+            edit=edit_depth(req.previous_interaction_id) if omni and req.source_video is None else None,
         )
+
+    def task(self) -> str:
+        """Omni's video task for these inputs."""
+        if self.extends is not None:
+            return "extend"
+        if self.edit:
+            return "edit"
+        if self.references:
+            return "reference_to_video"
+        return "image_to_video" if self.first else "text_to_video"
 
     def encode(self) -> str:
         parts = []
@@ -481,6 +552,8 @@ class VideoLook:
             parts.append("r" + ".".join(map(_hex, self.references)))
         if self.extends is not None:
             parts.append(f"x{self.extends:.2f}")
+        if self.edit:
+            parts.append(f"e{self.edit}")
         return "_".join(parts)
 
     @classmethod
@@ -498,6 +571,8 @@ class VideoLook:
                     values["references"] = tuple(_colour(v) for v in value.split("."))
                 elif key == "x":
                     values["extends"] = float(value)
+                elif key == "e":
+                    values["edit"] = int(value)
         except ValueError:
             return cls()  # an id from elsewhere: a plain video
         return cls(**values)
@@ -508,6 +583,7 @@ class VideoLook:
             "last_frame": self.last is not None,
             "reference_images": len(self.references),
             "extension": self.extends is not None,
+            **({"edit": self.edit} if self.edit else {}),
         }
 
 
