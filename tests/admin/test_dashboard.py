@@ -380,7 +380,12 @@ def test_queue_now(world):
 
 def test_model_margins(world):
     margins = {m.name: m for m in sel.model_margins(period=P, rub_per_token=Decimal("6.5"), usd_rub_rate=USD)}
-    assert list(margins) == ["🍌 Nano Banana 2.1", "⚡ Veo 3.1 Fast"]  # inactive models without activity: no row
+    assert list(margins) == [
+        "🍌 Nano Banana 2.1",
+        "⚡ Nano Banana 2 Lite",
+        "🌀 Gemini Omni Flash",
+        "⚡ Veo 3.1 Fast",
+    ]  # inactive models without activity: no row
     nano, veo = margins["🍌 Nano Banana 2.1"], margins["⚡ Veo 3.1 Fast"]
     # nano: g1 and g6 charged 1.5 each from purchased tokens (g3's charge was refunded), g2 from bonus.
     assert (nano.paid_tokens, nano.bonus_tokens, nano.revenue_rub) == (Decimal("3"), Decimal("1.5"), Decimal("19.50"))
@@ -393,7 +398,7 @@ def test_model_margins(world):
 
 
 def test_model_margins_without_a_cost_or_a_price(world):
-    AIModel.objects.filter(slug="veo-3-1-fast").update(cost_per_video_second_usd=0)
+    AIModel.objects.filter(slug="veo-3-1-fast").update(cost_per_video_second_usd=0, costs_usd={})
     margins = {m.name: m for m in sel.model_margins(period=P, rub_per_token=Decimal(0), usd_rub_rate=USD)}
     veo = margins["⚡ Veo 3.1 Fast"]
     assert (veo.cost_set, veo.cost_rub, veo.revenue_rub, veo.margin_share) == (False, Decimal("0.00"), 0, None)
@@ -428,7 +433,12 @@ def test_selectors_on_an_empty_database_give_zeros(db):
     assert sel.failures_by_error_code(period=P) == []
     assert sel.queue_now(now=NOW) == sel.QueueNow(0, 0, 0, 0, None)
     margins = sel.model_margins(period=P, rub_per_token=Decimal(0), usd_rub_rate=USD)
-    assert [m.name for m in margins] == ["🍌 Nano Banana 2.1", "⚡ Veo 3.1 Fast"]  # the active models, zeros
+    assert [m.name for m in margins] == [
+        "🍌 Nano Banana 2.1",
+        "⚡ Nano Banana 2 Lite",
+        "🌀 Gemini Omni Flash",
+        "⚡ Veo 3.1 Fast",
+    ]  # the active models, zeros
     assert all(m.revenue_rub == 0 and m.cost_rub == 0 and m.margin_share is None for m in margins)
     assert sel.referrals_and_promos(period=P).top_codes == []
 
@@ -473,7 +483,7 @@ def test_dashboard_with_data(admin_client, world, settings):
     assert cards["referral_signups"] == "1" and cards["promo_redemptions"] == "2"
     d = response.context["dashboard"]
     assert d["money"] is True
-    assert d["margin_table"]["rows"][1][:4] == ["⚡ Veo 3.1 Fast", "57", "0", "370"]
+    assert d["margin_table"]["rows"][3][:4] == ["⚡ Veo 3.1 Fast", "57", "0", "370"]
     html = response.content.decode()
     for section in ('id="users"', 'id="money"', 'id="generations"', 'id="referrals"', "SAFETY", "WELCOME2025"):
         assert section in html
