@@ -22,6 +22,10 @@ Who sees what (the permission rule of the whole admin):
 - Superusers have every permission. tests/admin/test_permissions.py checks all of it, for every action
   of every registered ModelAdmin.
 
+Above everything, a banner names every active model within 30 days of its shutdown date (and, in red,
+every active model past its shutdown date without a successor: nothing will take over), from
+`botapp.services.lifecycle.shutdown_banner`, whatever the range.
+
 The range: `?range=today|7d|30d|90d|month` (a preset), or `?from=YYYY-MM-DD&to=YYYY-MM-DD` (custom,
 both days included, at most `MAX_DAYS` days, `to` no later than today). Anything else falls back to
 the default range (`DEFAULT_PRESET`) with a notice on the page, never an error.
@@ -37,12 +41,14 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.http import urlencode
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from botapp.admin.dashboard_panels import build_dashboard, links_for
 from botapp.selectors.daily import Period
+from botapp.services import lifecycle
 
 __all__ = ["MONEY_PERMISSION", "build_dashboard", "dashboard_callback", "parse_range"]
 
@@ -112,6 +118,50 @@ def _range_links(choice: RangeChoice) -> list[dict[str, Any]]:
     ]
 
 
+def shutdown_banner(*, today: date, user: Any = None) -> list[dict[str, Any]]:
+    """The banner's lines: each active model near (or past) its shutdown date, in the admin's language;
+    `danger` when it is past it without a successor. Linked to the model when `user` may view it."""
+    may_view = user is None or user.has_perm("botapp.view_aimodel")
+    rows = []
+    for notice in lifecycle.shutdown_banner(today=today):
+        values = {
+            "model": notice.name,
+            "id": notice.provider_model_id,
+            "date": date_format(notice.shutdown_date, "DATE_FORMAT"),
+            "days": notice.days,
+            "successor": notice.successor,
+        }
+        if notice.danger:
+            text = gettext(
+                "%(model)s (%(id)s) is past its shutdown date (%(date)s) and has no successor: choose one, or "
+                "deactivate it."
+            )
+        elif notice.past:
+            text = gettext(
+                "%(model)s (%(id)s) is past its shutdown date (%(date)s): it switches to %(successor)s at the next "
+                "daily check."
+            )
+        elif notice.successor:
+            text = ngettext(
+                "%(model)s (%(id)s) is shut down by Google on %(date)s, in %(days)s day; its users then move to "
+                "%(successor)s.",
+                "%(model)s (%(id)s) is shut down by Google on %(date)s, in %(days)s days; its users then move to "
+                "%(successor)s.",
+                notice.days,
+            )
+        else:
+            text = ngettext(
+                "%(model)s (%(id)s) is shut down by Google on %(date)s, in %(days)s day, and has no successor: "
+                "choose one.",
+                "%(model)s (%(id)s) is shut down by Google on %(date)s, in %(days)s days, and has no successor: "
+                "choose one.",
+                notice.days,
+            )
+        url = reverse("admin:botapp_aimodel_change", args=(notice.ai_model_id,)) if may_view else ""
+        rows.append({"text": text % values, "danger": notice.danger, "url": url})
+    return rows
+
+
 def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     choice = parse_range(request.GET, today=timezone.localdate())
     money = request.user.has_perm(MONEY_PERMISSION)
@@ -123,6 +173,7 @@ def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[st
             "range": choice,
             "range_links": _range_links(choice),
             "links": links,
+            "shutdowns": shutdown_banner(today=timezone.localdate(), user=request.user),
         }
     )
     return context

@@ -463,6 +463,10 @@ class ModelCheck:
     is_active: bool
     listed: bool | None  # None: Google could not be asked for this backend
 
+    @property
+    def status_label(self) -> str:
+        return str(Lifecycle(self.status).label) if self.status in Lifecycle.values else self.status
+
 
 @dataclass(frozen=True)
 class BackendCheck:

@@ -23,6 +23,7 @@ from botapp.providers import PermanentError
 from botapp.services import control, lifecycle
 from botapp.services.generation import GenerationService
 from botapp.services.lifecycle import SuccessorError, check_successor
+from tests.fake_google import _fresh_fake_google, server  # noqa: F401  (fixtures)
 
 D = Decimal
 TODAY = date(2026, 12, 10)
@@ -443,3 +444,49 @@ def test_the_beat_task_runs_the_daily_check(old, settings):
     assert (
         entry["task"] == "botapp.tasks.check_model_lifecycle" and entry["schedule"] == settings.LIFECYCLE_CHECK_SECONDS
     )
+
+
+# --- asking Google ----------------------------------------------------------------------------------------------
+@pytest.fixture
+def google_at(settings, server):  # noqa: F811 (the fixture)
+    """Both backends pointed at the fake Google, with keys."""
+    from botapp.providers.google.client import clear_client_cache
+
+    settings.GOOGLE_API_KEY = settings.GOOGLE_VERTEX_API_KEY = "test-key"
+    settings.GOOGLE_GEMINI_BASE_URL = settings.GOOGLE_VERTEX_BASE_URL = server.base_url
+    settings.GOOGLE_GENAI_USE_VERTEXAI = False
+    clear_client_cache()
+    yield server
+    clear_client_cache()
+
+
+@pytest.mark.django_db
+def test_check_with_google_flags_the_catalogue_ids_google_does_not_list(google_at, successor, veo):
+    google_at.retire_model(successor.provider_model_id)
+    checks = {check.backend: check for check in lifecycle.check_with_google()}
+    assert set(checks) == {"gemini", "vertex"}
+    gemini, vertex = checks["gemini"], checks["vertex"]
+    assert not gemini.error and not vertex.error
+    assert "gemini-3.1-flash-lite-image" in gemini.visible and successor.provider_model_id not in gemini.visible
+    listed = {m.provider_model_id: m.listed for m in gemini.models}
+    assert listed[successor.provider_model_id] is False and listed["gemini-3.1-flash-lite-image"] is True
+    assert [m.provider_model_id for m in gemini.missing] == [successor.provider_model_id]
+    assert {m.provider_model_id: m.listed for m in vertex.models}[veo.provider_model_id] is True
+    assert "imagen-4.0-generate-001" in [m.provider_model_id for m in vertex.missing]  # shut down at Google too
+    assert {r.path for r in google_at.requests_for("listModels")} == {
+        "/v1/models",
+        "/v1beta1/publishers/google/models",
+    }
+
+    only = lifecycle.check_with_google(backend="vertex")
+    assert [check.backend for check in only] == ["vertex"]
+
+
+@pytest.mark.django_db
+def test_check_with_google_reports_an_error_without_the_key(google_at, settings, successor):
+    key = "AIza" + "S" * 35
+    settings.GOOGLE_API_KEY = key
+    google_at.expected_api_key = "another-key"
+    gemini = next(check for check in lifecycle.check_with_google() if check.backend == "gemini")
+    assert gemini.error and "API key not valid" in gemini.error and key not in gemini.error
+    assert gemini.visible == () and all(m.listed is None for m in gemini.models)
