@@ -262,3 +262,9 @@ def test_the_banner_in_russian(admin_client, settings, lite):
         html = admin_client.get(reverse("admin:index")).content.decode()
     banner = html.split('id="shutdown-banner"')[1]
     assert "преемницы нет" in banner and "дата отключения" in banner
+
+
+def test_check_with_google_without_credentials_says_so(admin_client, settings):
+    settings.GOOGLE_API_KEY = settings.GOOGLE_VERTEX_API_KEY = settings.GOOGLE_CLOUD_PROJECT = ""
+    html = admin_client.get(url("check_with_google")).content.decode()
+    assert 'id="no-backend"' in html and "GOOGLE_API_KEY" in html
