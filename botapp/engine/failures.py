@@ -59,6 +59,8 @@ ERROR_TEXT_KEYS = {
     "input_image_too_large": "image_too_large",
     "input_image_unavailable": "image_unavailable",
     "input_video_unavailable": "video_unavailable",
+    "interaction_not_found": "edit_gone",  # Omni: the clip's interaction expired or was deleted at Google
+    "edit_source_unavailable": "edit_gone",
     "input_video_invalid": "video_unavailable",
     "input_video_too_large": "video_unavailable",
     "too_many_images": "invalid_input",

@@ -95,6 +95,7 @@ OMNI = {
         "audio": True,
         "extension": True,
         "extension_seconds": 5,
+        "extension_keeps_resolution": True,
         "max_video_seconds": 30,
         "edit": True,
         "draft": {"resolution": "360p"},
