@@ -414,9 +414,10 @@ def result_keyboard(
     at most every few seconds). From async code pass the flags from `bridge.get_result_options(request)`.
     """
     if options is None:
-        from botapp.selectors.catalogue import result_options
+        from botapp.selectors.catalogue import ResultOptions, result_options
 
-        options = result_options(request)
+        flags_given = None not in (can_edit, can_animate) and (request.kind != "video" or can_extend is not None)
+        options = ResultOptions() if flags_given else result_options(request)
     if can_extend is None:
         can_extend = request.kind == "video" and options.can_extend
     if can_edit is None or can_animate is None:

@@ -45,7 +45,7 @@ def test_defaults_from_settings_are_used_by_the_flows(chat):
     durations = chat.press(screen, "Длительность", text_has("Длительность видео по умолчанию"))
     screen = chat.press(durations, "6 с", text_has("Длительность видео: 6 с"))
     models = chat.press(screen, "Модель картинок", text_has("Модель для картинок"))
-    screen = chat.press(models, "Nano Banana", text_has("Модель картинок: 🍌 Nano Banana"))
+    screen = chat.press(models, "Nano Banana 2.1", text_has("Модель картинок: 🍌 Nano Banana"))
     screen = chat.press(screen, "Файлом", text_has("файлом (без сжатия): вкл"))
     screen = chat.press(screen, "Уведомления", text_has("Уведомления: выкл"))
     prefs = UserSettings.objects.get(user__telegram_id=chat.id)
@@ -60,7 +60,7 @@ def test_defaults_from_settings_are_used_by_the_flows(chat):
     menu = chat.press(screen, "Назад", text_has("Главное меню"))
     models = chat.press(menu, "Создать изображение", text_has("Выберите модель"))
     assert has_buttons("Nano Banana 2.1 · от 1.5 ток. ⭐")(models), "the default model is marked"
-    options = chat.press(models, "Nano Banana", has_buttons("✅ 9:16"))
+    options = chat.press(models, "Nano Banana 2.1", has_buttons("✅ 9:16"))
     menu = chat.press(options, "Отмена", text_has("Главное меню"))
     models = chat.press(menu, "Создать видео", text_has("Выберите модель"))
     options = chat.press(models, "Veo 3.1 Fast", has_buttons("✅ 6 с", "✅ 9:16"))
@@ -135,7 +135,7 @@ def test_balance_shows_buckets_and_recent_operations(chat):
     text = text_of(screen)
     assert "Баланс: 11" in text
     assert "Купленные: 10" in text and "Бонусные: 1" in text
-    assert "−1.5 · 🎨 Генерация: 🍌 Nano Banana 2 #" in text
+    assert "−1.5 · 🎨 Генерация: 🍌 Nano Banana 2.1 #" in text
     assert "+2.5 · 🛠 Корректировка" in text
 
 

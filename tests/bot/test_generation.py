@@ -18,7 +18,7 @@ MENU_ONLY = ["🏠 Меню"]
 def image_options(chat: Chat) -> dict:
     menu = started(chat)
     models = chat.press(menu, "Создать изображение", text_has("Выберите модель"))
-    return chat.press(models, "Nano Banana", has_buttons("Далее"))
+    return chat.press(models, "Nano Banana 2.1", has_buttons("Далее"))
 
 
 def image_confirmation(chat: Chat, prompt: str = "a red fox in the snow, watercolor") -> dict:
@@ -201,7 +201,7 @@ def test_cancel_at_each_step(chat, step):
     menu = started(chat)
     screen = chat.press(menu, "Создать изображение", text_has("Выберите модель"))
     if step != "model":
-        screen = chat.press(screen, "Nano Banana", has_buttons("Далее"))
+        screen = chat.press(screen, "Nano Banana 2.1", has_buttons("Далее"))
     if step == "photos":
         screen = chat.press(screen, "Фото для редактирования", text_has("Пришлите до 14 фото"))
     if step in ("prompt", "confirm"):
@@ -295,7 +295,7 @@ def test_regenerate_edit_and_animate_from_a_result(chat, bot):
     assert edited.input_images[0]["file_id"] == file_id and edited.prompt == "add a dragon"
 
     animate = chat.press(sent, "Оживить", text_has("Оживляем изображение"))
-    assert "Veo 3.1 Fast" in text_of(animate)
+    assert "Gemini Omni Flash" in text_of(animate)
     ask = chat.press(animate, "Далее", text_has("Опишите видео"))
     card = chat.send("the flag waves", text_has("Проверьте и подтвердите"))
     assert ask and "Первый кадр: фото приложено" in text_of(card)

@@ -49,7 +49,7 @@ def test_nano_banana_2_at_4k_with_photos_and_an_extreme_ratio(chat, worker):
     fund(chat.id, 10)
     models = chat.press(started(chat), "Создать изображение", text_has("Выберите модель"))
     assert "Nano Banana 2.1 · от 1.5 ток." in button_texts(models)[0]
-    options = chat.press(models, "Nano Banana 2", has_buttons("4K"))
+    options = chat.press(models, "Nano Banana 2.1", has_buttons("4K"))
     assert not any("Pro" in b for b in button_texts(models)), "Nano Banana Pro is added inactive"
     options = chat.press(options, "1:8", has_buttons("✅ 1:8"))
     options = chat.press(options, "4K", has_buttons("✅ 4K"))
@@ -216,7 +216,7 @@ def test_four_variants_with_one_blocked_tapped_as_a_user(chat, worker):
     started(chat)
     fund(chat.id, 20)
     models = chat.press(started(chat), "Создать изображение", text_has("Выберите модель"))
-    options = chat.press(models, "Nano Banana 2", has_buttons("×4"))
+    options = chat.press(models, "Nano Banana 2.1", has_buttons("×4"))
     options = chat.press(options, "×4", has_buttons("✅ ×4"))
     assert "Вариантов: 4" in text_of(options) and "6 ток." in text_of(options), "1.50 × 4"
     chat.press(options, "Далее", text_has("Опишите изображение"))

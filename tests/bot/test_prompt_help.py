@@ -56,7 +56,7 @@ def make_style(**kw):
 def image_options(chat: Chat) -> dict:
     menu = started(chat)
     models = chat.press(menu, "Создать изображение", text_has("Выберите модель"))
-    return chat.press(models, "Nano Banana", has_buttons("Далее"))
+    return chat.press(models, "Nano Banana 2.1", has_buttons("Далее"))
 
 
 def confirmation(chat: Chat, prompt: str, options: dict | None = None) -> dict:

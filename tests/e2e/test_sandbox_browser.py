@@ -84,8 +84,8 @@ def test_a_newcomer_generates_pays_and_redeems_in_the_browser(chat_url):
 
         chat.press(menu, "Create image")
         models = chat.bot("Choose a model")
-        chat.press(models, "Nano Banana")
-        chat.press(chat.bot("Nano Banana"), "Next")
+        chat.press(models, "Nano Banana 2.1")
+        chat.press(chat.bot("Nano Banana 2.1"), "Next")
         chat.bot("Describe the image")
         chat.send("a lighthouse on a cliff at dawn, watercolor")
         card = chat.bot("Check and confirm")

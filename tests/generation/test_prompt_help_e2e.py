@@ -62,7 +62,7 @@ def chat(stack, emulator, fake_google, settings):
 def confirmation(chat: Chat, prompt: str, *, style: str = "") -> dict:
     menu = started(chat)
     models = chat.press(menu, "Create image", text_has("Choose a model"))
-    options = chat.press(models, "Nano Banana", has_buttons("Next"))
+    options = chat.press(models, "Nano Banana 2.1", has_buttons("Next"))
     if style:
         listing = chat.press(options, "🎨 Style", text_has("Choose a style"))
         options = chat.press(listing, style, has_buttons(f"🎨 Style: 🎨 {style}"))

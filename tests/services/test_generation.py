@@ -71,7 +71,7 @@ def test_idempotency_key_charges_once(make_user, nano):
     ("kwargs", "error"),
     [
         ({"prompt": "   "}, InvalidPrompt),
-        ({"prompt": "x" * 2001}, PromptTooLong),
+        ({"prompt": "x" * 4001}, PromptTooLong),
         ({"input_images": [IMG] * 15}, TooManyImages),
         ({"params": {"aspect_ratio": "7:3"}}, InvalidParameter),
     ],

@@ -37,7 +37,9 @@ class NanoBananaProvider(GoogleProvider):
     inline parts after the prompt (editing / composition). `ImageConfig` carries the aspect ratio
     (any the model lists, e.g. "1:8") and `image_size` from `params["resolution"]` ("1K" / "2K" /
     "4K"; Google wants the capital K). `params["thinking_level"]` (Nano Banana 2.1: "minimal", "medium",
-    "high") goes in `ThinkingConfig.thinking_level` (`generationConfig.thinkingConfig.thinkingLevel`, upper case). The negative prompt, which generate_content does not have, is
+    "high") goes in `ThinkingConfig.thinking_level`, upper case (the SDK sends `generationConfig.thinkingConfig`
+    with the field as `thinking_level`, which Google's JSON reads like `thinkingLevel`). The negative prompt,
+    which generate_content does not have, is
     appended to the prompt as "Avoid: ...". `params["response_modalities"]` overrides the default
     ["IMAGE"] (older ids need ["TEXT","IMAGE"]).
     """
