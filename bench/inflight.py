@@ -267,7 +267,11 @@ class Worker:
 # --------------------------------------------------------------------------------------------------
 # Load
 # --------------------------------------------------------------------------------------------------
-def create_requests(count: int, emulator, label: str) -> list[int]:
+# --model: the catalogue's video model and the fake Google's action its worker polls.
+MODELS = {"veo": ("veo-3-1-fast", "fetchPredictOperation"), "omni": ("gemini-omni-flash", "getInteraction")}
+
+
+def create_requests(count: int, emulator, label: str, slug: str = "veo-3-1-fast") -> list[int]:
     from decimal import Decimal
 
     from botapp.models import AIModel
@@ -275,7 +279,7 @@ def create_requests(count: int, emulator, label: str) -> list[int]:
     from botapp.services.generation import GenerationService
     from botapp.services.users import TelegramProfile, upsert_user
 
-    veo = AIModel.objects.get(slug="veo-3-1-fast")
+    veo = AIModel.objects.get(slug=slug)
     ids = []
     for i in range(count):
         emu_user = emulator.user(first_name=f"{label}{i}", language_code="en")
@@ -319,12 +323,13 @@ def run(name: str, envd: Environment, args: argparse.Namespace, fake, emulator, 
     fake.default = fake.default.merged(Scenario(op_seconds=op, op_polls=0))
     print(f"\n== {name}: {count} video requests, operation time {op:g} s ==", flush=True)
     started = time.monotonic()
-    ids = create_requests(count, emulator, "naive" if naive else "fast")
+    slug, poll_action = MODELS[args.model]
+    ids = create_requests(count, emulator, "naive" if naive else "fast", slug)
     print(f"   created and charged {count} requests in {time.monotonic() - started:.1f} s", flush=True)
     worker = Worker(envd, args, naive=naive)
     worker.start()
     result = RunResult(name, count, op)
-    polls_before = fake.counts["fetchPredictOperation"]
+    polls_before = fake.counts[poll_action]
     t0 = time.monotonic()
     from django.utils import timezone
 
@@ -344,7 +349,7 @@ def run(name: str, envd: Environment, args: argparse.Namespace, fake, emulator, 
             delivered=Count("pk", filter=Q(delivered_at__isnull=False) | Q(status="failed")),
             failed=Count("pk", filter=Q(status="failed")),
         )
-        polls = fake.counts["fetchPredictOperation"] - polls_before
+        polls = fake.counts[poll_action] - polls_before
         if polls and first_poll is None:
             first_poll = now
         if polls:
@@ -375,7 +380,7 @@ def run(name: str, envd: Environment, args: argparse.Namespace, fake, emulator, 
     result.peak_mb = worker.peak_kb / 1024
     result.beat_peak_mb = worker.beat_peak_kb / 1024
     result.failed = GenRequest.objects.filter(pk__in=ids, status="failed").count()
-    result.polls = fake.counts["fetchPredictOperation"] - polls_before
+    result.polls = fake.counts[poll_action] - polls_before
     result.poll_span = (last_poll - first_poll) if first_poll and last_poll and last_poll > first_poll else 0.0
     rows = GenRequest.objects.filter(pk__in=ids, status="succeeded").values_list("started_at", "finished_at")
     result.overshoot = sorted((f - s).total_seconds() - op for s, f in rows if s and f)
@@ -431,6 +436,9 @@ def parse_args() -> argparse.Namespace:
     mode.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     parser.add_argument("--naive-requests", type=int, default=48, help="naive baseline requests (default 48)")
     parser.add_argument("--naive-op-seconds", type=float, default=20.0, help="naive operation time (default 20)")
+    parser.add_argument(
+        "--model", choices=sorted(MODELS), default="veo", help="Veo 3.1 Fast (operations) or Gemini Omni (interactions)"
+    )
     parser.add_argument("--sqlite", action="store_true", help="use SQLite even if PostgreSQL is available")
     parser.add_argument("--no-redis", action="store_true", help="use the file-system broker even if Redis answers")
     return parser.parse_args()

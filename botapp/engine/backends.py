@@ -26,7 +26,7 @@ def google_config() -> GoogleConfig:
 def google_backend(ai_model: AIModel) -> str:
     if ai_model.api_backend:
         return ai_model.api_backend
-    if ai_model.provider in (AIModel.Provider.IMAGEN, AIModel.Provider.VEO):
+    if ai_model.provider == AIModel.Provider.VEO:  # the SDK sends generate_videos to Vertex only
         return "vertex"
     return "vertex" if settings.GOOGLE_GENAI_USE_VERTEXAI else "gemini"
 
