@@ -151,10 +151,9 @@ def check_sources(*, user_id: int, ai_model: AIModel, cleaned: dict) -> None:
         check_editable(user_id=user_id, ai_model=ai_model, source_id=cleaned["edit_of"])
 
 
-def check_editable(*, user_id: int, ai_model: AIModel, source_id: int) -> GenRequest:
-    """The clip to edit by conversation: this user's own delivered video, made by a model of the same
-    provider family that edits (Omni continues its own interaction), with the interaction it was made
-    in. Raises CannotEditVideo."""
+def own_clip(*, user_id: int, ai_model: AIModel, source_id: int) -> GenRequest | None:
+    """This user's own delivered video `source_id`, made by a model of the same provider family as
+    `ai_model` (Veo extends only Veo-made clips, Omni edits only its own interactions), or None."""
     source = (
         GenRequest.objects.filter(
             pk=source_id,
@@ -166,37 +165,24 @@ def check_editable(*, user_id: int, ai_model: AIModel, source_id: int) -> GenReq
         .select_related("ai_model")
         .first()
     )
-    if (
-        source is None
-        or not ai_model.caps.edit
-        or source.ai_model is None
-        or source.ai_model.provider != ai_model.provider
-        or not source.provider_operation_id
-    ):
+    if source is None or source.ai_model is None or source.ai_model.provider != ai_model.provider:
+        return None
+    return source
+
+
+def check_editable(*, user_id: int, ai_model: AIModel, source_id: int) -> GenRequest:
+    """The clip to edit by conversation: the user's own clip (`own_clip`) of a model that edits, with the
+    interaction it was made in. Raises CannotEditVideo."""
+    source = own_clip(user_id=user_id, ai_model=ai_model, source_id=source_id) if ai_model.caps.edit else None
+    if source is None or not source.provider_operation_id:
         raise CannotEditVideo()
     return source
 
 
 def check_extendable(*, user_id: int, ai_model: AIModel, source_id: int) -> GenRequest:
-    """The video to extend: this user's own delivered video, made by a model of the same provider
-    family (Veo extends only Veo-made clips) that can extend. Raises CannotExtend."""
-    source = (
-        GenRequest.objects.filter(
-            pk=source_id,
-            user_id=user_id,
-            kind=AIModel.Kind.VIDEO,
-            status=Status.SUCCEEDED,
-            delivered_at__isnull=False,
-        )
-        .select_related("ai_model")
-        .first()
-    )
-    if (
-        source is None
-        or not ai_model.caps.extension
-        or source.ai_model is None
-        or source.ai_model.provider != ai_model.provider
-        or not any(r.get("path") and r.get("kind", "video") == "video" for r in source.results or [])
-    ):
+    """The video to extend: the user's own clip (`own_clip`) of a model that extends, still in storage.
+    Raises CannotExtend."""
+    source = own_clip(user_id=user_id, ai_model=ai_model, source_id=source_id) if ai_model.caps.extension else None
+    if source is None or not any(r.get("path") and r.get("kind", "video") == "video" for r in source.results or []):
         raise CannotExtend()
     return source

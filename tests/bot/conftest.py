@@ -280,3 +280,30 @@ def eventually(check: Callable[[], Any], timeout: float = WAIT, interval: float 
         if result or time.monotonic() > deadline:
             return result
         time.sleep(interval)
+
+
+# --- the workers' side with Google: the fake Google (one per module) and the worker's steps inline -----------
+@pytest.fixture(scope="module")
+def google():
+    from sandbox.google import FakeGoogleServer
+
+    server = FakeGoogleServer(expected_api_key="test-key").start_in_thread()
+    yield server
+    server.stop_thread()
+
+
+@pytest.fixture
+def worker(settings, emu, google, tmp_path):
+    """The worker's steps inline (tests.generation.conftest.inline_worker), pointed at this chat's emulator and
+    the fake Google; yields the fake Google (what it received)."""
+    from tests.generation.conftest import inline_worker
+
+    with inline_worker(settings, emu, google, tmp_path):
+        yield google
+
+
+def latest_request(telegram_id: int):
+    """The user's newest generation request, with its model."""
+    from botapp.models import GenRequest
+
+    return GenRequest.objects.filter(user__telegram_id=telegram_id).select_related("ai_model").latest("pk")

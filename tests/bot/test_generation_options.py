@@ -5,32 +5,16 @@ was charged."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
-from sandbox.google import FakeGoogleServer
 from sandbox.telegram import button_texts, sample_image
 from tests.bot.conftest import Chat, fund, has_buttons, started, text_has, text_of
 from tests.bot.test_generation import balance_of, generate
-from tests.generation.conftest import inline_worker, run_to_end
+from tests.generation.conftest import run_to_end
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-@pytest.fixture(scope="module")
-def google() -> Iterator[FakeGoogleServer]:
-    server = FakeGoogleServer(expected_api_key="test-key").start_in_thread()
-    yield server
-    server.stop_thread()
-
-
-@pytest.fixture
-def worker(settings, emu, google, tmp_path) -> Iterator[FakeGoogleServer]:
-    """The worker's steps inline, pointed at this chat's emulator and the fake Google."""
-    with inline_worker(settings, emu, google, tmp_path):
-        yield google
 
 
 def confirm_and_generate(chat: Chat, card: dict):

@@ -6,39 +6,19 @@ interaction Google has forgotten (refunded once, with its own message)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
 from sandbox.google import FakeGoogleServer
 from sandbox.telegram import button_texts, sample_image
-from tests.bot.conftest import Chat, fund, has_buttons, started, text_has, text_of
+from tests.bot.conftest import Chat, fund, has_buttons, latest_request, started, text_has, text_of
 from tests.bot.test_generation import balance_of, generate
-from tests.generation.conftest import inline_worker, run_to_end
+from tests.generation.conftest import run_to_end
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 OMNI = "gemini-omni-1.2-flash"
-
-
-@pytest.fixture(scope="module")
-def google() -> Iterator[FakeGoogleServer]:
-    server = FakeGoogleServer(expected_api_key="test-key").start_in_thread()
-    yield server
-    server.stop_thread()
-
-
-@pytest.fixture
-def worker(settings, emu, google, tmp_path) -> Iterator[FakeGoogleServer]:
-    with inline_worker(settings, emu, google, tmp_path):
-        yield google
-
-
-def latest_request(telegram_id: int):
-    from botapp.models import GenRequest
-
-    return GenRequest.objects.filter(user__telegram_id=telegram_id).select_related("ai_model").latest("pk")
 
 
 def omni_options(chat: Chat) -> dict:

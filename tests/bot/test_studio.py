@@ -4,37 +4,16 @@ Nano Banana 2.1's thinking level; ⚡ Draft then 🎬 Render in full; what is re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
-from sandbox.google import FakeGoogleServer
 from sandbox.telegram import button_texts
-from tests.bot.conftest import fund, has_buttons, started, text_has, text_of
+from tests.bot.conftest import fund, has_buttons, latest_request, started, text_has, text_of
 from tests.bot.test_generation import balance_of, generate
-from tests.generation.conftest import inline_worker, run_to_end
+from tests.generation.conftest import run_to_end
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-@pytest.fixture(scope="module")
-def google() -> Iterator[FakeGoogleServer]:
-    server = FakeGoogleServer(expected_api_key="test-key").start_in_thread()
-    yield server
-    server.stop_thread()
-
-
-@pytest.fixture
-def worker(settings, emu, google, tmp_path) -> Iterator[FakeGoogleServer]:
-    with inline_worker(settings, emu, google, tmp_path):
-        yield google
-
-
-def latest_request(telegram_id: int):
-    from botapp.models import GenRequest
-
-    return GenRequest.objects.filter(user__telegram_id=telegram_id).select_related("ai_model").latest("pk")
 
 
 def image_models(chat) -> dict:
