@@ -160,3 +160,31 @@ def test_a_retired_model_moves_its_waiting_users_to_the_successor(
     assert stack.log_path.read_text(errors="replace").count("operator alert lifecycle_switched") == 1
     assert len(emulator.messages(operator.id)) == 1
     call_command("check_ledger")
+
+
+def test_the_14_and_3_day_warnings_reach_the_operator_once_each(engine, settings, emulator, veo):
+    """The beat task, run as Celery runs it (eagerly here), twice a day: the operator's chat in the Bot API
+    emulator gets the 14-day warning once and the 3-day warning once, nothing more."""
+    from datetime import timedelta
+
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from botapp import tasks
+
+    operator = emulator.user(first_name="Operator", language_code="en")
+    settings.ADMIN_IDS, settings.ADMIN_LANGUAGE = [operator.id], "en"
+    cache.clear()
+    today = timezone.localdate()
+    for days_left in (14, 14, 3, 3):  # the same day's run twice, then the 3-day mark twice
+        AIModel.objects.filter(pk=veo.pk).update(shutdown_date=today + timedelta(days=days_left))
+        tasks.check_model_lifecycle.delay()
+    warnings = wait_until(
+        lambda: [m["text"] for m in emulator.messages(operator.id) if "Veo 3.1 Fast" in str(m.get("text"))]
+        if len(emulator.messages(operator.id)) >= 2
+        else None,
+        what="the two warnings",
+    )
+    assert len(warnings) == 2 and "in 14 days" in warnings[0] and "in 3 days" in warnings[1]
+    assert len(emulator.messages(operator.id)) == 2
+    assert AIModel.objects.get(pk=veo.pk).is_active, "a warning changes nothing"
