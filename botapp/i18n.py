@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import string
 import tomllib
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
@@ -49,3 +50,10 @@ def t(key: str, lang: str | None = None, /, **params: object) -> str:
 
 def placeholders(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def fmt_tokens(value: Decimal | int | str) -> str:
+    """A token amount as the texts show it: 1.50 -> "1.5", 10.00 -> "10", never an exponent."""
+    amount = Decimal(value).quantize(Decimal("0.01"))
+    text = f"{amount:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

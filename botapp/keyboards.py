@@ -41,7 +41,7 @@ from botapp.callbacks import (
     pack_ratio,
 )
 from botapp.capabilities import default_role, image_role
-from botapp.i18n import t
+from botapp.i18n import fmt_tokens, t
 
 if TYPE_CHECKING:
     from botapp.bridge import ModelInfo, ResultOptions
@@ -49,13 +49,6 @@ if TYPE_CHECKING:
     from botapp.services.styles import StyleInfo
 
 CHECK = "✅ "
-
-
-def fmt_tokens(value: Decimal | int | str) -> str:
-    """1.50 -> "1.5", 10.00 -> "10", never an exponent."""
-    amount = Decimal(value).quantize(Decimal("0.01"))
-    text = f"{amount:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _button(text: str, data: Any) -> InlineKeyboardButton:

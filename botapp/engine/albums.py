@@ -21,7 +21,6 @@ from typing import Any
 
 from botapp.engine import common
 from botapp.engine.common import chat_action, model_label, show_status
-from botapp.engine.failures import fmt_tokens
 from botapp.engine.results import TooLargeToSend, fit_for_upload
 from botapp.engine.sending import (
     Prepared,
@@ -36,7 +35,7 @@ from botapp.engine.sending import (
     send_as_file,
     send_one,
 )
-from botapp.i18n import t
+from botapp.i18n import fmt_tokens, t
 from botapp.models import GenRequest
 from botapp.services.generation import GenerationService, variant_share
 from botapp.telegram.media import DOCUMENT

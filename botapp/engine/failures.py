@@ -24,7 +24,6 @@ import html
 import logging
 import random
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -34,12 +33,12 @@ from django.db.models import F, Q
 from botapp.engine import common, dispatch
 from botapp.engine.common import Status, language_of, load, model_label
 from botapp.engine.lease import next_poll_delay, set_alarm
-from botapp.i18n import t
+from botapp.i18n import fmt_tokens, t
 from botapp.models import GenRequest
 from botapp.providers import ProviderError, RateLimited, SafetyBlocked
 from botapp.redaction import redact
-from botapp.services import alerts, control
-from botapp.services.generation import GenerationService
+from botapp.services import alerts, control, lifecycle
+from botapp.services.generation import NOT_SENT, GenerationService
 from botapp.telegram.sender import BotBlocked, OutcomeUnknown, RetryLater, SendRejected, get_sender
 
 log = logging.getLogger(__name__)
@@ -190,9 +189,8 @@ def fail(
 # --------------------------------------------------------------------------------------------------
 # A retired model
 # --------------------------------------------------------------------------------------------------
-# Not sent to Google yet: waiting in the queue, or claimed by a worker that has not called Google (its
-# `mark_submitted` then finds the request failed and stops).
-NOT_SENT = Q(status__in=(Status.CREATED, Status.QUEUED)) | Q(status=Status.RUNNING, submitted_at__isnull=True)
+# NOT_SENT (botapp.services.generation): waiting in the queue, or claimed by a worker that has not called
+# Google (its `mark_submitted` then finds the request failed and stops).
 RETIRED_BATCH = 1000  # the model's other requests failed at once; the sweep takes the rest
 
 
@@ -202,17 +200,14 @@ def retired_model(request: GenRequest, exc: ProviderError, token: datetime | Non
     (held by this worker: `token`). Otherwise: pause it (once), fail + refund this request and the
     model's others not sent yet (the same message), alert the operators once per pause."""
     ai_model = request.ai_model
-    if ai_model is not None and ai_model.successor_id is not None:
-        from botapp.services import lifecycle
-
-        if lifecycle.successor_problem(ai_model) is None:
-            reason = redact(f"Google answered not found for {ai_model.provider_model_id}: {exc.message}")
-            lifecycle.switch_to_successor(
-                ai_model_id=ai_model.pk, reason=reason, provider_model_id=ai_model.provider_model_id
-            )
-            outcome = lifecycle.take_over(request, token, exc.message)  # None: not switched (its id changed)
-            if outcome is not None:
-                return outcome
+    if ai_model is not None and ai_model.successor_id is not None and lifecycle.successor_problem(ai_model) is None:
+        reason = redact(f"Google answered not found for {ai_model.provider_model_id}: {exc.message}")
+        lifecycle.switch_to_successor(
+            ai_model_id=ai_model.pk, reason=reason, provider_model_id=ai_model.provider_model_id
+        )
+        outcome = lifecycle.take_over(request, token, exc.message)  # None: not switched (its id changed)
+        if outcome is not None:
+            return outcome
     paused_at = None
     if ai_model is not None:
         reason = redact(f"Google answered not found for {ai_model.provider_model_id}: {exc.message}")
@@ -243,18 +238,13 @@ def fail_not_sent(ai_model_id: int, message: str = "", *, limit: int = RETIRED_B
 # --------------------------------------------------------------------------------------------------
 # Telling the user about a failure
 # --------------------------------------------------------------------------------------------------
-def fmt_tokens(value: Decimal) -> str:
-    text = f"{Decimal(value).quantize(Decimal('0.01')):f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def failure_text(request: GenRequest, lang: str, reason: str | None = None) -> str:
     key = ERROR_TEXT_KEYS.get(request.error_code, "generic")
     params: dict[str, Any] = {"label": html.escape(model_label(request))}
     if key in ("model_switched", "model_switched_options"):
-        from botapp.services.lifecycle import notice_params
-
-        switch = notice_params(request)
+        switch = lifecycle.notice_params(request)
         if switch is None:  # the successor is gone since: the model's own message
             key = "model_retired"
         else:

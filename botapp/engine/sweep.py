@@ -11,9 +11,11 @@ from django.db.models import Q
 from botapp.engine import common, dispatch
 from botapp.engine.common import Status
 from botapp.engine.delivery import claim_delivery, undeliverable
-from botapp.engine.failures import NOT_SENT, fail
+from botapp.engine.failures import fail
 from botapp.engine.lease import work_lease
 from botapp.models import GenRequest
+from botapp.services import lifecycle
+from botapp.services.generation import NOT_SENT
 from botapp.services.queue import enqueue_generation
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,6 @@ def sweep() -> dict[str, int]:
     for request in paused.select_related("ai_model")[:1000]:
         if fail(request, "model_not_found", "the model is paused", only_if=NOT_SENT) == "failed":
             stats["failed"] += 1
-
-    from botapp.services import lifecycle  # (it imports this package's failures)
 
     for ai_model_id in list(lifecycle.switched_models_waiting()):
         report = lifecycle.move_waiting(ai_model_id=ai_model_id)

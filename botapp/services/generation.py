@@ -76,6 +76,11 @@ def variant_share(request: GenRequest, variants: int) -> Decimal:
     return (Decimal(request.price) * count / total).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
 
 
+# Not sent to the provider yet: waiting in the queue, or claimed by a worker that has not called it (its
+# `mark_submitted` then finds the request moved or failed and stops). What a retired model's switch moves.
+NOT_SENT = Q(status__in=(Status.CREATED, Status.QUEUED)) | Q(status=Status.RUNNING, submitted_at__isnull=True)
+
+
 class GenerationService:
     # --- creation --------------------------------------------------------------------------------
     @classmethod

@@ -51,13 +51,12 @@ from django.utils import timezone
 
 from botapp.capabilities import REFERENCE, image_role, normalize_params
 from botapp.engine import dispatch
-from botapp.engine.failures import NOT_SENT, fmt_tokens
-from botapp.i18n import t
+from botapp.i18n import fmt_tokens, t
 from botapp.models import AIModel, GenRequest, UserSettings
 from botapp.redaction import error_text, redact
 from botapp.services import alerts, control
 from botapp.services.exceptions import DomainError
-from botapp.services.generation import GenerationService
+from botapp.services.generation import NOT_SENT, GenerationService
 from botapp.services.generation_checks import check_extendable, validate_request
 from botapp.services.queue import dispatch as queue_dispatch
 
