@@ -32,7 +32,7 @@ def test_nano_banana_2_1_at_4k_with_a_thinking_level(chat, worker):
     options = chat.press(options, "4K", has_buttons("✅ 4K"))
     chat.press(options, "Далее", text_has("Опишите изображение"))
     card = chat.send("a lighthouse in a storm", text_has("Проверьте и подтвердите"))
-    assert "Обдумывание: 🧠 Глубоко" in text_of(card) and "Стоимость: 3.38" in text_of(card)
+    assert "🧠 Обдумывание: глубоко" in text_of(card) and "Стоимость: 3.38" in text_of(card)
     generate(chat, card)
     request = latest_request(chat.id)
     assert request.params["thinking_level"] == "high" and request.price == Decimal("3.38")

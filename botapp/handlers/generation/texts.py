@@ -49,7 +49,7 @@ def params_lines(model: ModelInfo, data: dict[str, Any], lang: str) -> list[str]
     if params.get("resolution") and len(model.caps.resolutions) > 1:
         lines.append(t("gen.param.resolution", lang, value=fmt_resolution(params["resolution"])))
     if params.get("thinking_level") and model.caps.thinking_levels:
-        lines.append(t("studio.param.thinking", lang, level=t(f"btn.thinking.{params['thinking_level']}", lang)))
+        lines.append(t("studio.param.thinking", lang, level=t(f"studio.thinking.{params['thinking_level']}", lang)))
     if model.caps.audio and "generate_audio" in params:
         lines.append(t("gen.param.audio_on" if params["generate_audio"] else "gen.param.audio_off", lang))
     if int(data.get("variants") or 1) > 1:
