@@ -6,7 +6,6 @@ errors shown without the key; the dashboard's banner names the models near or pa
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -17,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from botapp.models import AIModel
+from tests.admin.test_admin import model_form_data
 from tests.fake_google import _fresh_fake_google, server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -29,32 +29,15 @@ def url(view: str, *args) -> str:
 
 
 def form_data(model: AIModel, **changes) -> dict:
-    data = {
-        "emoji": model.emoji,
-        "name": model.name,
-        "slug": model.slug,
-        "kind": model.kind,
-        "sort_order": str(model.sort_order),
-        "price": str(model.price),
-        "provider": model.provider,
-        "provider_model_id": model.provider_model_id,
-        "api_backend": model.api_backend,
-        "cost_per_image_usd": str(model.cost_per_image_usd),
-        "cost_per_video_second_usd": str(model.cost_per_video_second_usd),
-        "costs_usd": json.dumps(model.costs_usd),
+    """The change form as the admin posts it (tests.admin.test_admin.model_form_data), with the lifecycle."""
+    lifecycle = {
+        "costs_usd": model.costs_usd,
         "status": model.status,
         "deprecation_date": model.deprecation_date.isoformat() if model.deprecation_date else "",
         "shutdown_date": model.shutdown_date.isoformat() if model.shutdown_date else "",
         "successor": str(model.successor_id or ""),
-        "capabilities": json.dumps(model.capabilities),
-        "default_params": json.dumps(model.default_params),
-        "pricing": json.dumps(model.pricing),
-        "description": model.description,
-        "description_en": model.description_en,
-        "is_active": "on" if model.is_active else "",
     }
-    data.update({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in changes.items()})
-    return {k: v for k, v in data.items() if v != ""}
+    return model_form_data(model, **{**lifecycle, **changes})
 
 
 def errors_of(response) -> dict:
