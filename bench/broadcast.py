@@ -139,7 +139,8 @@ def main() -> None:
     else:  # the runner in its own process (as in a worker), the emulator here: one interpreter lock each
         code = (
             "import django; django.setup(); from botapp.services import broadcasts; "
-            f"broadcasts.run_inline(broadcast_id={broadcast.pk})"
+            f"broadcasts.run_inline(broadcast_id={broadcast.pk}); "
+            "from botapp.telegram.sender import close_sender; close_sender()"  # as a worker does at shutdown
         )
         subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=os.environ, check=True)
     wall = time.monotonic() - t0
@@ -170,6 +171,9 @@ def main() -> None:
     print(f"chats that received it: {received} (expected {args.users - len(blocked)})")
     print(f"duplicates (a chat that got it more than once): {duplicates}")
     print(f"lost (pending, sending or unknown at the end): {lost}")
+    from botapp.telegram.sender import close_sender
+
+    close_sender()  # the runner's Telegram session, closed (not left to the garbage collector)
     emulator.stop_in_thread()
 
 
