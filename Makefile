@@ -57,6 +57,8 @@ bench: install
 	$(PY) bench/ledger.py
 	$(PY) bench/updates.py
 	$(PY) bench/inflight.py
+	$(PY) bench/inflight.py --model omni --no-naive
+	$(PY) bench/broadcast.py
 	$(PY) bench/dashboard.py
 
 ## lock: re-pin both locks from pyproject.toml (run after changing its dependencies), with pip-tools:
