@@ -161,9 +161,8 @@ async def show_confirm(
     balance = await bridge.get_balance(user.id)
     nonce = secrets.token_urlsafe(8)
     await state.set_state(Flow.confirm)
-    text = confirm_text(run_model, run, balance, lang)
-    if run.get("draft"):  # both prices: the draft now, the full render later
-        text += "\n" + "\n".join(draft_lines(model, data, lang))
+    notes = draft_lines(model, data, lang) if run.get("draft") else ()  # both prices: the draft, the full render
+    text = confirm_text(run_model, run, balance, lang, notes=notes)
     price = flow_price(run_model, run)
     await state.update_data(nonce=nonce, price=str(price))
     total = price + improve_fee(data)  # a rewrite's price is a charge of its own, on its own line

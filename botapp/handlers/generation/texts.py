@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -135,7 +136,10 @@ def prompt_text(model: ModelInfo, data: dict[str, Any], lang: str) -> str:
     return text
 
 
-def confirm_text(model: ModelInfo, data: dict[str, Any], balance: bridge.BalanceView, lang: str) -> str:
+def confirm_text(
+    model: ModelInfo, data: dict[str, Any], balance: bridge.BalanceView, lang: str, *, notes: Sequence[str] = ()
+) -> str:
+    """The confirmation card; `notes` go above the price (a draft's full render and its price)."""
     parts = [t("gen.confirm_title", lang), "", t("gen.confirm_model", lang, label=esc(model.label))]
     parts += params_lines(model, data, lang)
     if model.kind == AIModel.Kind.VIDEO:
@@ -148,6 +152,7 @@ def confirm_text(model: ModelInfo, data: dict[str, Any], balance: bridge.Balance
         parts.append(t("style.line", lang, name=esc(data["style_label"])))
     key = "style.final_prompt" if data.get("style_label") else "gen.confirm_prompt"
     parts.append(t(key, lang, prompt=esc(excerpt(final_of(data), PROMPT_PREVIEW))))
+    parts.extend(notes)
     parts.append("")
     price = flow_price(model, data)
     parts.append(t("gen.confirm_price", lang, price=fmt_tokens(price)))
