@@ -27,6 +27,7 @@ from .client import GEMINI, VERTEX, GoogleConfig, get_client
 from .errors import map_exception
 
 logger = logging.getLogger(__name__)
+POLLS = frozenset({"operations.get", "interactions.get"})  # the calls that ask a running operation how it goes
 
 _RATIO = re.compile(r"^\d{1,2}:\d{1,2}$")
 _KEY_PARAMETER = re.compile(r"([?&](?:key|api_key)=)[^&\s'\"]+", re.IGNORECASE)
@@ -128,6 +129,7 @@ class GoogleProvider(Provider):
         return get_client(self.config, backend)
 
     def _call(self, req: ProviderRequest, backend: str, what: str, fn: Any) -> Any:
+        """`fn()`, timed and logged; an exception mapped to a typed ProviderError without secrets."""
         started = time.monotonic()
         try:
             result = fn()
@@ -143,7 +145,9 @@ class GoogleProvider(Provider):
                 mapped,
             )
             raise mapped from exc
-        logger.info(
+        # A poll answers many times a second with many videos in flight: at DEBUG (its failures stay warnings).
+        logger.log(
+            logging.DEBUG if what in POLLS else logging.INFO,
             "google %s: request=%s model=%s backend=%s in %.2fs",
             what,
             req.request_id,
