@@ -223,12 +223,7 @@ class Interaction:
         self.poll_failures = 0
 
     def is_done(self) -> bool:
-        s = self.scenario
-        if s.op_never_done:
-            return False
-        if s.op_polls and self.polls < s.op_polls:
-            return False
-        return not (s.op_seconds and time.monotonic() - self.created < s.op_seconds)
+        return self.scenario.run_done(polls=self.polls, age=time.monotonic() - self.created)
 
     def finish(self) -> None:
         """Decide the outcome (once): failed as the scenario scripts it, else completed."""

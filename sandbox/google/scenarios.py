@@ -81,6 +81,14 @@ class Scenario:
     def slow(cls, *, polls: int = 0, seconds: float | None = None) -> Scenario:
         return cls(op_polls=polls, op_seconds=seconds)
 
+    def run_done(self, *, polls: int, age: float) -> bool:
+        """Is an operation or an interaction run by this scenario done, after `polls` polls and `age` s?"""
+        if self.op_never_done:
+            return False
+        if self.op_polls and polls < self.op_polls:
+            return False
+        return not (self.op_seconds and age < self.op_seconds)
+
 
 BASE_SCENARIO = Scenario(op_polls=2)  # a video is done at the second poll unless scripted otherwise
 
