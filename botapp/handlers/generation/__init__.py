@@ -18,8 +18,7 @@ from botapp.handlers.generation.inputs import drain_album_replies
 
 router = Router(name=__name__)
 # prompt_help (styles, ✨ Improve) and studio (thinking, ⚡ Draft) before flow: their buttons are GenCb actions
-# of their own, in the flow's states; studio's buttons under a result (render in full, edit this video) before
-# the results router, which takes every other ResultCb.
+# of their own, in the flow's states. Every button under a result (ResultCb) goes to the results router.
 router.include_routers(
     control.router, prompt_help.router, studio.router, flow.router, inputs.router, results.router
 )

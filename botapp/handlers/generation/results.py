@@ -21,6 +21,7 @@ from botapp.handlers.generation.base import (
     show_prompt,
     start_flow,
 )
+from botapp.handlers.generation.studio import edit_video, render_full
 from botapp.handlers.generation.texts import (
     options_text,
     prompt_text,
@@ -67,6 +68,12 @@ async def on_result_action(
         return
     if action == ResultAction.EXTEND:
         await extend_video(query, state, user, lang, request)
+        return
+    if action == ResultAction.RENDER_FULL:
+        await render_full(query, state, user, lang, request)
+        return
+    if action == ResultAction.EDIT_VIDEO:
+        await edit_video(query, state, lang, request)
         return
     results = request.results or []
     result = results[callback_data.index] if 0 <= callback_data.index < len(results) else None

@@ -20,7 +20,7 @@ from aiogram.types import CallbackQuery, Message
 
 from botapp import bridge
 from botapp.bridge import UserContext
-from botapp.callbacks import GenAction, GenCb, ResultAction, ResultCb
+from botapp.callbacks import GenAction, GenCb
 from botapp.capabilities import normalize_params
 from botapp.handlers.common import answer, outdated
 from botapp.handlers.generation.base import card_and_model, show_confirm, show_options, show_prompt
@@ -69,21 +69,7 @@ async def on_thinking(query: CallbackQuery, callback_data: GenCb, state: FSMCont
     await answer(query)
 
 
-# --- under a result: render in full, edit this video --------------------------------------------------------
-@router.callback_query(ResultCb.filter(F.action.in_({ResultAction.RENDER_FULL, ResultAction.EDIT_VIDEO})))
-async def on_studio_result(
-    query: CallbackQuery, callback_data: ResultCb, state: FSMContext, user: UserContext, lang: str
-) -> None:
-    request = await bridge.get_request(user.id, callback_data.request_id)
-    if request is None or not isinstance(query.message, Message):
-        await outdated(query, lang)
-        return
-    if callback_data.action == ResultAction.RENDER_FULL:
-        await render_full(query, state, user, lang, request)
-    else:
-        await edit_video(query, state, lang, request)
-
-
+# --- under a result (botapp/handlers/generation/results.py routes the buttons): render in full, edit a video ---
 async def render_full(
     query: CallbackQuery, state: FSMContext, user: UserContext, lang: str, request: GenRequest
 ) -> None:
