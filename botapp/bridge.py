@@ -124,8 +124,8 @@ get_animation_model = bridged(animation_model)
 # --- users -------------------------------------------------------------------------------------------
 @bridged
 def upsert_user(profile: users.TelegramProfile) -> UserContext:
-    user, created = users.upsert_user(profile)
-    return UserContext.from_user(user, is_new=created)
+    row, created = users.refresh_user(profile)
+    return UserContext.from_row(row, is_new=created)
 
 
 @bridged

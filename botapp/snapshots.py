@@ -37,10 +37,45 @@ class UserContext:
     video_resolution: str = "720p"
     send_as_file: bool = False
     notifications: bool = True
+    # The balance as read with the user at the start of the update: for screens that only show it
+    # (the main menu); what moves money reads it again.
+    balance: BalanceView | None = None
 
     @property
     def display_name(self) -> str:
         return self.first_name or (f"@{self.username}" if self.username else str(self.telegram_id))
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], *, is_new: bool) -> UserContext:
+        """From `selectors.users.user_row` (the user middleware's read)."""
+        base: dict[str, Any] = {
+            "id": row["id"],
+            "telegram_id": row["telegram_id"],
+            "first_name": row["first_name"],
+            "username": row["username"],
+            "referral_code": row["referral_code"],
+            "is_banned": row["is_banned"],
+            "is_new": is_new,
+            "xp": row["xp"],
+            "level": row["level"],
+            "created_at": row["created_at"],
+        }
+        if row["balance__balance"] is not None:
+            base["balance"] = BalanceView(row["balance__balance"], row["balance__bonus_balance"])
+        language = row["settings__language"]
+        if language is None:  # no settings row
+            return cls(language=users.language_from_code(row["language_code"]), **base)
+        return cls(
+            language=language if language in Language.values else Language.RU,
+            default_image_model_id=row["settings__default_image_model_id"],
+            default_video_model_id=row["settings__default_video_model_id"],
+            aspect_ratio=row["settings__aspect_ratio"],
+            video_duration=row["settings__video_duration"],
+            video_resolution=row["settings__video_resolution"],
+            send_as_file=row["settings__send_as_file"],
+            notifications=row["settings__notifications"],
+            **base,
+        )
 
     @classmethod
     def from_user(cls, user: TgUser, *, is_new: bool) -> UserContext:

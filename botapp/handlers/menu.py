@@ -27,14 +27,18 @@ REF_PREFIX = "ref_"
 PROMO_PREFIX = "promo_"
 
 
-async def main_menu_text(user: UserContext, lang: str, *, header: str = "") -> str:
-    balance = await bridge.get_balance(user.id)
+async def main_menu_text(user: UserContext, lang: str, *, header: str = "", fresh: bool = False) -> str:
+    """The main menu's text with the balance: as read with the user at the start of this update, or read
+    again with `fresh` (after something in this update may have moved money: a promo code at /start)."""
+    balance = user.balance if user.balance is not None and not fresh else await bridge.get_balance(user.id)
     body = t("menu.text", lang, name=esc(user.display_name), balance=fmt_tokens(balance.total))
     return f"{header}\n\n{body}" if header else body
 
 
-async def show_main_menu(target: CallbackQuery | Message, user: UserContext, lang: str, *, header: str = "") -> None:
-    await show(target, await main_menu_text(user, lang, header=header), keyboards.main_menu(lang))
+async def show_main_menu(
+    target: CallbackQuery | Message, user: UserContext, lang: str, *, header: str = "", fresh: bool = False
+) -> None:
+    await show(target, await main_menu_text(user, lang, header=header, fresh=fresh), keyboards.main_menu(lang))
 
 
 @router.message(CommandStart())
@@ -54,7 +58,7 @@ async def cmd_start(
             notes.append("⚠️ " + error_text(exc, lang))
     greeting = t("start.welcome_new" if user.is_new else "start.welcome_back", lang, name=esc(user.display_name))
     header = "\n\n".join([greeting, *notes])
-    await show_main_menu(message, user, lang, header=header)
+    await show_main_menu(message, user, lang, header=header, fresh=bool(notes))
 
 
 async def _apply_referral(bot: Bot, user: UserContext, lang: str, code: str) -> str:

@@ -76,6 +76,7 @@ def test_start_with_a_promocode(chat):
 
     menu = started(chat, "promo_welcome2025")
     assert "Промокод WELCOME2025 активирован: +10 бонусных токенов" in text_of(menu)
+    assert "Баланс: 10 токенов" in text_of(menu)  # read after the promo, not the snapshot of the update's start
     assert UserBalance.objects.get(user__telegram_id=chat.id).bonus_balance == 10
     again = started(chat, "promo_WELCOME2025")
     assert "уже использовали" in text_of(again)
