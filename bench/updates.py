@@ -305,7 +305,7 @@ async def main(args: argparse.Namespace) -> None:
             connection.execute_wrappers.append(count_queries)
 
     await install_query_counter()
-    ours_dp = build_dispatcher(create_backends(redis_url=redis_url, prefix=prefix))
+    ours_dp = build_dispatcher(create_backends(redis_url=redis_url, prefix=prefix, polling=True))  # as runbot
     ours = await run_bot("genstudio", ours_dp, "ours", classify_ours, args)
     echo = await run_bot("echo", echo_dispatcher(), "echo", classify_echo, args)
     await bridge.close_db()

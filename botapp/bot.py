@@ -23,6 +23,7 @@ from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from django.conf import settings
 
+from botapp.fsm import FSMMiddleware, RedisFSMStorage
 from botapp.handlers import build_router, generation
 from botapp.i18n import LANGUAGES, t
 from botapp.middlewares import (
@@ -64,20 +65,28 @@ class Backends:
     throttle: ThrottleStore = field(default_factory=MemoryThrottleStore)
 
 
-def create_backends(*, redis_url: str | None = None, prefix: str | None = None) -> Backends:
+def create_backends(*, redis_url: str | None = None, prefix: str | None = None, polling: bool = False) -> Backends:
     """Redis FSM storage, event isolation, dedupe and throttling when REDIS_URL is set; memory otherwise.
 
-    `prefix` namespaces the Redis keys (one per deployment; tests use a random one)."""
+    `prefix` namespaces the Redis keys (one per deployment; tests use a random one). With `polling`
+    (`manage.py runbot`) this process is the only one that gets updates (Telegram serves getUpdates to
+    one consumer and never while a webhook is set), so the per-user lock of the events isolation is
+    an in-process one: the same order of a user's updates without two Redis round trips per update.
+    The FSM data, dedupe and throttling stay in Redis (they must outlive a restart)."""
     redis_url = settings.REDIS_URL if redis_url is None else redis_url
     prefix = prefix or getattr(settings, "BOT_REDIS_PREFIX", "bot")
     if redis_url:
-        from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+        from aiogram.fsm.storage.redis import RedisEventIsolation
         from redis.asyncio import Redis
 
         redis = Redis.from_url(redis_url)
         key_builder = DefaultKeyBuilder(prefix=f"{prefix}:fsm", with_bot_id=True)
-        storage = RedisStorage(redis, key_builder=key_builder, state_ttl=FSM_STATE_TTL, data_ttl=FSM_STATE_TTL)
-        isolation = RedisEventIsolation(redis, key_builder=key_builder, lock_kwargs={"timeout": 60, "sleep": 0.02})
+        storage = RedisFSMStorage(redis, key_builder=key_builder, state_ttl=FSM_STATE_TTL, data_ttl=FSM_STATE_TTL)
+        isolation: BaseEventIsolation = (
+            SimpleEventIsolation()
+            if polling
+            else RedisEventIsolation(redis, key_builder=key_builder, lock_kwargs={"timeout": 60, "sleep": 0.02})
+        )
         return Backends(
             storage=storage,
             isolation=isolation,
@@ -135,7 +144,10 @@ def build_dispatcher(backends: Backends | None = None, **workflow_data: Any) -> 
     dp.update.outer_middleware(DedupeMiddleware(backends.once))
     dp.update.outer_middleware(ThrottlingMiddleware(rate=throttle_rate, store=backends.throttle))
     dp.update.outer_middleware(TextGuardMiddleware())
-    dp.update.outer_middleware(dp.fsm)  # registered here instead of by aiogram, to come after the ones above
+    # aiogram's FSM middleware with a one-call clear() (botapp/fsm.py), registered here instead of by
+    # aiogram, to come after the ones above; aiogram's shutdown closes the same storage and isolation.
+    dp.fsm = FSMMiddleware(storage=backends.storage, events_isolation=backends.isolation, strategy=dp.fsm.strategy)
+    dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(UserMiddleware(backends.once))
     dp.include_router(build_router())
 

@@ -6,8 +6,9 @@ Tests are plain sync functions that act as Telegram users (`user.send_text`, `us
 and wait for the bot's answers with the emulator's wait helpers; the database is checked with the
 ORM directly. The bot reaches the database from its own thread, so every test here is a
 transactional one (`django_db(transaction=True)`, with the seed data restored after each test).
-With REDIS_URL set, the FSM storage, the event isolation and the dedupe run on Redis under a
-per-run key prefix that is deleted afterwards.
+With REDIS_URL set, the FSM storage, the dedupe and the throttle run on Redis under a per-run key
+prefix that is deleted afterwards; the events isolation is in-process, as runbot's (one polling
+consumer; the webhook's, shared through Redis, is tested in test_webhook.py and test_throttle.py).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class BotRunner:
         from botapp.bot import build_dispatcher, create_backends, create_bot
 
         self.bot = create_bot(self.emu.token, api_url=self.emu.base_url)
-        self.dispatcher = build_dispatcher(create_backends(redis_url=self.redis_url, prefix=self.prefix))
+        self.dispatcher = build_dispatcher(create_backends(redis_url=self.redis_url, prefix=self.prefix, polling=True))
 
         async def ready() -> None:
             self._ready.set()

@@ -117,3 +117,21 @@ def test_memory_once_store_is_bounded():
         return len(store._seen)
 
     assert asyncio.run(scenario()) <= 100
+
+
+def test_polling_keeps_the_per_user_lock_in_process_and_the_rest_in_redis():
+    """runbot is the only consumer of updates: its events isolation needs no Redis round trips; a web
+    process (webhook; several may run) shares the lock through Redis. The client is never connected."""
+    from aiogram.fsm.storage.memory import SimpleEventIsolation
+    from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+
+    from botapp.bot import create_backends
+    from botapp.middlewares import RedisOnceStore, RedisThrottleStore
+
+    polling = create_backends(redis_url="redis://127.0.0.1:1/0", prefix="t", polling=True)
+    webhook = create_backends(redis_url="redis://127.0.0.1:1/0", prefix="t")
+    assert isinstance(polling.isolation, SimpleEventIsolation)
+    assert isinstance(webhook.isolation, RedisEventIsolation)
+    for backends in (polling, webhook):
+        assert isinstance(backends.storage, RedisStorage)
+        assert isinstance(backends.once, RedisOnceStore) and isinstance(backends.throttle, RedisThrottleStore)

@@ -36,10 +36,10 @@ class Command(BaseCommand):
         from aiogram.exceptions import TelegramAPIError
 
         from botapp import bridge
-        from botapp.bot import build_dispatcher, create_bot, set_commands
+        from botapp.bot import build_dispatcher, create_backends, create_bot, set_commands
 
         bot = create_bot()
-        dp = build_dispatcher()
+        dp = build_dispatcher(create_backends(polling=True))
         try:
             me = await bot.get_me()
             info = await bot.get_webhook_info()
