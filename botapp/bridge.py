@@ -191,39 +191,55 @@ def _balance_view(user_id: int) -> BalanceView:
 get_balance = bridged(_balance_view)
 
 
+LEDGER_COLUMNS = (
+    "kind",
+    "amount",
+    "created_at",
+    "operation_key",
+    "gen_request_id",
+    "gen_request__model",
+    "gen_request__ai_model__emoji",
+    "gen_request__ai_model__name",
+    "promocode__code",
+)
+
+
 @bridged
 def balance_with_ledger(user_id: int, operations: int = 5) -> tuple[BalanceView, list[LedgerLine]]:
-    rows = list(
+    """The balance and the last `operations` operations (their main and bonus rows summed): only the
+    columns shown are read (the rows of four tables in full cost more to compile than to fetch)."""
+    rows = (
         Transaction.objects.filter(user_id=user_id)
-        .select_related("gen_request__ai_model", "promocode")
-        .order_by("-created_at", "-id")[: operations * 2]
+        .order_by("-created_at", "-id")
+        .values_list(*LEDGER_COLUMNS)[: operations * 2]
     )
     lines: list[LedgerLine] = []
     by_key: dict[str, int] = {}
-    for row in rows:
-        if row.operation_key in by_key:
-            index = by_key[row.operation_key]
-            lines[index] = dataclasses.replace(lines[index], amount=lines[index].amount + row.amount)
+    for kind, amount, created_at, operation_key, request_id, model, emoji, name, promocode in rows:
+        if operation_key in by_key:
+            index = by_key[operation_key]
+            lines[index] = dataclasses.replace(lines[index], amount=lines[index].amount + amount)
             continue
-        request = row.gen_request
-        by_key[row.operation_key] = len(lines)
+        by_key[operation_key] = len(lines)
         lines.append(
             LedgerLine(
-                kind=row.kind,
-                amount=row.amount,
-                created_at=row.created_at,
-                model_label=_model_label(request),
-                request_id=request.pk if request else None,
-                promocode=row.promocode.code if row.promocode else "",
+                kind=kind,
+                amount=amount,
+                created_at=created_at,
+                model_label=_model_label(request_id, model, emoji, name),
+                request_id=request_id,
+                promocode=promocode or "",
             )
         )
     return _balance_view(user_id), lines[:operations]
 
 
-def _model_label(request: GenRequest | None) -> str:
-    if request is None:
+def _model_label(request_id: int | None, model: str, emoji: str | None, name: str | None) -> str:
+    """A ledger line's model: the catalogue's name as AIModel.__str__ gives it, else the model id the
+    request was made with; nothing for a line without a request."""
+    if request_id is None:
         return ""
-    return str(request.ai_model) if request.ai_model else request.model
+    return f"{emoji} {name}".strip() if name is not None else model
 
 
 @bridged

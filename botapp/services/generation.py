@@ -17,11 +17,12 @@ from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from botapp.models import ZERO, AIModel, GenRequest, TgUser, Transaction, UserBalance
+from botapp.selectors import users as user_selectors
 from botapp.services import levels, prompt_help, styles
 from botapp.services.balance import BalanceService, LedgerResult
 from botapp.services.exceptions import (
@@ -452,24 +453,10 @@ class GenerationService:
 
     @staticmethod
     def user_stats(*, user_id: int) -> UserStats:
-        """Counts by status and kind, net tokens spent and referrals, in two queries (a menu click)."""
-        agg = GenRequest.objects.filter(user_id=user_id).aggregate(
-            total=Count("id"),
-            succeeded=Count("id", filter=Q(status=Status.SUCCEEDED)),
-            failed=Count("id", filter=Q(status=Status.FAILED)),
-            in_flight=Count("id", filter=Q(status__in=GenRequest.IN_FLIGHT)),
-            images=Count("id", filter=Q(kind=AIModel.Kind.IMAGE, status=Status.SUCCEEDED)),
-            videos=Count("id", filter=Q(kind=AIModel.Kind.VIDEO, status=Status.SUCCEEDED)),
-        )
-        referrals = TgUser.objects.filter(referred_by_id=OuterRef("user_id")).values("referred_by_id")
-        money = (
-            UserBalance.objects.filter(user_id=user_id)
-            .annotate(referrals=Subquery(referrals.annotate(n=Count("id")).values("n")[:1]))
-            .values_list("total_spent", "total_refunded", "referrals")
-            .first()
-        )
-        spent, refunded, invited = money or (ZERO, ZERO, 0)
-        return UserStats(tokens_spent=spent - refunded, referrals=invited or 0, **agg)
+        """Counts by status and kind, net tokens spent and referrals, in two prepared SELECTs (a menu click)."""
+        counts = user_selectors.request_counts(user_id=user_id)
+        spent, refunded, invited = user_selectors.money_and_referrals(user_id=user_id)
+        return UserStats(tokens_spent=spent - refunded, referrals=invited, **counts)
 
     @staticmethod
     def global_stats(*, since=None) -> GlobalStats:

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 
 from botapp.models import Payment, TgUser
+from botapp.selectors import users as user_selectors
 from botapp.services.balance import CENT, BalanceService, LedgerResult
 from botapp.services.exceptions import ReferralNotAllowed
 
@@ -66,22 +67,8 @@ class ReferralService:
 
     @staticmethod
     def stats(*, user_id: int) -> dict[str, object]:
-        from django.db.models import Sum
-
-        from botapp.models import Transaction
-
-        invited = TgUser.objects.filter(referred_by_id=user_id)
-        rewards = Transaction.objects.filter(user_id=user_id, kind=Transaction.Kind.REFERRAL)
-        # Rewards taken back because the referral's payment was refunded (botapp.services.refunds).
-        taken_back = Transaction.objects.filter(
-            user_id=user_id, kind=Transaction.Kind.PAYMENT_REFUND, payment__isnull=False
-        ).exclude(payment__user_id=user_id)
-        earned = sum((qs.aggregate(s=Sum("amount"))["s"] or Decimal("0") for qs in (rewards, taken_back)), Decimal("0"))
-        return {
-            "invited": invited.count(),
-            "paid": invited.filter(payments__status=Payment.Status.SUCCEEDED).distinct().count(),
-            "earned": earned,
-        }
+        """Friends invited, how many of them paid, tokens earned (net of rewards taken back on refunds)."""
+        return user_selectors.referral_figures(user_id=user_id)
 
 
 def _notify_referrer(transaction_id: int) -> None:

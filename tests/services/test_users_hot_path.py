@@ -118,3 +118,22 @@ def test_prepared_reads_keep_converters_of_every_column(make_user):
     expected = list(orm.values_list("amount", "created_at", "kind"))
     assert expected and read.rows(user_id=user.pk, kind="admin_adjustment") == expected
     assert read.rows(user_id=user.pk, kind="no such kind") == []
+
+
+def test_the_balance_screen_lines_name_the_model_of_each_charge(make_user, nano):
+    from botapp import bridge
+    from botapp.models import AIModel, GenRequest
+    from botapp.services.generation import GenerationService
+
+    user = make_user(balance=10)
+    first = GenerationService.create_request(user_id=user.pk, ai_model_id=nano.pk, prompt="a cat")
+    second = GenerationService.create_request(user_id=user.pk, ai_model_id=nano.pk, prompt="a dog")
+    GenRequest.objects.filter(pk=second.pk).update(ai_model=None)  # the model row deleted since
+    read = bridge.balance_with_ledger.func.__wrapped__  # the sync read behind the bridge
+    balance, lines = read(user.pk)
+    assert balance == BalanceView(Decimal("10") - 2 * nano.price, Decimal("0.00"))
+    assert [(line.model_label, line.request_id) for line in lines[:2]] == [
+        (second.model, second.pk),
+        (str(AIModel.objects.get(pk=nano.pk)), first.pk),
+    ]
+    assert lines[-1].model_label == "" and lines[-1].kind == "admin_adjustment"
