@@ -71,8 +71,9 @@ def create_backends(*, redis_url: str | None = None, prefix: str | None = None, 
     `prefix` namespaces the Redis keys (one per deployment; tests use a random one). With `polling`
     (`manage.py runbot`) this process is the only one that gets updates (Telegram serves getUpdates to
     one consumer and never while a webhook is set), so the per-user lock of the events isolation is
-    an in-process one: the same order of a user's updates without two Redis round trips per update.
-    The FSM data, dedupe and throttling stay in Redis (they must outlive a restart)."""
+    an in-process one (the same order of a user's updates without two Redis round trips per update),
+    and the FSM storage keeps a write-through copy of what it holds in memory (botapp/fsm.py). The FSM
+    data, dedupe and throttling stay in Redis (they must outlive a restart)."""
     redis_url = settings.REDIS_URL if redis_url is None else redis_url
     prefix = prefix or getattr(settings, "BOT_REDIS_PREFIX", "bot")
     if redis_url:
@@ -81,7 +82,9 @@ def create_backends(*, redis_url: str | None = None, prefix: str | None = None, 
 
         redis = Redis.from_url(redis_url)
         key_builder = DefaultKeyBuilder(prefix=f"{prefix}:fsm", with_bot_id=True)
-        storage = RedisFSMStorage(redis, key_builder=key_builder, state_ttl=FSM_STATE_TTL, data_ttl=FSM_STATE_TTL)
+        storage = RedisFSMStorage(
+            redis, key_builder=key_builder, state_ttl=FSM_STATE_TTL, data_ttl=FSM_STATE_TTL, cache=polling
+        )
         isolation: BaseEventIsolation = (
             SimpleEventIsolation()
             if polling
