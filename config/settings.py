@@ -118,6 +118,12 @@ if CELERY_BROKER_URL.rstrip("/") == "filesystem:":
     # The host means nothing to this transport, but without one kombu warns "No hostname was supplied".
     CELERY_BROKER_URL = "filesystem://localhost/"
 CELERY_RESULT_BACKEND = None
+# Celery's Django fixup closes the database connection before and after every task, whatever
+# CONN_MAX_AGE says, unless a reuse count is set: every task then opened a new PostgreSQL connection
+# (a server process forked each time; 13 % of the worker's time submitting 1,000 videos,
+# bench/inflight.py). A count no worker reaches turns that off; config/celery.py applies Django's own
+# rule at each task's start and end instead (close what is older than CONN_MAX_AGE or unusable).
+CELERY_DB_REUSE_MAX = 2**62
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = False  # per task: only the idempotent generation tasks ack late
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -446,7 +452,8 @@ LOGGING = {
     "loggers": {
         name: {"level": "WARNING"}
         # Quiet per-message chatter: every 2 s poller tick would otherwise log three lines.
-        for name in ("httpx", "aiogram.event", "celery.app.trace", "celery.worker.strategy", "celery.beat")
+        # httpx2: the HTTP client of google-genai (one INFO line per request: per poll of a video)
+        for name in ("httpx", "httpx2", "aiogram.event", "celery.app.trace", "celery.worker.strategy", "celery.beat")
     },
 }
 if LOG_FORMAT == "json":

@@ -12,6 +12,9 @@ set, so all processes share one budget):
   beyond that `RetryLater` tells the task to reschedule itself instead of holding a worker.
 - best-effort calls (chat actions, status-message edits, deletes): the chat's bucket and a separate
   "aux" budget, only when a slot is free right now; otherwise they are skipped (never delay results).
+  With a shared (Redis) limiter such a call first takes a slot of the aux budget in this process:
+  when this process alone has used it up, the shared budget is used up too, and the call is skipped
+  without a round trip to Redis (a thousand videos in flight ask for a chat action on every poll).
 
 Errors: a 429 pushes the chat's bucket back by `retry_after` (the global one by at most a second) and
 the call is retried after it (or `RetryLater` if it is longer than the wait budget); a 403 marks the
@@ -216,8 +219,17 @@ class TelegramSender:
         self._pid = os.getpid()
         self.global_bucket = Bucket("global", self.limits.global_rate, self.limits.global_burst)
         self.aux_bucket = Bucket("aux", self.limits.aux_rate, max(1, int(self.limits.aux_rate)))
+        # This process's own draws on the aux budget: a subset of the shared bucket's (see the docstring).
+        self._aux_here = None if isinstance(self.limiter, MemoryRateLimiter) else MemoryRateLimiter()
 
     # --- plumbing ---------------------------------------------------------------------------------
+    def _aux_used_up_here(self, buckets: list[Bucket], best_effort: bool) -> bool:
+        """A best-effort call that this process alone has no aux slot for (none is left in the shared
+        budget either, which counts this process's draws and more): skipped without asking Redis."""
+        if not best_effort or self._aux_here is None or self.aux_bucket not in buckets:
+            return False
+        return self._aux_here.reserve([self.aux_bucket], 0.0) is None
+
     def chat_bucket(self, chat_id: int | str) -> Bucket:
         return Bucket(f"chat:{chat_id}", self.limits.chat_rate, self.limits.chat_burst)
 
@@ -282,6 +294,8 @@ class TelegramSender:
         while True:
             if patience is None:
                 patience = 0.0 if best_effort else self.limits.max_wait
+            if self._aux_used_up_here(buckets, best_effort):
+                return None
             wait = self.limiter.reserve(buckets, patience)
             if wait is None:
                 if best_effort:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from botapp.models import TgUser
 from botapp.telegram.media import DOCUMENT, PHOTO, VIDEO, choose_method
-from botapp.telegram.ratelimit import Bucket, MemoryRateLimiter, RedisRateLimiter
+from botapp.telegram.ratelimit import Bucket, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from botapp.telegram.sender import (
     BotBlocked,
     FileTooLarge,
@@ -237,3 +237,36 @@ def test_redis_limiter_is_shared_between_instances():
         assert a.reserve([chat], 10) == pytest.approx(3.0, abs=0.1)
     finally:
         a._redis.delete(*(a._redis.keys(prefix + "*") or [prefix + "none"]))
+
+
+class _CountingLimiter(RateLimiter):
+    """A shared limiter (not the in-process one) that always has a slot, counting how often it is asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def reserve(self, buckets, max_wait):
+        self.asked += 1
+        return 0.0
+
+    def penalize(self, bucket, seconds):
+        pass
+
+
+def test_best_effort_calls_beyond_this_processs_aux_budget_never_ask_the_shared_limiter(emulator):
+    """A thousand videos in flight ask for a chat action on every poll: once this process alone has
+    used the aux budget up, the shared one is used up too, so the call is skipped without a round trip."""
+    chat = emulator.user().chat_id
+    shared = _CountingLimiter()
+    limits = {"global_rate": 1000, "global_burst": 100, "chat_rate": 1000, "chat_burst": 100, "aux_rate": 3}
+    sender = TelegramSender(
+        token=emulator.token, api_url=emulator.base_url, limiter=shared, limits=SenderLimits(**limits)
+    )
+    try:
+        sent = [sender.chat_action(chat, "record_video") for _ in range(10)]
+        assert sent == [True] * 3 + [False] * 7  # the aux burst is 3
+        assert shared.asked == 3 and emulator.call_count("sendChatAction", chat) == 3
+        assert sender.send_message(chat, "the result") is not None  # messages are not held back by it
+        assert shared.asked == 4
+    finally:
+        sender.close()
