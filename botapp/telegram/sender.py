@@ -16,7 +16,8 @@ set, so all processes share one budget):
   when this process alone has used it up, the shared budget is used up too, and the call is skipped
   without a round trip to Redis (a thousand videos in flight ask for a chat action on every poll).
 
-Errors: a 429 pushes the chat's bucket back by `retry_after` (the global one by at most a second) and
+Errors: a 429 pushes the chat's bucket back by `retry_after` (and the global one by at most a second
+when another chat had a 429 within GLOBAL_FLOOD_WINDOW: the bot's overall limit, not one chat's) and
 the call is retried after it (or `RetryLater` if it is longer than the wait budget); a 403 marks the
 user `bot_blocked` and raises `BotBlocked`; a 400 (Telegram refused the file or the message) raises
 `SendRejected`; network errors and 5xx are retried twice, then `TelegramUnavailable` (a `RetryLater`),
@@ -61,6 +62,7 @@ from .media import DOCUMENT, PHOTO, VIDEO
 from .ratelimit import Bucket, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 
 log = logging.getLogger(__name__)
+GLOBAL_FLOOD_WINDOW = 1.0  # seconds: two chats with a 429 within it mean the overall limit was hit
 
 
 class TelegramError(Exception):
@@ -221,8 +223,19 @@ class TelegramSender:
         self.aux_bucket = Bucket("aux", self.limits.aux_rate, max(1, int(self.limits.aux_rate)))
         # This process's own draws on the aux budget: a subset of the shared bucket's (see the docstring).
         self._aux_here = None if isinstance(self.limiter, MemoryRateLimiter) else MemoryRateLimiter()
+        self._recent_429: dict[int | str, float] = {}  # chat -> when it last got a 429 (this process)
 
     # --- plumbing ---------------------------------------------------------------------------------
+    def _overall_flood(self, chat_id: int | str) -> bool:
+        """After a 429 in `chat_id`: whether another chat had one within GLOBAL_FLOOD_WINDOW seconds."""
+        now = time.monotonic()
+        with self._lock:
+            recent = {chat: at for chat, at in self._recent_429.items() if now - at < GLOBAL_FLOOD_WINDOW}
+            overall = any(chat != chat_id for chat in recent)
+            recent[chat_id] = now
+            self._recent_429 = recent
+        return overall
+
     def _aux_used_up_here(self, buckets: list[Bucket], best_effort: bool) -> bool:
         """A best-effort call that this process alone has no aux slot for (none is left in the shared
         budget either, which counts this process's draws and more): skipped without asking Redis."""
@@ -308,10 +321,12 @@ class TelegramSender:
             except TelegramRetryAfter as exc:
                 retry_after = float(exc.retry_after or 1)
                 log.warning("telegram 429 on %s in chat %s: retry after %ss", what, chat_id, retry_after)
-                # Most floods are one chat's; the whole bot only slows down for a moment (if the
-                # flood was global, the next 429s keep pushing it back).
+                # Most floods are one chat's: a lone 429 slows that chat down. A second one from
+                # another chat within GLOBAL_FLOOD_WINDOW is the bot's overall limit: then the whole
+                # bot slows down for a moment too (and every further 429 keeps pushing it back).
                 self.limiter.penalize(chat, retry_after)
-                self.limiter.penalize(self.global_bucket, min(retry_after, 1.0))
+                if self._overall_flood(chat_id):
+                    self.limiter.penalize(self.global_bucket, min(retry_after, 1.0))
                 failures += 1
                 if best_effort:
                     return None

@@ -270,3 +270,23 @@ def test_best_effort_calls_beyond_this_processs_aux_budget_never_ask_the_shared_
         assert shared.asked == 4
     finally:
         sender.close()
+
+
+def test_a_lone_429_slows_its_chat_and_a_second_chats_slows_everyone(make_sender, emulator):
+    """One chat's flood control is that chat's; 429s in two chats within a second are the bot's
+    overall limit, and then every chat waits a moment (here: longer than the wait budget)."""
+    flooded, other, third = (emulator.user().chat_id for _ in range(3))
+    sender = make_sender(max_wait=0.5)
+    emulator.fail_next("sendMessage", 429, retry_after=2, chat_id=flooded)
+    with pytest.raises(RetryLater):
+        sender.send_message(flooded, "flood control: 2 s, over the wait budget")
+    started = time.monotonic()
+    assert sender.send_message(other, "not held back") is not None
+    assert time.monotonic() - started < 0.4
+
+    emulator.fail_next("sendMessage", 429, retry_after=2, chat_id=other)
+    with pytest.raises(RetryLater):
+        sender.send_message(other, "a second chat's flood within a second: the overall limit")
+    with pytest.raises(RetryLater):
+        sender.send_message(third, "everyone waits a moment")
+    assert emulator.call_count("sendMessage", third) == 0
