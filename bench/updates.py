@@ -21,8 +21,8 @@ ceiling (latency then includes queueing).
 
 Database: a fresh test database created for the run and dropped afterwards (SQLite in a temporary
 file by default; PostgreSQL when DATABASE_URL points to one). FSM and dedupe: Redis when REDIS_URL is
-set (under a throw-away key prefix), memory otherwise. Throttling is off. Figures only; nothing is
-asserted.
+set (under a throw-away key prefix; the per-user lock in process, as `manage.py runbot` runs), memory
+otherwise. Throttling is off. Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
