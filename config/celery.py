@@ -27,10 +27,14 @@ app.autodiscover_tasks()
 
 @task_prerun.connect
 @task_postrun.connect
-def _database_connections_as_for_a_request(**_kwargs) -> None:
+def _database_connections_as_for_a_request(sender=None, **_kwargs) -> None:
     """Django's rule for a request, for a task: keep the connection for CONN_MAX_AGE seconds (settings:
     60 on PostgreSQL, 0 on SQLite), closing it earlier when it is unusable (CONN_HEALTH_CHECKS).
-    Celery's own closing after every task is off (CELERY_DB_REUSE_MAX in settings)."""
+    Celery's own closing after every task is off (CELERY_DB_REUSE_MAX in settings). An eager task
+    (run inline by its caller, as in tests) is part of the caller's work: its connection is left alone,
+    as Celery's fixup leaves it."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
     from django.db import close_old_connections
 
     close_old_connections()
