@@ -332,6 +332,9 @@ class TelegramSender:
                     return None
                 if retry_after > self.limits.max_wait or failures > 3:
                     raise RetryLater(f"{what}: flood control for {retry_after}s", retry_after) from exc
+                # Wait out the chat's flood control before booking again: a booking made now would
+                # take the global slot `retry_after` ahead, holding every other chat's send back.
+                time.sleep(retry_after)
             except TelegramForbiddenError as exc:
                 log.info("telegram 403 on %s in chat %s: %s", what, chat_id, exc.message)
                 if self.on_blocked is not None and marks_blocked:

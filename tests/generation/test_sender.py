@@ -290,3 +290,21 @@ def test_a_lone_429_slows_its_chat_and_a_second_chats_slows_everyone(make_sender
     with pytest.raises(RetryLater):
         sender.send_message(third, "everyone waits a moment")
     assert emulator.call_count("sendMessage", third) == 0
+
+
+def test_one_chats_flood_control_does_not_hold_other_chats_back(make_sender, emulator):
+    """The flooded chat's retry waits for its chat; a booking made at once would have taken the
+    global slot a second ahead and held every other send back that long."""
+    import threading
+
+    flooded, other = emulator.user().chat_id, emulator.user().chat_id
+    sender = make_sender(global_rate=50, global_burst=5)
+    emulator.fail_next("sendMessage", 429, retry_after=1, chat_id=flooded)
+    retrying = threading.Thread(target=sender.send_message, args=(flooded, "after its flood control"))
+    retrying.start()
+    time.sleep(0.2)  # the 429 is in, the retry is waiting
+    started = time.monotonic()
+    assert sender.send_message(other, "not held back") is not None
+    assert time.monotonic() - started < 0.5
+    retrying.join(5)
+    assert emulator.call_count("sendMessage", flooded, ok=True) == 1
