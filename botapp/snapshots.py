@@ -11,6 +11,7 @@ from typing import Any
 from botapp import pricing
 from botapp.capabilities import Capabilities
 from botapp.models import AIModel, Language, TgUser, UserSettings
+from botapp.selectors.users import USER_COLUMNS
 from botapp.services import levels, users
 from botapp.services.generation import UserStats
 
@@ -79,35 +80,21 @@ class UserContext:
 
     @classmethod
     def from_user(cls, user: TgUser, *, is_new: bool) -> UserContext:
+        """From a user with its settings loaded (after a settings change), as `from_row` reads it;
+        the balance is not loaded here, so it is left unset (a screen that shows it reads it)."""
         try:
             prefs: UserSettings | None = user.settings
         except UserSettings.DoesNotExist:
             prefs = None
-        base = {
-            "id": user.pk,
-            "telegram_id": user.telegram_id,
-            "first_name": user.first_name,
-            "username": user.username,
-            "referral_code": user.referral_code,
-            "is_banned": user.is_banned,
-            "is_new": is_new,
-            "xp": user.xp,
-            "level": user.level,
-            "created_at": user.created_at,
-        }
-        if prefs is None:
-            return cls(language=users.language_from_code(user.language_code), **base)
-        return cls(
-            language=prefs.language if prefs.language in Language.values else Language.RU,
-            default_image_model_id=prefs.default_image_model_id,
-            default_video_model_id=prefs.default_video_model_id,
-            aspect_ratio=prefs.aspect_ratio,
-            video_duration=prefs.video_duration,
-            video_resolution=prefs.video_resolution,
-            send_as_file=prefs.send_as_file,
-            notifications=prefs.notifications,
-            **base,
-        )
+
+        def column(name: str) -> Any:
+            if name.startswith("settings__"):
+                return getattr(prefs, name.removeprefix("settings__")) if prefs is not None else None
+            if name.startswith("balance__"):
+                return None
+            return getattr(user, name)
+
+        return cls.from_row({name: column(name) for name in USER_COLUMNS}, is_new=is_new)
 
 
 @dataclass(frozen=True, slots=True)

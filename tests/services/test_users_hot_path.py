@@ -1,6 +1,7 @@
 """The user's row every update reads: one prepared SELECT (botapp/selectors/prepared.py), the same
 values the ORM gives, and writes only when upsert_user would write."""
 
+import dataclasses
 from datetime import timedelta
 from decimal import Decimal
 
@@ -137,3 +138,17 @@ def test_the_balance_screen_lines_name_the_model_of_each_charge(make_user, nano)
         (str(AIModel.objects.get(pk=nano.pk)), first.pk),
     ]
     assert lines[-1].model_label == "" and lines[-1].kind == "admin_adjustment"
+
+
+@pytest.mark.parametrize("with_settings", [True, False])
+def test_a_loaded_user_gives_the_same_context_as_the_prepared_row_without_the_balance(make_user, with_settings):
+    user = make_user(balance=4, language_code="en", xp=12)
+    if with_settings:
+        UserSettings.objects.filter(user=user).update(aspect_ratio="9:16", notifications=False)
+    else:
+        UserSettings.objects.filter(user=user).delete()
+    loaded = TgUser.objects.select_related("settings").get(pk=user.pk)
+    from_row = UserContext.from_row(user_row(telegram_id=user.telegram_id), is_new=False)
+    from_user = UserContext.from_user(loaded, is_new=False)
+    assert from_row.balance == BalanceView(Decimal("4.00"), Decimal("0.00")) and from_user.balance is None
+    assert from_user == dataclasses.replace(from_row, balance=None)
