@@ -34,37 +34,6 @@ def test_clear_with_the_memory_storage():
     assert asyncio.run(_flow_then_clear(MemoryStorage())) == ("Flow:prompt", None, {})
 
 
-@pytest.mark.redis
-def test_clear_with_redis_is_one_round_trip_and_removes_state_and_data():
-    from redis.asyncio import Redis
-
-    async def scenario():
-        redis = Redis.from_url(os.environ["REDIS_URL"])
-        storage = RedisFSMStorage(redis, key_builder=DefaultKeyBuilder(prefix=f"t-{uuid.uuid4().hex[:8]}"))
-        commands: list[tuple] = []
-        original = redis.execute_command
-
-        async def counting(*args, **kwargs):
-            commands.append(args)
-            return await original(*args, **kwargs)
-
-        try:
-            context = FSMContextOneClear(storage=storage, key=KEY)
-            await context.set_state("Flow:prompt")
-            await context.set_data({"model": 3})
-            redis.execute_command = counting
-            await context.clear()
-            redis.execute_command = original
-            left = [await redis.exists(storage.key_builder.build(KEY, part)) for part in ("state", "data")]
-            return commands, left
-        finally:
-            await redis.aclose()
-
-    commands, left = asyncio.run(scenario())
-    assert [command[0] for command in commands] == ["DEL"] and len(commands[0]) == 3
-    assert left == [0, 0]
-
-
 def _counting(redis) -> list[tuple]:
     commands: list[tuple] = []
     original = redis.execute_command
@@ -75,6 +44,30 @@ def _counting(redis) -> list[tuple]:
 
     redis.execute_command = counting
     return commands
+
+
+@pytest.mark.redis
+def test_clear_with_redis_is_one_round_trip_and_removes_state_and_data():
+    from redis.asyncio import Redis
+
+    async def scenario():
+        redis = Redis.from_url(os.environ["REDIS_URL"])
+        storage = RedisFSMStorage(redis, key_builder=DefaultKeyBuilder(prefix=f"t-{uuid.uuid4().hex[:8]}"))
+        try:
+            context = FSMContextOneClear(storage=storage, key=KEY)
+            await context.set_state("Flow:prompt")
+            await context.set_data({"model": 3})
+            commands = _counting(redis)
+            await context.clear()
+            del redis.execute_command  # the client's own method again
+            left = [await redis.exists(storage.key_builder.build(KEY, part)) for part in ("state", "data")]
+            return commands, left
+        finally:
+            await redis.aclose()
+
+    commands, left = asyncio.run(scenario())
+    assert [command[0] for command in commands] == ["DEL"] and len(commands[0]) == 3
+    assert left == [0, 0]
 
 
 @pytest.mark.redis
