@@ -62,7 +62,8 @@ def poll_generations() -> dict:
     report = poller.poll_due()
     if report.claimed:
         log.info(
-            "poller: claimed %d, polled %d (pending %d, finished %d, failed %d, retrying %d), handed over %d",
+            "poller: claimed %d, polled %d (pending %d, finished %d, failed %d, retrying %d), handed over %d;"
+            " polled in %.2f s, done in %.2f s",
             report.claimed,
             report.polled,
             report.pending,
@@ -70,6 +71,8 @@ def poll_generations() -> dict:
             report.failed,
             report.retried,
             report.dispatched,
+            report.polling_seconds,
+            report.seconds,
         )
     return {"claimed": report.claimed, "polled": report.polled, "finished": report.finished}
 

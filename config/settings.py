@@ -515,9 +515,18 @@ VIDEO_FIRST_POLL_SECONDS = env.float("VIDEO_FIRST_POLL_SECONDS", default=10.0)
 VIDEO_POLL_MIN_SECONDS = env.float("VIDEO_POLL_MIN_SECONDS", default=5.0)
 VIDEO_POLL_MAX_SECONDS = env.float("VIDEO_POLL_MAX_SECONDS", default=15.0)
 VIDEO_POLL_FRACTION = env.float("VIDEO_POLL_FRACTION", default=0.1)
+# ... and every VIDEO_POLL_DENSE_SECONDS (0: never) around the age at which the last
+# VIDEO_POLL_LEARN_SAMPLES operations of the same model and parameters finished (with at least
+# VIDEO_POLL_LEARN_MIN of them seen by this worker), for at most VIDEO_POLL_DENSE_SPAN_SECONDS.
+VIDEO_POLL_DENSE_SECONDS = env.float("VIDEO_POLL_DENSE_SECONDS", default=2.0)
+VIDEO_POLL_DENSE_SPAN_SECONDS = env.float("VIDEO_POLL_DENSE_SPAN_SECONDS", default=30.0)
+VIDEO_POLL_LEARN_SAMPLES = env.int("VIDEO_POLL_LEARN_SAMPLES", default=50)
+VIDEO_POLL_LEARN_MIN = env.int("VIDEO_POLL_LEARN_MIN", default=5)
 GENERATION_POLL_BATCH = env.int("GENERATION_POLL_BATCH", default=500)  # operations claimed per tick
 GENERATION_POLL_THREADS = env.int("GENERATION_POLL_THREADS", default=32)  # concurrent polls per process
 GENERATION_FINISH_THREADS = env.int("GENERATION_FINISH_THREADS", default=8)  # store + mark finished videos
+# Kept-alive connections to Google per process: at least the poller's threads plus the worker's.
+GOOGLE_HTTP_POOL_SIZE = env.int("GOOGLE_HTTP_POOL_SIZE", default=64)
 # Retries of rate limits (429) and transient errors (5xx, network): exponential backoff from BASE
 # to MAX seconds (or Google's retry delay), at most MAX_ATTEMPTS submissions, within the deadline.
 GENERATION_RETRY_BASE_SECONDS = env.float("GENERATION_RETRY_BASE_SECONDS", default=2.0)

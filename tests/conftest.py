@@ -108,6 +108,17 @@ def _no_dispatch(settings):
     settings.GENERATION_DISPATCH = ""
 
 
+@pytest.fixture(autouse=True)
+def _poll_timing_learned_per_test():
+    """What the engine learns of operation times (botapp.engine.timing) lives in the process: each test
+    starts without it."""
+    from botapp.engine import timing
+
+    timing.forget()
+    yield
+    timing.forget()
+
+
 @pytest.fixture
 def make_user(db):
     """make_user(balance=..., bonus=..., **fields) -> TgUser with balance and settings rows.

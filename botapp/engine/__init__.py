@@ -6,6 +6,7 @@ user's chat. Its modules:
 
     steps       run_generation / advance_generation: start, resume, submit, handle a poll, finish
     lease       the lease and alarm clock (`next_poll_at`): claims, alarms, due requests, poll delays
+    timing      how long operations of a kind take, learned from the polls: dense polling around it
     poller      poll_generations: every due operation polled at once in a thread pool
     backends    which provider runs a request: Google (Gemini API or Vertex AI) or the offline demo
     inputs      the user's photos for the provider: downloaded from Telegram (or storage), checked

@@ -100,7 +100,6 @@ def deliver_variants(
     if not moved:
         log.error("generation #%s: sent, but mark_delivered refused (status changed meanwhile)", request.pk)
         return
-    GenRequest.objects.filter(pk=request.pk).update(next_poll_at=None)
     log.info(
         "generation #%s delivered: %d of %d variants%s",
         request.pk,

@@ -20,6 +20,7 @@ def google_config() -> GoogleConfig:
         vertex_base_url=settings.GOOGLE_VERTEX_BASE_URL or None,
         http_timeout=settings.GOOGLE_HTTP_TIMEOUT_SECONDS,
         download_timeout=settings.GOOGLE_DOWNLOAD_TIMEOUT_SECONDS,
+        http_pool=settings.GOOGLE_HTTP_POOL_SIZE,
     )
 
 

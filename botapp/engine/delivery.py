@@ -154,7 +154,6 @@ def _deliver(
     if unknown:
         _send_ready_notice(request, sender, lang)
     if GenerationService.mark_delivered(request_id=request.pk, results=results):
-        GenRequest.objects.filter(pk=request.pk).update(next_poll_at=None)
         log.info("generation #%s delivered%s", request.pk, " (with a notice)" if unknown else "")
         if request.status_message_id:
             sender.delete_message(request.chat_id, request.status_message_id)
@@ -223,7 +222,6 @@ def undeliverable(request: GenRequest, token: datetime, code: str, message: str,
         else:
             moved = GenerationService.mark_delivered(request_id=request.pk)
         if moved:
-            GenRequest.objects.filter(pk=request.pk).update(next_poll_at=None)
             log.warning("generation #%s: %s after part of it may have arrived; not refunded", request.pk, code)
         return
     if GenerationService.fail_undelivered(request_id=request.pk, error_code=code, error_message=message):

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
-from botapp.engine import common
+from botapp.engine import common, timing
 from botapp.engine.common import Status
 from botapp.models import GenRequest
 
@@ -79,11 +79,22 @@ def claim_due(limit: int) -> tuple[list[int], datetime | None]:
 
 
 def next_poll_delay(request: GenRequest, now: datetime) -> float:
-    """Poll often while an operation is young, less as it ages (Veo takes ~10 s to ~6 min)."""
+    """Poll often while an operation is young, less as it ages (Veo takes ~10 s to ~6 min), and every
+    VIDEO_POLL_DENSE_SECONDS around the age at which operations of its kind have been finishing
+    (botapp.engine.timing), so that a finished video is seen within seconds, not a whole interval late."""
     started = request.started_at or now
     age = max(0.0, (now - started).total_seconds())
-    delay = age * settings.VIDEO_POLL_FRACTION
-    return max(settings.VIDEO_POLL_MIN_SECONDS, min(settings.VIDEO_POLL_MAX_SECONDS, delay))
+    delay = max(
+        settings.VIDEO_POLL_MIN_SECONDS, min(settings.VIDEO_POLL_MAX_SECONDS, age * settings.VIDEO_POLL_FRACTION)
+    )
+    window = timing.dense_window(request)
+    if window is None:
+        return delay
+    start, until = window
+    dense = settings.VIDEO_POLL_DENSE_SECONDS
+    if age < start:
+        return max(dense, min(delay, start - age))
+    return dense if age < until else delay
 
 
 def next_alarm(request: GenRequest) -> datetime:

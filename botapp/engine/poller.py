@@ -7,10 +7,11 @@ pending ones get their next alarm (one UPDATE per distinct time); a due request 
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
-from threading import Barrier, BrokenBarrierError, Lock
+from threading import Barrier, BrokenBarrierError, Lock, local
 
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -39,6 +40,8 @@ class PollReport:
     retried: int = 0
     dispatched: int = 0
     errors: list[str] = field(default_factory=list)
+    polling_seconds: float = 0.0  # from the claim until every poll was answered
+    seconds: float = 0.0  # the whole tick, finishing included
 
 
 _executors: dict[str, ThreadPoolExecutor] = {}
@@ -79,13 +82,28 @@ def close_pools() -> None:
         pool.shutdown(wait=True)
 
 
+_tidied = local()
+
+
+def _tidy_connections(*, every: float = 1.0) -> None:
+    """Django's rule for a long-lived thread (close a connection past its age or broken), applied at most
+    once a second in a busy finisher thread, as each call costs the next query a health check; at once
+    after a database error, and always after a quiet spell."""
+    now = time.monotonic()
+    errors = any(conn.errors_occurred for conn in connections.all(initialized_only=True))
+    if now < getattr(_tidied, "until", 0.0) and not errors:
+        return
+    _tidied.until = now + every
+    close_old_connections()
+
+
 def _finish_in_thread(request: GenRequest, token: datetime, outcome: PollOutcome) -> str:
     """Store, mark succeeded and hand over to delivery, in a finisher thread (its own DB connection)."""
-    close_old_connections()
+    _tidy_connections()
     try:
         return handle_poll(request, token, outcome)
     finally:
-        close_old_connections()
+        _tidy_connections()
 
 
 def _poll_in_thread(request: GenRequest, sender: TelegramSender | None) -> PollOutcome | ProviderError:
@@ -101,7 +119,14 @@ def _poll_in_thread(request: GenRequest, sender: TelegramSender | None) -> PollO
 def poll_due(limit: int | None = None) -> PollReport:
     """poll_generations: claim every due running request; poll operations here, hand the rest over."""
     report = PollReport()
-    limit = limit or settings.GENERATION_POLL_BATCH
+    started = time.monotonic()
+    try:
+        return _poll_due(report, started, limit or settings.GENERATION_POLL_BATCH)
+    finally:
+        report.seconds = time.monotonic() - started
+
+
+def _poll_due(report: PollReport, started: float, limit: int) -> PollReport:
     ids, lease = claim_due(limit)
     if not ids:
         return report
@@ -136,6 +161,7 @@ def poll_due(limit: int | None = None) -> PollReport:
         except Exception as exc:  # one bad request must not stop the tick
             log.exception("generation #%s: handling the poll failed", request.pk)
             report.errors.append(f"#{request.pk}: {error_text(exc)}")
+    report.polling_seconds = time.monotonic() - started
     for at, pks in alarms.items():
         GenRequest.objects.filter(pk__in=pks, status=Status.RUNNING, next_poll_at=lease).update(next_poll_at=at)
     for future in as_completed(finishing):

@@ -18,9 +18,9 @@ from datetime import datetime
 
 from django.conf import settings
 
-from botapp.engine import common, dispatch, variants
+from botapp.engine import common, dispatch, timing, variants
 from botapp.engine.backends import provider_for
-from botapp.engine.common import Status, chat_action, language_of, load, show_status
+from botapp.engine.common import chat_action, language_of, load, show_status
 from botapp.engine.delivery import deliver
 from botapp.engine.failures import backoff, fail, handle_error, retry
 from botapp.engine.inputs import InputImageError, build_provider_request
@@ -125,9 +125,10 @@ def poll_once(request: GenRequest) -> PollOutcome | ProviderError:
 def handle_poll(request: GenRequest, token: datetime | None, outcome: PollOutcome | ProviderError) -> str:
     if isinstance(outcome, ProviderError):
         return handle_error(request, token, outcome, submit=False)
-    if outcome.is_done:
-        return finish(request, token, outcome.result, deliver_inline=False)
     now = common.now()
+    if outcome.is_done:
+        timing.learn(request, (now - (request.started_at or now)).total_seconds())
+        return finish(request, token, outcome.result, deliver_inline=False)
     if request.deadline_at and now >= request.deadline_at:
         message = f"operation {request.provider_operation_id} unfinished at the deadline"
         return fail(request, "operation_timeout", message)
@@ -149,10 +150,6 @@ def finish(request: GenRequest, token: datetime | None, result: ProviderResult |
     if outcome is False:
         log.info("generation #%s: finished elsewhere; this result is dropped", request.pk)
         return "lost"
-    # The lease of the running step becomes a free delivery claim.
-    GenRequest.objects.filter(pk=request.pk, status=Status.SUCCEEDED, delivered_at__isnull=True).update(
-        next_poll_at=None
-    )
     new_level = outcome.new_level if isinstance(outcome, levels.LevelUp) else None
     log.info("generation #%s succeeded (%d file(s))", request.pk, len(results))
     if not request.chat_id:

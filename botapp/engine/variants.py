@@ -230,9 +230,6 @@ def settle(
     if outcome is False:
         log.info("generation #%s: finished elsewhere; these variants are dropped", request.pk)
         return "lost"
-    GenRequest.objects.filter(pk=request.pk, status=common.Status.SUCCEEDED, delivered_at__isnull=True).update(
-        next_poll_at=None
-    )  # the lease of the running step becomes a free delivery claim
     new_level = outcome.new_level if isinstance(outcome, levels.LevelUp) else None
     log.info("generation #%s succeeded: %d of %d variants", request.pk, kept, request.variants)
     if not request.chat_id:  # nothing to deliver: the failed variants are refunded now

@@ -253,7 +253,8 @@ class GenerationService:
     def mark_succeeded(
         cls, *, request_id: int, results: list[dict], paid_variants: int | None = None
     ) -> levels.LevelUp | bool:
-        """RUNNING -> SUCCEEDED with the stored results; awards XP. Returns False if not the claimant,
+        """RUNNING -> SUCCEEDED with the stored results, the lease released (a free delivery claim, see
+        botapp.engine.delivery); awards XP. Returns False if not the claimant,
         a LevelUp when the user reached a new level, True otherwise. `paid_variants`: how many of the
         request's variants succeeded (the others are refunded later): XP for their share only."""
         with transaction.atomic():
@@ -270,6 +271,7 @@ class GenerationService:
                 error_code="",
                 error_message="",
                 xp_awarded=levels.xp_for_tokens(spent),  # what a refund takes back
+                next_poll_at=None,  # the running step's lease becomes a free delivery claim
             )
             if not moved:
                 return False
@@ -321,7 +323,7 @@ class GenerationService:
 
     @classmethod
     def mark_delivered(cls, *, request_id: int, results: list[dict] | None = None) -> bool:
-        changes: dict = {"delivered_at": timezone.now()}
+        changes: dict = {"delivered_at": timezone.now(), "next_poll_at": None}  # the delivery claim is released
         if results is not None:
             changes["results"] = results
         return bool(

@@ -48,6 +48,26 @@ def test_demo_video_is_polled_and_delivered(engine, settings, tg_user, veo, emul
     done = run_to_end(make_request(user, veo, emu_user.chat_id).pk)
     assert done.status == "succeeded" and done.provider_operation_id.startswith("demo-op-")
     assert "video" in emulator.last_message(emu_user.chat_id)
+    from botapp.engine import timing
+
+    # the finished operation taught the poller how long a video of this kind takes
+    assert len(timing._samples[(veo.pk, timing._kind(done)[1])]) == 1
+
+
+def test_a_poller_tick_reports_what_it_did_and_how_long_it_took(engine, settings, tg_user, veo):
+    from django.utils import timezone
+
+    from botapp.engine import poller, steps
+
+    settings.GENERATION_PROVIDER_MODE = "demo"
+    settings.GENERATION_ALLOW_DEMO = True
+    emu_user, user = tg_user()
+    request = make_request(user, veo, emu_user.chat_id)
+    steps.start(request.pk)
+    GenRequest.objects.filter(pk=request.pk).update(next_poll_at=timezone.now())
+    report = poller.poll_due()
+    assert (report.claimed, report.polled) == (1, 1)
+    assert 0 < report.polling_seconds <= report.seconds
 
 
 def test_demo_is_refused_where_not_allowed(engine, settings, tg_user, nano, emulator):
@@ -227,3 +247,46 @@ def test_each_queue_gets_its_own_messages(settings):
     names = {q.name for q in queues}
     assert {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} <= names
     assert settings.CELERY_TASK_DEFAULT_QUEUE in names
+
+
+def test_poll_pacing_learns_when_operations_of_a_kind_finish(settings):
+    """Operations of one model and parameters that finished at 58-62 s: the next one is polled every
+    2 s from a little before 58 s to 62 s, at the regular pace outside; another kind is not affected."""
+    from botapp.engine import timing
+
+    settings.VIDEO_POLL_MIN_SECONDS, settings.VIDEO_POLL_MAX_SECONDS, settings.VIDEO_POLL_FRACTION = 5, 15, 0.1
+    settings.VIDEO_POLL_DENSE_SECONDS, settings.VIDEO_POLL_LEARN_MIN = 2, 5
+    now = timezone.now()
+
+    def at(age: float, **params) -> float:
+        request = GenRequest(ai_model_id=1, params=params or {"duration": 8}, started_at=now - timedelta(seconds=age))
+        return lease.next_poll_delay(request, now)
+
+    seen = GenRequest(ai_model_id=1, params={"duration": 8})
+    for age in (58, 59, 60, 61, 62)[:4]:
+        timing.learn(seen, age)
+    assert at(50) == 5  # four seen: not yet learned
+    timing.learn(seen, 62)
+    start, until = timing.dense_window(seen)
+    assert start == pytest.approx(58 * 0.95 - 2) and until == 64
+    assert at(20) == 5  # young: the regular pace
+    assert at(50) == pytest.approx(start - 50)  # the next poll lands where the window starts
+    assert at(start - 1) == 2  # never closer than the dense pace
+    assert at(57) == 2 and at(63) == 2
+    assert at(90) == 9  # past the window: the regular pace again
+    assert at(57, duration=4) == pytest.approx(5.7)  # another kind: nothing learned
+    settings.VIDEO_POLL_DENSE_SECONDS = 0
+    assert at(57) == pytest.approx(5.7)  # dense polling off
+
+
+def test_the_dense_window_is_bounded(settings):
+    from botapp.engine import timing
+
+    settings.VIDEO_POLL_DENSE_SECONDS, settings.VIDEO_POLL_LEARN_MIN, settings.VIDEO_POLL_DENSE_SPAN_SECONDS = 2, 5, 30
+    kind = GenRequest(ai_model_id=2, params={})
+    for age in (20, 40, 80, 160, 320, 640):  # widely spread: at most 30 s of dense polling
+        timing.learn(kind, age)
+    start, until = timing.dense_window(kind)
+    assert until - start == 30
+    timing.learn(kind, -1)  # nonsense is ignored
+    assert len(timing._samples[(2, "{}")]) == 6

@@ -664,3 +664,21 @@ async def test_many_concurrent_operations_are_cheap():
         second = await asyncio.gather(*(fetch(n) for n in names))
         assert all(op.get("done") and op["response"]["videos"] for op in second)
         assert srv.requests == [] and srv.counts["fetchPredictOperation"] == 1000
+
+
+@pytest.mark.parametrize("backend", ["gemini", "vertex"])
+def test_the_client_keeps_its_pool_of_connections_alive(backend, settings):
+    """The poller's and the worker's threads share one client: its pool keeps `http_pool` connections
+    alive (httpx's default keeps 20, so a busier process opened and closed one per call), and the
+    engine's configuration takes the size from GOOGLE_HTTP_POOL_SIZE."""
+    from botapp.engine.backends import google_config
+    from botapp.providers.google.client import clear_client_cache, get_client
+
+    client = get_client(GoogleConfig(api_key="k", vertex_api_key="v", http_pool=7), backend)
+    try:
+        pool = client._api_client._httpx_client._transport._pool
+        assert (pool._max_connections, pool._max_keepalive_connections) == (7, 7)
+    finally:
+        clear_client_cache()
+    settings.GOOGLE_HTTP_POOL_SIZE = 48
+    assert google_config().http_pool == 48

@@ -242,3 +242,47 @@ def test_admin_refund_waits_while_the_result_is_being_sent(make_user, nano):
     GenRequest.objects.filter(pk=req.pk).update(next_poll_at=None)  # the claim lapsed, nothing was sent
     assert GenerationService.admin_refund(request_id=req.pk).amount == D("1.50")
     assert UserBalance.objects.get(user=user).balance == D(10)
+
+
+@pytest.mark.parametrize(("model", "updates", "level"), [("nano", 2, 1), ("veo", 3, 2)])
+def test_mark_succeeded_releases_the_lease_and_awards_xp_in_few_statements(make_user, request, model, updates, level):
+    """The finishing step of every video: one transaction of BEGIN/COMMIT around a read, the move (the
+    lease released in it: a free delivery claim) and the XP (added, read back with its level), nothing
+    more and no savepoint."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    user = make_user(balance=200)
+    req = create(user, request.getfixturevalue(model))
+    GenerationService.mark_running(request_id=req.pk)
+    GenRequest.objects.filter(pk=req.pk).update(next_poll_at=timezone.now())  # the running step's lease
+    with CaptureQueriesContext(connection) as queries:
+        outcome = GenerationService.mark_succeeded(request_id=req.pk, results=[])
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    # the test runs in a transaction, so mark_succeeded's own atomic block is the one savepoint
+    assert statements.count("SAVEPOINT") == 1 and statements.count("RELEASE") == 1, statements
+    # a third UPDATE only when a level is crossed (Veo's 190 XP pass level 2's 150)
+    assert statements.count("SELECT") == 2 and statements.count("UPDATE") == updates, statements
+    assert (outcome is True) if level == 1 else (outcome.new_level == level)
+    req.refresh_from_db()
+    assert req.status == "succeeded" and req.next_poll_at is None
+    user.refresh_from_db()
+    assert (user.xp, user.level) == (req.xp_awarded, level)
+
+
+def test_award_xp_crosses_thresholds_and_never_lowers_a_level(make_user):
+    from botapp.models import Level, TgUser
+
+    user = make_user()
+    thresholds = list(Level.objects.order_by("xp_required").values_list("number", "xp_required"))
+    (first, _), _, (third, third_xp) = thresholds[:3]
+    assert levels.award_xp(user_id=user.pk, tokens=D(0)) is None  # no XP, no statement
+    up = levels.award_xp(user_id=user.pk, tokens=D(third_xp) / 10)  # straight past the second level
+    assert (up.old_level, up.new_level, up.xp) == (first, third, third_xp)
+    assert levels.award_xp(user_id=user.pk, tokens=D("0.1")) is None  # inside the level
+    TgUser.objects.filter(pk=user.pk).update(level=third + 1)  # set higher by hand: kept
+    assert levels.award_xp(user_id=user.pk, tokens=D(1)) is None
+    user.refresh_from_db()
+    assert (user.xp, user.level) == (third_xp + 11, third + 1)
+    assert levels.award_xp(user_id=10**9, tokens=D(1)) is None  # no such user

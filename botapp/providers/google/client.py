@@ -35,6 +35,9 @@ class GoogleConfig:
     - `gemini_base_url` / `vertex_base_url`: endpoint overrides (the fake server in tests); when None
       the SDK also honours GOOGLE_GEMINI_BASE_URL / GOOGLE_VERTEX_BASE_URL.
     - `http_timeout`: seconds for one HTTP call; `download_timeout`: seconds for a video download.
+    - `http_pool`: connections the client keeps open to Google (kept alive, not re-opened): at least
+      the threads that call it at once (the poller's, the worker's), or every call past the pool's
+      keep-alive size opens and closes a connection, under the pool's lock.
     """
 
     api_key: str | None = None
@@ -46,6 +49,7 @@ class GoogleConfig:
     vertex_base_url: str | None = None
     http_timeout: float = 120.0
     download_timeout: float = 300.0
+    http_pool: int = 64
     credentials: Any = None  # google.auth credentials for project/location mode (else ADC)
 
     def __repr__(self) -> str:  # never print keys
@@ -91,21 +95,39 @@ def clear_client_cache() -> None:
             logger.debug("closing a genai client failed", exc_info=True)
 
 
+def _pool_limits(size: int) -> dict[str, Any]:
+    """`client_args` giving the SDK's HTTP client a pool of `size` kept-alive connections, in the
+    classes of the backend the SDK picks (httpx2 when installed, unless GOOGLE_GENAI_HTTP_CLIENT says
+    httpx; httpx's own default keeps only 20 alive)."""
+    import os
+
+    module: Any = None
+    if os.environ.get("GOOGLE_GENAI_HTTP_CLIENT", "").strip().lower() != "httpx":
+        try:
+            import httpx2 as module
+        except ImportError:
+            module = None
+    if module is None:
+        import httpx as module
+    return {"limits": module.Limits(max_connections=size, max_keepalive_connections=size)}
+
+
 def _build_client(config: GoogleConfig, backend: str) -> Any:
     from google import genai
 
     timeout_ms = int(config.http_timeout * 1000) if config.http_timeout else None
+    pool = _pool_limits(max(1, config.http_pool))
     try:
         if backend == GEMINI:
             if not config.api_key:
                 raise PermanentError("the Gemini API backend needs an API key (GOOGLE_API_KEY)", code="not_configured")
             options = types.HttpOptions(
-                base_url=config.gemini_base_url or None, timeout=timeout_ms, retry_options=NO_RETRIES
+                base_url=config.gemini_base_url or None, timeout=timeout_ms, retry_options=NO_RETRIES, client_args=pool
             )
             return genai.Client(vertexai=False, api_key=config.api_key, http_options=options)
         if backend == VERTEX:
             options = types.HttpOptions(
-                base_url=config.vertex_base_url or None, timeout=timeout_ms, retry_options=NO_RETRIES
+                base_url=config.vertex_base_url or None, timeout=timeout_ms, retry_options=NO_RETRIES, client_args=pool
             )
             if config.vertex_api_key:
                 # Express mode; with project AND location too, paths are project-scoped.
