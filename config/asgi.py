@@ -2,8 +2,11 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from config.bodylimit import BodyLimit
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_asgi_application()
+# Bodies over their path's limit are refused before Django spools them to disk (config/bodylimit.py).
+application = BodyLimit(get_asgi_application())
 
 # Load the URLs (and with them the admin, the webhook and aiogram) now, not on the first request:
 # the server only starts listening once the process can answer at once.
