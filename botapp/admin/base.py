@@ -4,6 +4,7 @@ ledger rows inline and the CSV export."""
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -109,13 +110,30 @@ def signed(value: Decimal) -> str:
     return ("+" if value > 0 else "") + number_format(value)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Where a spreadsheet may cut a cell in two: the separators Excel and LibreOffice split on (a Russian
+# Excel splits on ";"), and line breaks, whatever the quoting.
+_SPLIT = re.compile(r"([,;|\t\r\n])")
+
+
 def csv_cell(value: object) -> object:
-    """Neutralise spreadsheet formulas in user-supplied text (CSV injection); numbers stay as they are."""
+    """Neutralise spreadsheet formulas in user-supplied text (CSV injection): every piece of the text
+    that a spreadsheet could split out as a cell of its own (after a separator or a line break) and
+    that starts with = + - @ (after spaces) gets a leading apostrophe, so `cat;=1+1` opens no formula
+    in a spreadsheet that splits on ";". Numbers stay as they are."""
     if value is None:
         return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    pieces = _SPLIT.split(value)
+    for index in range(0, len(pieces), 2):  # the even items are the text between separators
+        piece = pieces[index]
+        stripped = piece.lstrip(" ")
+        if stripped[:1] in _FORMULA_START:
+            pieces[index] = piece[: len(piece) - len(stripped)] + "'" + stripped
+    if value[:1] in ("\t", "\r"):  # a leading tab or CR is itself a separator: the cell still starts so
+        pieces.insert(0, "'")
+    return "".join(pieces)
 
 
 def csv_response(filename: str, header: Iterable[str], rows: Iterable[Iterable[object]]) -> HttpResponse:
@@ -123,7 +141,7 @@ def csv_response(filename: str, header: Iterable[str], rows: Iterable[Iterable[o
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}-{stamp}.csv"'
     response.write("\ufeff")  # lets spreadsheet programs detect UTF-8 (names are often Cyrillic)
-    writer = csv.writer(response)
+    writer = csv.writer(response, quoting=csv.QUOTE_ALL)  # every cell quoted: its separators stay inside
     writer.writerow(header)
     for row in rows:
         writer.writerow([csv_cell(value) for value in row])

@@ -549,6 +549,25 @@ def test_export_neutralises_formulas(admin_client, make_user):
     assert dict(zip(header, data[0], strict=True))["first_name"].startswith("'=")
 
 
+@pytest.mark.parametrize(
+    ("name", "cell"),
+    [
+        ("cat;=1+1", "cat;'=1+1"),  # a Russian Excel splits on ";": the second cell is no formula
+        ("a, +cmd|' /C calc'!A0", "a, '+cmd|' /C calc'!A0"),
+        ("x\n@SUM(A1)", "x\n'@SUM(A1)"),
+        ("a;  =2", "a;  '=2"),
+        ("tea; milk - sugar", "tea; milk - sugar"),  # nothing to neutralise
+    ],
+)
+def test_export_neutralises_formulas_after_a_separator_and_quotes_every_cell(admin_client, make_user, name, cell):
+    user = make_user(username="y", first_name=name)
+    response = post_action(admin_client, TgUser, "export_csv", [user.pk], index="0")
+    header, *data = read_csv(response)
+    assert dict(zip(header, data[0], strict=True))["first_name"] == cell
+    lines = response.content.decode("utf-8-sig").splitlines()
+    assert lines[0] == ",".join(f'"{name}"' for name in header)  # every cell quoted
+
+
 def model_form_data(model: AIModel, **changes) -> dict:
     import json
 
