@@ -22,6 +22,8 @@
     notify_payment_refund(payment id): tells the user their payment was refunded (botapp.services.refunds)
     reconcile_stars (beat, every STARS_RECONCILE_SECONDS): our Stars payments against Telegram's
         ledger (botapp.services.reconcile)
+    reconcile_card (beat, every CARD_RECONCILE_SECONDS): our card payments and refunds against
+        YooKassa's (botapp.services.card_refunds)
     lapse_subscriptions (beat, every SUBSCRIPTION_LAPSE_CHECK_SECONDS) / notify_subscription_lapsed(id):
         Star subscriptions that were not renewed end, their users told once (botapp.services.subscriptions)
     check_model_lifecycle (beat, every LIFECYCLE_CHECK_SECONDS: daily): models at their shutdown date switch
@@ -227,6 +229,19 @@ def reconcile_stars() -> dict:
 
     report = reconcile.reconcile_stars(days=settings.STARS_RECONCILE_DAYS, alert=True)
     return report.counts()
+
+
+@shared_task(name="botapp.tasks.reconcile_card", ignore_result=True)
+def reconcile_card() -> dict:
+    """Beat, every CARD_RECONCILE_SECONDS (daily): YooKassa's payments and refunds of the last
+    CARD_RECONCILE_DAYS days against ours (botapp.services.card_refunds); nothing without a shop."""
+    from django.conf import settings
+
+    from botapp.services import card_refunds, yookassa_api
+
+    if not yookassa_api.configured():
+        return {}
+    return card_refunds.reconcile_card(days=settings.CARD_RECONCILE_DAYS)
 
 
 @shared_task(name="botapp.tasks.notify_card_payment", bind=True, acks_late=True, ignore_result=True, max_retries=8)

@@ -2,7 +2,8 @@
 
 YooKassa signs nothing, so: only its networks may call (YOOKASSA_TRUSTED_IPS; the caller is the peer
 address, or with YOOKASSA_TRUST_FORWARDED_FOR=N the N-th address from the right of X-Forwarded-For),
-and the body is only a hint: the service re-reads the payment from the API and acts on that.
+and the body is only a hint: the service re-reads the payment (or the refund: `refund.*` events,
+botapp/services/card_refunds.py) from the API and acts on that.
 
 Answers: 403 an untrusted address; 413 a body over MAX_BODY_BYTES; 400 a body that is not a notification;
 503 YooKassa's API could not be asked (or no shop is configured): YooKassa retries later; otherwise 200,
@@ -23,6 +24,7 @@ from django.views.decorators.http import require_POST
 
 from botapp.services import yookassa_api
 from botapp.services.card import CardService
+from botapp.services.card_refunds import handle_refund_notification
 from botapp.services.yookassa_api import BadNotification, GatewayError
 
 log = logging.getLogger(__name__)
@@ -52,15 +54,19 @@ def yookassa_webhook(request: HttpRequest) -> HttpResponse:
     except (ValueError, RecursionError, BadNotification) as exc:
         log.warning("YooKassa webhook: not a notification (%s): refused", str(exc)[:200])
         return HttpResponse("bad request", status=400, content_type="text/plain")
-    if not notification.about_payment:
+    about_refund = notification.event.startswith("refund.")
+    if not notification.about_payment and not about_refund:
         log.info("YooKassa webhook %s about %s: not handled", notification.event, notification.object_id)
         return JsonResponse({"ok": True, "outcome": "ignored"})
     if not yookassa_api.configured():
         log.error("YooKassa webhook %s, but no shop is configured: answered 503", notification.event)
         return HttpResponse("not configured", status=503, content_type="text/plain")
     try:
-        outcome = CardService.handle_notification(yookassa_id=notification.object_id, event=notification.event)
+        if about_refund:  # a refund made here or in YooKassa's dashboard: re-read, then taken back once
+            outcome = handle_refund_notification(refund_id=notification.object_id).status
+        else:
+            outcome = CardService.handle_notification(yookassa_id=notification.object_id, event=notification.event)
     except GatewayError as exc:
         log.warning("YooKassa webhook %s: the API could not be asked (%s): answered 503", notification.event, exc)
         return HttpResponse("try again", status=503, content_type="text/plain")
-    return JsonResponse({"ok": True, "outcome": outcome.value})
+    return JsonResponse({"ok": True, "outcome": str(outcome)})

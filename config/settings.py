@@ -177,6 +177,7 @@ CELERY_TASK_ROUTES = {
     "botapp.tasks.tick_broadcasts": {"queue": CELERY_TICK_QUEUE},
     "botapp.tasks.notify_payment_refund": {"queue": CELERY_SEND_QUEUE},
     "botapp.tasks.reconcile_stars": {"queue": CELERY_TICK_QUEUE},
+    "botapp.tasks.reconcile_card": {"queue": CELERY_TICK_QUEUE},
 }
 # The periodic tasks (run `celery -A config beat`, or `worker -B` on one machine).
 GENERATION_POLL_TICK_SECONDS = env.float("GENERATION_POLL_TICK_SECONDS", default=2.0)
@@ -214,7 +215,16 @@ BROADCAST_LEASE_SECONDS = env.float("BROADCAST_LEASE_SECONDS", default=30.0)
 # STARS_RECONCILE_DAYS days of Telegram's Stars ledger against our payments.
 STARS_RECONCILE_SECONDS = env.float("STARS_RECONCILE_SECONDS", default=86400.0)
 STARS_RECONCILE_DAYS = env.int("STARS_RECONCILE_DAYS", default=30)
+# The card reconciliation (botapp.services.card_refunds): every CARD_RECONCILE_SECONDS (a day), YooKassa's
+# payments and refunds of the last CARD_RECONCILE_DAYS days against ours.
+CARD_RECONCILE_SECONDS = env.float("CARD_RECONCILE_SECONDS", default=86400.0)
+CARD_RECONCILE_DAYS = env.int("CARD_RECONCILE_DAYS", default=14)
 CELERY_BEAT_SCHEDULE = {
+    "card-reconcile": {
+        "task": "botapp.tasks.reconcile_card",
+        "schedule": CARD_RECONCILE_SECONDS,
+        "options": {"expires": max(60.0, CARD_RECONCILE_SECONDS / 2)},
+    },
     "stars-reconcile": {
         "task": "botapp.tasks.reconcile_stars",
         "schedule": STARS_RECONCILE_SECONDS,

@@ -108,7 +108,8 @@ class PaymentTransactionInline(LinkedTransactionInline):
 @admin.register(Payment)
 class PaymentAdmin(StarsRefundMixin, ExactIdSearchMixin, ReadOnlyAdminMixin, ModelAdmin):
     """Read-only: payments are created and credited by PaymentService (exactly once per charge id); a Stars
-    payment is refunded by "Refund Stars payment…" (botapp/admin/refunds.py, botapp.services.refunds)."""
+    payment is refunded by "Refund Stars payment…", a card payment by "Refund card payment…" (botapp/admin/refunds.py,
+    botapp.services.refunds and card_refunds)."""
 
     # Fits 1400 px without scrolling (tests/e2e/test_admin_browser.py): tokens and bonus in one column,
     # the user, the promocode and the charge id shortened (whole in their tooltips and on the payment's page).
@@ -138,8 +139,8 @@ class PaymentAdmin(StarsRefundMixin, ExactIdSearchMixin, ReadOnlyAdminMixin, Mod
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     show_full_result_count = False
-    actions = ("refund_stars", "export_csv")
-    actions_detail = ("refund_stars_detail",)
+    actions = ("refund_stars", "refund_card", "export_csv")
+    actions_detail = ("refund_stars_detail", "refund_card_detail")
     inlines = (PaymentTransactionInline,)
 
     def has_refund_permission(self, request: HttpRequest, obj=None) -> bool:

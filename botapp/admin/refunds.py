@@ -1,5 +1,6 @@
-"""The payments page's "Refund Stars payment…" (a bulk action on one selected payment, and a button on the
-payment's page): a confirmation form, then botapp.services.refunds.refund_stars_payment.
+"""The payments page's "Refund Stars payment…" and "Refund card payment…" (each a bulk action on one
+selected payment, and a button on the payment's page): a confirmation form, then
+botapp.services.refunds.refund_stars_payment or botapp.services.card_refunds.refund_card_payment.
 
 The form shows the payment, what the refund takes back from the payer (tokens and bonus, from the buckets
 they went to) and from the referrer (the reward it produced), what each has now and the shortfall (the
@@ -26,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.decorators import action
 
 from botapp.models import Payment, TgUser
+from botapp.services import card_refunds
 from botapp.services.refunds import RefundError, RefundResult, plan_refund, refund_stars_payment, why_not_refundable
 
 ICON = "currency_exchange"
@@ -63,14 +65,32 @@ class StarsRefundMixin:
         change_url = reverse("admin:botapp_payment_change", args=(payment.pk,))
         return self._refund_form(request, payment, back_url=change_url, bulk=False) or HttpResponseRedirect(change_url)
 
+    @action(description=_("Refund card payment…"), permissions=["refund"], icon=ICON)
+    def refund_card(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        payments = list(queryset.select_related("user")[:2])
+        if len(payments) != 1:
+            self.message_user(request, gettext("Select exactly one payment to refund."), messages.ERROR)
+            return None
+        back_url = reverse("admin:botapp_payment_changelist")
+        return self._refund_form(request, payments[0], back_url=back_url, bulk=True, card=True)
+
+    @action(description=_("Refund card payment…"), url_path="refund-card", permissions=["refund"], icon=ICON)
+    def refund_card_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        payment = self.get_object(request, unquote(object_id))
+        if payment is None:
+            raise Http404("no such payment")
+        change_url = reverse("admin:botapp_payment_change", args=(payment.pk,))
+        form = self._refund_form(request, payment, back_url=change_url, bulk=False, card=True)
+        return form or HttpResponseRedirect(change_url)
+
     def _refund_form(
-        self, request: HttpRequest, payment: Payment, *, back_url: str, bulk: bool
+        self, request: HttpRequest, payment: Payment, *, back_url: str, bulk: bool, card: bool = False
     ) -> TemplateResponse | None:
         if request.method == "POST" and "apply" in request.POST:
             form = StarsRefundForm(request.POST)
             if form.is_valid():
                 try:
-                    result = refund_stars_payment(
+                    result = (card_refunds.refund_card_payment if card else refund_stars_payment)(
                         payment_id=payment.pk,
                         operator=request.user.get_username(),
                         refund_anyway=form.cleaned_data["refund_anyway"],
@@ -84,15 +104,23 @@ class StarsRefundMixin:
         else:
             form = StarsRefundForm(initial={"operation_id": uuid.uuid4()})
         payment = Payment.objects.select_related("user").get(pk=payment.pk)
-        plan = plan_refund(payment_id=payment.pk)
-        blocker = why_not_refundable(payment)
+        if card:
+            blocker = card_refunds.why_not_refundable(payment)
+            plan, money_back = card_refunds.plan_card_refund(payment_id=payment.pk)
+            title = gettext("Refund card payment #%(id)s") % {"id": payment.pk}
+        else:
+            blocker = why_not_refundable(payment)
+            plan, money_back = plan_refund(payment_id=payment.pk), payment.amount
+            title = gettext("Refund Stars payment #%(id)s") % {"id": payment.pk}
         request.current_app = self.admin_site.name
         return TemplateResponse(
             request,
             "admin/botapp/payment/refund_stars.html",
             {
                 **self.admin_site.each_context(request),
-                "title": gettext("Refund Stars payment #%(id)s") % {"id": payment.pk},
+                "title": title,
+                "card": card,
+                "money_back": money_back,
                 "subtitle": None,
                 "opts": self.opts,
                 "media": self.media + form.media,
@@ -103,7 +131,7 @@ class StarsRefundMixin:
                 "blocker": blocker.message if blocker else "",
                 "bulk": bulk,
                 "back_url": back_url,
-                "action_name": "refund_stars",
+                "action_name": "refund_card" if card else "refund_stars",
                 "action_checkbox_name": ACTION_CHECKBOX_NAME,
             },
         )
@@ -133,7 +161,13 @@ class StarsRefundMixin:
             "reward": refund.get("referral_taken", "0"),
             "shortfall": refund.get("shortfall", "0"),
         }
-        if result.refunded_elsewhere:
+        if payment.provider == Payment.Provider.YOOKASSA:
+            params["money"] = f"{payment.amount} {payment.currency}"
+            text = gettext(
+                "Payment #%(id)s refunded: %(money)s back to the card. Taken back: %(taken)s tokens from the user, "
+                "%(reward)s from the referrer; shortfall recorded as a loss: %(shortfall)s."
+            )
+        elif result.refunded_elsewhere:
             text = gettext(
                 "Telegram says payment #%(id)s had already been refunded (by its support, or by an earlier attempt "
                 "whose answer was lost): recorded now. Taken back: %(taken)s tokens from the user, %(reward)s from "

@@ -178,8 +178,17 @@ def _balances(user_id: int, *, lock: bool) -> tuple[Decimal, Decimal]:
     return (found[0], found[1]) if found else (ZERO, ZERO)
 
 
-def _plan(payment: Payment, *, lock: bool) -> RefundPlan:
-    """What the payment credited (its ledger rows) against what is there now (locked with `lock`)."""
+def _portion(value: Decimal, share: tuple[Decimal, Decimal]) -> Decimal:
+    """The part of `value` between the fractions `share` = (before, after) of a payment refunded in parts:
+    the parts of successive refunds add up to exactly `value` (each end rounded the same way)."""
+    low, high = share
+    return (value * high).quantize(CENT) - (value * low).quantize(CENT)
+
+
+def _plan(payment: Payment, *, lock: bool, share: tuple[Decimal, Decimal] = (ZERO, Decimal(1))) -> RefundPlan:
+    """What the payment credited (its ledger rows) against what is there now (locked with `lock`).
+    `share`: the fractions of the payment refunded before and after this refund (a card payment refunded
+    in parts); the whole payment by default."""
     credited: dict[tuple[int, str, str], Decimal] = {}
     rows = (
         Transaction.objects.filter(payment_id=payment.pk, kind__in=CREDIT_KINDS)
@@ -188,7 +197,7 @@ def _plan(payment: Payment, *, lock: bool) -> RefundPlan:
         .order_by()
     )
     for row in rows:
-        credited[(row["user_id"], row["kind"], row["bucket"])] = _money(row["total"])
+        credited[(row["user_id"], row["kind"], row["bucket"])] = _portion(_money(row["total"]), share)
     referrers = sorted({user_id for user_id, kind, _ in credited if kind == Transaction.Kind.REFERRAL})
     if len(referrers) > 1:  # one reward per payment (its ledger key): anything else is not ours to guess
         raise RefundError(f"Payment #{payment.pk} has referral rewards for several users; refund it by hand.")
@@ -233,63 +242,101 @@ def record_refund(
         if payment.status != Payment.Status.SUCCEEDED:
             raise RefundNotAllowed(f"Payment #{payment.pk} is {payment.status}: only a successful payment is refunded.")
         plan = _plan(payment, lock=True)
-        user, referrer = plan.user, plan.referrer
-        taken = BalanceService.take_back(
-            user_id=user.user_id,
-            main=user.main,
-            bonus=user.bonus,
-            key=f"payment:{payment.pk}:refund",
-            payment=payment,
-            description=f"Payment #{payment.pk} refunded ({plan.stars} ⭐){_shortfall_note(user.shortfall)}; by {by}",
-        )
-        user_shortfall = user.credited + taken.amount  # taken.amount is negative (or zero)
-        referral_taken, referrer_shortfall = ZERO, ZERO
-        if referrer is not None and referrer.credited > 0:
-            reward = BalanceService.take_back(
-                user_id=referrer.user_id,
-                main=referrer.main,
-                bonus=referrer.bonus,
-                key=f"referral:payment:{payment.pk}:refund",
-                payment=payment,
-                description=(
-                    f"Referral reward for payment #{payment.pk} taken back: the payment was refunded"
-                    f"{_shortfall_note(referrer.shortfall)}; by {by}"
-                ),
-            )
-            referral_taken, referrer_shortfall = -reward.amount, referrer.credited + reward.amount
+        moved = _take_back(payment, plan, by=by, what=f"{plan.stars} ⭐")
         now = timezone.now()
         payment.status = Payment.Status.REFUNDED
         payment.refunded_at = now
         payment.raw = {
             **payment.raw,
             "refund": {
-                "by": by,
-                "at": now.isoformat(),
-                "source": source,
-                "shortfall": str(user_shortfall + referrer_shortfall),
-                "user_shortfall": str(user_shortfall),
-                "referrer_shortfall": str(referrer_shortfall),
-                "taken": str(-taken.amount),
-                "referral_taken": str(referral_taken),
-                "referrer_id": referrer.user_id if referrer else None,
+                **moved.record(by=by, at=now, source=source, key=key),
                 "refunded_elsewhere": refunded_elsewhere,
-                "key": key,
             },
         }
         payment.save(update_fields=["status", "refunded_at", "raw"])
         if notify:
             transaction.on_commit(lambda: enqueue_refund_notice(payment_id=payment_id))
-    if user_shortfall + referrer_shortfall > 0:
-        log.warning(
-            "payment #%s refunded (%s, by %s) with a shortfall of %s tokens (payer %s, referrer %s)",
-            payment_id,
-            source,
-            by,
-            user_shortfall + referrer_shortfall,
-            user_shortfall,
-            referrer_shortfall,
-        )
+    moved.log_shortfall(payment_id, source=source, by=by)
     return RefundResult(payment=payment, applied=True, plan=plan, refunded_elsewhere=refunded_elsewhere)
+
+
+@dataclass(frozen=True)
+class _Moved:
+    """What one refund took back (and could not: the shortfalls)."""
+
+    taken: Decimal
+    user_shortfall: Decimal
+    referral_taken: Decimal
+    referrer_shortfall: Decimal
+    referrer_id: int | None
+
+    @property
+    def shortfall(self) -> Decimal:
+        return self.user_shortfall + self.referrer_shortfall
+
+    def record(self, *, by: str, at, source: str, key: str) -> dict:
+        return {
+            "by": by,
+            "at": at.isoformat(),
+            "source": source,
+            "shortfall": str(self.shortfall),
+            "user_shortfall": str(self.user_shortfall),
+            "referrer_shortfall": str(self.referrer_shortfall),
+            "taken": str(self.taken),
+            "referral_taken": str(self.referral_taken),
+            "referrer_id": self.referrer_id,
+            "key": key,
+        }
+
+    def log_shortfall(self, payment_id: int, *, source: str, by: str) -> None:
+        if self.shortfall > 0:
+            log.warning(
+                "payment #%s refunded (%s, by %s) with a shortfall of %s tokens (payer %s, referrer %s)",
+                payment_id,
+                source,
+                by,
+                self.shortfall,
+                self.user_shortfall,
+                self.referrer_shortfall,
+            )
+
+
+def _take_back(payment: Payment, plan: RefundPlan, *, by: str, what: str, part: str = "") -> _Moved:
+    """Take back, under the locks `_plan` took, what `plan` says: from the payer's buckets and the
+    referrer's reward, never below zero (the rest is the shortfall). `part`: a refund of part of the
+    payment (its id), which gets ledger keys of its own."""
+    user, referrer = plan.user, plan.referrer
+    suffix = f":{part}" if part else ""
+    taken = BalanceService.take_back(
+        user_id=user.user_id,
+        main=user.main,
+        bonus=user.bonus,
+        key=f"payment:{payment.pk}:refund{suffix}",
+        payment=payment,
+        description=f"Payment #{payment.pk} refunded ({what}){_shortfall_note(user.shortfall)}; by {by}",
+    )
+    user_shortfall = user.credited + taken.amount  # taken.amount is negative (or zero)
+    referral_taken, referrer_shortfall = ZERO, ZERO
+    if referrer is not None and referrer.credited > 0:
+        reward = BalanceService.take_back(
+            user_id=referrer.user_id,
+            main=referrer.main,
+            bonus=referrer.bonus,
+            key=f"referral:payment:{payment.pk}:refund{suffix}",
+            payment=payment,
+            description=(
+                f"Referral reward for payment #{payment.pk} taken back: the payment was refunded ({what})"
+                f"{_shortfall_note(referrer.shortfall)}; by {by}"
+            ),
+        )
+        referral_taken, referrer_shortfall = -reward.amount, referrer.credited + reward.amount
+    return _Moved(
+        taken=-taken.amount,
+        user_shortfall=user_shortfall,
+        referral_taken=referral_taken,
+        referrer_shortfall=referrer_shortfall,
+        referrer_id=referrer.user_id if referrer else None,
+    )
 
 
 def shortfall_of(payment: Payment) -> Decimal:

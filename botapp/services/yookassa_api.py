@@ -21,6 +21,7 @@ import ipaddress
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -30,6 +31,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3 import Retry
 from yookassa import Payment as SdkPayment
+from yookassa import Refund as SdkRefund
 from yookassa.client import ApiClient
 from yookassa.domain.common import RequestObject, UserAgent
 from yookassa.domain.notification import WebhookNotificationFactory
@@ -83,6 +85,20 @@ class RemotePayment:
         if self.test:
             out["test"] = True
         return out
+
+
+@dataclass(frozen=True)
+class RemoteRefund:
+    """A YooKassa refund as its API shows it (what we use of it)."""
+
+    id: str
+    payment_id: str
+    status: str  # pending / succeeded / canceled
+    amount: Decimal
+    currency: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "amount": str(self.amount), "currency": self.currency}
 
 
 # --- configuration --------------------------------------------------------------------------------
@@ -216,6 +232,71 @@ def get_payment(payment_id: str) -> RemotePayment:
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise GatewayError(f"the SDK failed: {type(exc).__name__}: {exc}") from exc
     return _remote(response)
+
+
+class _Refunds(SdkRefund):
+    """`yookassa.Refund` whose calls go through `_Client`."""
+
+    def __init__(self) -> None:
+        self.client = _Client()
+
+
+def _sdk_call(call: Any) -> Any:
+    try:
+        return call()
+    except GatewayError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # the SDK refused the params or the answer
+        raise GatewayError(f"the SDK failed: {type(exc).__name__}: {exc}") from exc
+
+
+def create_refund(*, payment_id: str, amount: Decimal, currency: str, idempotence_key: str) -> RemoteRefund:
+    """POST /refunds (the whole `amount` of a succeeded payment back to the card). The same key with the
+    same params answers the same refund: a request whose answer was lost is asked again safely."""
+    params = {"payment_id": payment_id, "amount": {"value": f"{amount:.2f}", "currency": currency}}
+    return _remote_refund(_sdk_call(lambda: _Refunds.create(params, idempotence_key)))
+
+
+def get_refund(refund_id: str) -> RemoteRefund:
+    """GET /refunds/{id}."""
+    return _remote_refund(_sdk_call(lambda: _Refunds.find_one(refund_id)))
+
+
+def list_refunds(*, since: datetime) -> list[RemoteRefund]:
+    """GET /refunds created since `since`, newest first, every page."""
+    return [_remote_refund(item) for item in _list(_Refunds.list, {"created_at.gte": since.isoformat()})]
+
+
+def list_payments(*, since: datetime, status: str) -> list[RemotePayment]:
+    """GET /payments in `status` created since `since`, newest first, every page."""
+    return [_remote(item) for item in _list(_Payments.list, {"created_at.gte": since.isoformat(), "status": status})]
+
+
+def _list(call: Any, query: dict[str, Any], *, page_size: int = 100, pages: int = 100) -> list[Any]:
+    """The items of a list call, following `next_cursor` (at most `pages` pages)."""
+    items: list[Any] = []
+    cursor = None
+    for _ in range(pages):
+        params = {**query, "limit": page_size, **({"cursor": cursor} if cursor else {})}
+        response = _sdk_call(lambda params=params: call(params))
+        items.extend(response.items or [])
+        cursor = getattr(response, "next_cursor", None)
+        if not cursor:
+            break
+    return items
+
+
+def _remote_refund(response: Any) -> RemoteRefund:
+    try:
+        return RemoteRefund(
+            id=str(response.id),
+            payment_id=str(response.payment_id),
+            status=str(response.status),
+            amount=Decimal(response.amount.value).quantize(CENT),
+            currency=str(response.amount.currency),
+        )
+    except (AttributeError, TypeError, ValueError, ArithmeticError) as exc:
+        raise GatewayError(f"an answer without a refund: {type(exc).__name__}: {exc}", retryable=True) from exc
 
 
 def _remote(response: Any) -> RemotePayment:

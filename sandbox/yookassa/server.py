@@ -9,7 +9,7 @@ Served (HTTP Basic auth ``shop_id:secret_key`` on every ``/v3`` call; POSTs need
 
 - ``POST /v3/payments``, ``GET /v3/payments`` (newest first, ``limit``/``cursor``/``status``), ``GET /v3/payments/{id}``
 - ``POST /v3/payments/{id}/capture``, ``POST /v3/payments/{id}/cancel``
-- ``POST /v3/refunds``, ``GET /v3/refunds`` (``payment_id``), ``GET /v3/refunds/{id}``
+- ``POST /v3/refunds``, ``GET /v3/refunds`` (``payment_id``, ``created_at.gte``), ``GET /v3/refunds/{id}``
 - ``GET /checkout/payments/v2/contract?orderId=...``: the page a ``confirmation_url`` opens (Pay / Cancel buttons,
   then back to ``return_url``), for people using the sandbox in a browser.
 
@@ -42,6 +42,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -455,6 +456,12 @@ class FakeYooKassa(WebhooksMixin):
                 wanted = query.get("payment_id")
                 items = [i for i in items if wanted is None or i["payment_id"] == wanted]
         items.reverse()
+        if query.get("created_at.gte"):  # the one date filter we need (YooKassa has .gt, .lte, .lt too)
+            try:
+                since = datetime.fromisoformat(query["created_at.gte"].replace("Z", "+00:00"))
+            except ValueError:
+                raise invalid("Invalid created_at.gte", "created_at.gte") from None  # approximate
+            items = [i for i in items if datetime.fromisoformat(i["created_at"].replace("Z", "+00:00")) >= since]
         try:
             limit = int(query.get("limit", 10))
             start = int(base64.urlsafe_b64decode(query["cursor"]).decode()) if query.get("cursor") else 0
