@@ -4,6 +4,7 @@ With no environment at all the project runs on SQLite, an in-memory cache and an
 queue, so that a newcomer needs nothing but Python.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "botapp",
 ]
 
@@ -63,7 +65,22 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # the lockout page for a login refused by the backend below
 ]
+
+# Admin logins are throttled (django-axes, in the database): after ADMIN_LOGIN_FAILURE_LIMIT wrong
+# passwords from one address, or for one username, logins are refused (429) for ADMIN_LOGIN_LOCKOUT_MINUTES.
+# TRUST_FORWARDED_FOR=N: N proxies in front of the web process (Railway, a compose proxy), the caller's
+# address is the N-th from the right of X-Forwarded-For; 0: the peer's address.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("ADMIN_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one locks
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.proxies.client_ip"
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False  # a lockout is lifted by time, or by `manage.py axes_reset_username <name>`
+TRUST_FORWARDED_FOR = env.int("TRUST_FORWARDED_FOR", default=0)
 
 ROOT_URLCONF = "config.urls"
 # Logging in at /admin/login/ lands on the admin (Django's default is /accounts/profile/, a 404 here).
@@ -443,8 +460,12 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Django's full set, in the admin's password forms and in `ensure_admin`.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 # Log lines: "plain" text, or "json": one JSON object per line (time, level, logger, message, exc_info)
@@ -466,8 +487,17 @@ LOGGING = {
     "loggers": {
         name: {"level": "WARNING"}
         # Quiet per-message chatter: every 2 s poller tick would otherwise log three lines.
-        # httpx2: the HTTP client of google-genai (one INFO line per request: per poll of a video)
-        for name in ("httpx", "httpx2", "aiogram.event", "celery.app.trace", "celery.worker.strategy", "celery.beat")
+        # httpx2: the HTTP client of google-genai (one INFO line per request: per poll of a video);
+        # axes: a line per login (its lockouts are warnings, and stay)
+        for name in (
+            "httpx",
+            "httpx2",
+            "aiogram.event",
+            "celery.app.trace",
+            "celery.worker.strategy",
+            "celery.beat",
+            "axes",
+        )
     },
 }
 if LOG_FORMAT == "json":

@@ -36,6 +36,8 @@ from yookassa.client import ApiClient
 from yookassa.domain.common import RequestObject, UserAgent
 from yookassa.domain.notification import WebhookNotificationFactory
 
+from config.proxies import forwarded_address
+
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.yookassa.ru/v3"
@@ -376,7 +378,4 @@ def client_address(remote_addr: str, forwarded_for: str, *, hops: int) -> str:
     """The address that called us. hops=0: the peer (REMOTE_ADDR). hops=N (N trusted proxies in front of
     us, each appending the address it got the request from to X-Forwarded-For): the N-th address from the
     right of X-Forwarded-For. Fewer addresses than hops: "" (not trusted)."""
-    if hops <= 0:
-        return remote_addr or ""
-    chain = [part.strip() for part in (forwarded_for or "").split(",") if part.strip()]
-    return chain[-hops] if len(chain) >= hops else ""
+    return forwarded_address(remote_addr, forwarded_for, hops=hops)

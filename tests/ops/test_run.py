@@ -91,8 +91,12 @@ def test_write_env_value_replaces_in_place_or_appends(tmp_path):
 # --- the newcomer's admin login -----------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_a_newcomer_gets_an_admin_login_saved_in_env(tmp_path, settings):
-    from django.contrib.auth import authenticate
+    from django.contrib.auth import authenticate as login_check
     from django.core.management import call_command
+    from django.test import RequestFactory
+
+    def authenticate(**credentials):  # the login throttle (django-axes) needs the request
+        return login_check(RequestFactory().post("/admin/login/"), **credentials)
 
     settings.ADMIN_USERNAME, settings.ADMIN_PASSWORD = "", ""
     env_file = tmp_path / ".env"
