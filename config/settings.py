@@ -407,8 +407,15 @@ QUEUE_DEFAULT_VIDEO_SECONDS = env.int("QUEUE_DEFAULT_VIDEO_SECONDS", default=120
 GENERATION_WORKER_PROCESSES = env.int("GENERATION_WORKER_PROCESSES", default=1)
 VIDEO_TIMEOUT_SECONDS = env.int("VIDEO_TIMEOUT_SECONDS", default=900)
 XP_PER_TOKEN = env.int("XP_PER_TOKEN", default=10)
+# Referral rewards (botapp/services/referral.py), made so that farming with sock puppets does not pay:
+# REFERRAL_PERCENT % of every top-up of a referral; on their first, REFERRAL_FIRST_TOPUP_BONUS more, only
+# for a purchase of at least REFERRAL_FIRST_TOPUP_MIN_TOKENS and at most REFERRAL_FIRST_TOPUP_MAX_SHARE %
+# of it; a referrer earns at most REFERRAL_DAILY_CAP tokens in 24 hours (0: no cap).
 REFERRAL_FIRST_TOPUP_BONUS = env("REFERRAL_FIRST_TOPUP_BONUS", cast=Decimal, default=Decimal("10"))
 REFERRAL_PERCENT = env("REFERRAL_PERCENT", cast=Decimal, default=Decimal("5"))
+REFERRAL_FIRST_TOPUP_MIN_TOKENS = env("REFERRAL_FIRST_TOPUP_MIN_TOKENS", cast=Decimal, default=Decimal("100"))
+REFERRAL_FIRST_TOPUP_MAX_SHARE = env("REFERRAL_FIRST_TOPUP_MAX_SHARE", cast=Decimal, default=Decimal("10"))
+REFERRAL_DAILY_CAP = env("REFERRAL_DAILY_CAP", cast=Decimal, default=Decimal("100"))
 MAX_INPUT_IMAGE_BYTES = env.int("MAX_INPUT_IMAGE_BYTES", default=10 * 1024 * 1024)
 # The admin dashboard's money (botapp/selectors/dashboard.py): roubles one Telegram Star brings the
 # operator, and roubles per US dollar (the models' provider costs are in dollars).

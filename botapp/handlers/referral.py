@@ -48,6 +48,10 @@ async def show_invite(
         link=esc(link),
         first_bonus=fmt_tokens(getattr(settings, "REFERRAL_FIRST_TOPUP_BONUS", 0)),
         percent=fmt_tokens(getattr(settings, "REFERRAL_PERCENT", 0)),
+        min_tokens=fmt_tokens(settings.REFERRAL_FIRST_TOPUP_MIN_TOKENS),
+        cap_note=t("referral.cap_note", lang, cap=fmt_tokens(settings.REFERRAL_DAILY_CAP))
+        if settings.REFERRAL_DAILY_CAP > 0
+        else "",
         invited=stats["invited"],
         paid=stats["paid"],
         earned=fmt_tokens(stats["earned"]),

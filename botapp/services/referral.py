@@ -1,13 +1,24 @@
-"""Referral program: attach a new user to the friend who invited them; reward the friend on top-ups."""
+"""Referral program: attach a new user to the friend who invited them; reward the friend on top-ups.
+
+The reward (bonus tokens, to the referrer) is REFERRAL_PERCENT % of each top-up of the referral, plus on
+their first top-up REFERRAL_FIRST_TOPUP_BONUS, which is paid only for a purchase of at least
+REFERRAL_FIRST_TOPUP_MIN_TOKENS tokens and never more than REFERRAL_FIRST_TOPUP_MAX_SHARE % of it. A
+referrer earns at most REFERRAL_DAILY_CAP tokens of rewards in 24 hours. So a farm of sock puppets
+buying the cheapest package earns the percentage only (5 % more tokens per Star, not double, as a flat
+10-token bonus on a 10-token package gave), and a large farm is capped.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
 
-from botapp.models import Payment, TgUser
+from botapp.models import Payment, TgUser, Transaction, UserBalance
 from botapp.selectors import users as user_selectors
 from botapp.services.balance import CENT, BalanceService, LedgerResult
 from botapp.services.exceptions import ReferralNotAllowed
@@ -37,11 +48,29 @@ class ReferralService:
 
     @staticmethod
     def rewards_for(*, payment: Payment, is_first_topup: bool) -> Decimal:
-        """The referrer's reward for a referral's top-up: a fixed bonus on the first one plus a share."""
-        reward = payment.tokens * settings.REFERRAL_PERCENT / Decimal(100)
-        if is_first_topup:
-            reward += settings.REFERRAL_FIRST_TOPUP_BONUS
+        """The referrer's reward for a referral's top-up: a share of it, and on the first one of at least
+        REFERRAL_FIRST_TOPUP_MIN_TOKENS a fixed bonus, capped at a share of the purchase (before the
+        daily cap, which `reward_for_topup` applies)."""
+        tokens = payment.tokens
+        reward = tokens * settings.REFERRAL_PERCENT / Decimal(100)
+        if is_first_topup and tokens >= settings.REFERRAL_FIRST_TOPUP_MIN_TOKENS:
+            reward += min(settings.REFERRAL_FIRST_TOPUP_BONUS, tokens * settings.REFERRAL_FIRST_TOPUP_MAX_SHARE / 100)
         return reward.quantize(CENT)
+
+    @staticmethod
+    def _within_daily_cap(*, referrer_id: int, reward: Decimal) -> Decimal:
+        """What is left of the referrer's REFERRAL_DAILY_CAP for the last 24 hours (at most `reward`),
+        under the referrer's balance row lock (the order PaymentService.complete locks in), so that two
+        top-ups at once cannot both fill it."""
+        cap = settings.REFERRAL_DAILY_CAP
+        if cap <= 0:
+            return reward
+        UserBalance.objects.select_for_update().filter(user_id=referrer_id).values_list("pk", flat=True).first()
+        since = timezone.now() - timedelta(hours=24)
+        earned = Transaction.objects.filter(
+            user_id=referrer_id, kind=Transaction.Kind.REFERRAL, amount__gt=0, created_at__gte=since
+        ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
+        return max(Decimal(0), min(reward, cap - Decimal(earned).quantize(CENT)))
 
     @classmethod
     def reward_for_topup(cls, *, payment: Payment, is_first_topup: bool) -> LedgerResult | None:
@@ -51,6 +80,8 @@ class ReferralService:
         if referrer_id is None:
             return None
         reward = cls.rewards_for(payment=payment, is_first_topup=is_first_topup)
+        if reward > 0:
+            reward = cls._within_daily_cap(referrer_id=referrer_id, reward=reward)
         if reward <= 0:
             return None
         result = BalanceService.referral_reward(

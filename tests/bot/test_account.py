@@ -117,6 +117,9 @@ def test_invite_screen(chat_factory):
     code = TgUser.objects.get(telegram_id=chat.id).referral_code
     screen = chat.press(menu, "Пригласить друзей", text_has("Ваша ссылка"))
     assert f"https://t.me/genstudio_test_bot?start=ref_{code}" in text_of(screen)
+    # the rules as they are paid (botapp/services/referral.py): the share, the bonus's minimum, the daily cap
+    assert "5% от всех его пополнений и ещё 10 ток. после его первого пополнения от 100 ток." in text_of(screen)
+    assert "(всего до 100 ток. в сутки)" in text_of(screen)
     share = next(b for row in screen["reply_markup"]["inline_keyboard"] for b in row if "Поделиться" in b["text"])
     assert share["url"].startswith("https://t.me/share/url?url=https%3A%2F%2Ft.me%2Fgenstudio_test_bot")
     friend = chat_factory("Buddy")
