@@ -39,10 +39,10 @@ COPY manage.py ./
 COPY config ./config
 COPY botapp ./botapp
 # Static files are collected into the image (WhiteNoise serves them). The settings refuse to load with
-# DEBUG off and a public SECRET_KEY, so this one step gets a throwaway key from a build argument; it is
-# not in the image's environment: the containers need a real SECRET_KEY to start.
-ARG COLLECTSTATIC_SECRET_KEY=collectstatic-only-not-a-runtime-key-5d1f0c9e7b
-RUN SECRET_KEY="$COLLECTSTATIC_SECRET_KEY" CELERY_BROKER_FOLDER=/tmp/collectstatic-broker \
+# DEBUG off and a public or weak SECRET_KEY, so this one step gets a random key made for it; it is not in
+# the image or its environment: the containers need their own SECRET_KEY to start.
+RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+        CELERY_BROKER_FOLDER=/tmp/collectstatic-broker \
         python manage.py collectstatic --noinput -v0 \
     && rm -rf /tmp/collectstatic-broker \
     && python -m compileall -q config botapp

@@ -17,6 +17,7 @@ a database or broker error can print its URL with the password. So:
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import re
@@ -68,6 +69,12 @@ def _settings_secrets() -> tuple[str, ...]:
     for database in settings.DATABASES.values():
         found.append(str(database.get("PASSWORD") or ""))
     found += [os.environ.get(name, "") for name in ENV_SECRETS]
+    shop, key = (
+        str(getattr(settings, "YOOKASSA_SHOP_ID", "") or ""),
+        str(getattr(settings, "YOOKASSA_SECRET_KEY", "") or ""),
+    )
+    if shop and key:  # YooKassa's Basic auth header: base64 of "shop:key", as a proxy or a trace may log it
+        found.append(base64.b64encode(f"{shop}:{key}".encode()).decode())
     return tuple(found)
 
 

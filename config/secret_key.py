@@ -20,16 +20,26 @@ from pathlib import Path
 
 from config.env import write_env_value
 
-# Values that are public (the old default, the .env.example placeholder): never a production key.
-PUBLIC_SECRET_KEYS = frozenset({"", "change-me", "changeme", "insecure-dev-key-change-me"})
+# Values that are public (the old default, the .env.example placeholder, the Dockerfile's build-time key
+# for collectstatic): never a production key.
+PUBLIC_SECRET_KEYS = frozenset(
+    {"", "change-me", "changeme", "insecure-dev-key-change-me", "collectstatic-only-not-a-runtime-key-5d1f0c9e7b"}
+)
+# Django's own rule for a strong key (`check --deploy`, security.W009): 50 characters, 5 distinct ones.
+MIN_LENGTH = 50
+MIN_DISTINCT = 5
 DEV_SECRET_KEY = "insecure-dev-key-change-me"  # used only with DEBUG on
 
 _LINE = re.compile(r"^\s*(?:export\s+)?SECRET_KEY\s*=\s*(.*?)\s*$")
 
 
 def is_public(key: str | None) -> bool:
+    """Public, or too weak to keep secrets: a placeholder, Django's `django-insecure-` keys, or a key
+    shorter than 50 characters or with fewer than 5 distinct ones."""
     key = (key or "").strip()
-    return key in PUBLIC_SECRET_KEYS or key.startswith("django-insecure-")
+    if key in PUBLIC_SECRET_KEYS or key.startswith("django-insecure-"):
+        return True
+    return len(key) < MIN_LENGTH or len(set(key)) < MIN_DISTINCT
 
 
 def _unquote(value: str) -> str:

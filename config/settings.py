@@ -33,8 +33,9 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 if is_public(SECRET_KEY):
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set (or is a public placeholder) and DEBUG is off: refusing to start, "
-            "since anyone could forge sessions and admin logins with a public key. Set SECRET_KEY in the "
+            "SECRET_KEY is not set (or is a public placeholder, or weak: under 50 characters or fewer than 5 "
+            "distinct ones) and DEBUG is off: refusing to start, since anyone could forge sessions and admin "
+            "logins with a public key. Set SECRET_KEY in the "
             "environment or .env (python -c 'import secrets; print(secrets.token_urlsafe(50))'); "
             "`make run` writes one into .env for you; for local development only, DEBUG=true also works."
         )
@@ -285,6 +286,13 @@ TELEGRAM_API_URL = env_or("TELEGRAM_API_URL", "https://api.telegram.org")
 BOT_USERNAME = env.str("BOT_USERNAME", default="")
 WEBHOOK_URL = env.str("WEBHOOK_URL", default="")
 WEBHOOK_SECRET = env.str("WEBHOOK_SECRET", default="")
+WEBHOOK_SECRET_MIN_LENGTH = 32  # shorter is refused at start (DEBUG off) and by `manage.py setwebhook`
+if WEBHOOK_SECRET and len(WEBHOOK_SECRET) < WEBHOOK_SECRET_MIN_LENGTH and not DEBUG:
+    raise ImproperlyConfigured(
+        f"WEBHOOK_SECRET has {len(WEBHOOK_SECRET)} characters: at least {WEBHOOK_SECRET_MIN_LENGTH} are needed "
+        "(anyone who guesses it can post updates as Telegram). For example: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
 ADMIN_IDS = env.list("ADMIN_IDS", cast=int, default=[])  # operators' Telegram ids: they get the alerts
 # The admin's absolute URL, linked from the operators' /admin in the bot (a URL button when Telegram
 # takes the host: not localhost or a loopback address, for which the link is shown as text).

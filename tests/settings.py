@@ -11,6 +11,6 @@ import secrets
 from config.secret_key import is_public
 
 if is_public(os.environ.get("SECRET_KEY")):
-    os.environ["SECRET_KEY"] = "tests-" + secrets.token_urlsafe(32)
+    os.environ["SECRET_KEY"] = "tests-" + secrets.token_urlsafe(48)
 
 from config.settings import *  # noqa: F403

@@ -107,3 +107,16 @@ def test_every_configured_handler_redacts():
             assert any(isinstance(f, RedactSecretsFilter) for f in handler.filters), handler
     finally:
         logging.getLogger("uvicorn.error").removeHandler(outside)
+
+
+def test_yookassas_basic_auth_header_is_masked_too(settings):
+    """The SDK sends `Authorization: Basic base64(shop:key)`: a logged header or a proxy's trace holds the
+    key in that form, which masking the key itself does not catch."""
+    import base64
+
+    settings.YOOKASSA_SHOP_ID, settings.YOOKASSA_SECRET_KEY = "506751", "test_SecretKey-0123456789"
+    header = "Basic " + base64.b64encode(b"506751:test_SecretKey-0123456789").decode()
+    assert (
+        redact(f"request headers: {{'Authorization': '{header}'}}")
+        == f"request headers: {{'Authorization': 'Basic {MASK}'}}"
+    )

@@ -233,7 +233,7 @@ def test_the_beat_runs_the_queue_check_on_the_ticks_queue(settings):
 def test_the_new_settings_have_their_defaults():
     from tests.ops.test_settings import load_settings
 
-    loaded = load_settings({"SECRET_KEY": "probe-secret-key-not-public-0123456789"})
+    loaded = load_settings({"SECRET_KEY": "probe-secret-key-not-public-0123456789-abcdefghijklmnop"})
     assert loaded["ALERT_QUEUE_CHECK_SECONDS"] == "60.0"
     assert loaded["ALERT_QUEUE_STUCK_MINUTES"] == "10.0"
     assert loaded["ALERT_MAX_PER_MINUTE"] == "10"

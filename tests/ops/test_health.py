@@ -87,7 +87,7 @@ def test_everything_down_names_every_part_and_no_password(tmp_path):
     env.update(
         DATABASE_URL=f"postgres://probe:db-password-123@127.0.0.1:{db_port}/probe",
         REDIS_URL=f"redis://:redis-password-123@127.0.0.1:{redis_port}/0",
-        SECRET_KEY="health-probe-secret-key-0123456789",
+        SECRET_KEY="health-probe-secret-key-0123456789-abcdefghijklmnopqrstu",
         DEBUG="false",
         ALLOWED_HOSTS="*",
     )

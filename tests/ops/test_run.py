@@ -130,7 +130,7 @@ def sandbox_env(folder: Path, *, web: int, sandbox: int, **extra: str) -> dict[s
         BOT_TOKEN="",
         BOT_USERNAME="",
         DEBUG="false",
-        SECRET_KEY="a-real-secret-key-for-this-test-only-0123456789",
+        SECRET_KEY="a-real-secret-key-for-this-test-only-0123456789-abcdefghij",
         ADMIN_USERNAME="admin",
         DATABASE_URL=f"sqlite:///{folder / 'fresh.sqlite3'}",  # never migrated
         MEDIA_ROOT=str(folder / "media"),

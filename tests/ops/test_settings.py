@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = ROOT / "config" / "settings.py"
 ENV_EXAMPLE = ROOT / ".env.example"
 ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=", re.MULTILINE)
-PROBE_KEY = "probe-secret-key-not-public-0123456789"
+PROBE_KEY = "probe-secret-key-not-public-0123456789-abcdefghijklmnop"
 PG_URL = "postgres://probe:secret@db.example:5432/probe"
 # A few settings only matter together with another one (as in production); probed with it set.
 PREREQUISITES = {
@@ -107,16 +107,26 @@ def manage_check(**env: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", ["", "change-me", "insecure-dev-key-change-me"])
-def test_debug_off_refuses_a_missing_or_public_secret_key(key):
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "change-me",
+        "insecure-dev-key-change-me",
+        "collectstatic-only-not-a-runtime-key-5d1f0c9e7b",  # the Dockerfile's old build-time key
+        "a-real-random-key-9f8e7d6c5b4a3f2e1d0c",  # 38 characters: too short
+        "ab" * 40,  # long, but 2 distinct characters
+    ],
+)
+def test_debug_off_refuses_a_missing_public_or_weak_secret_key(key):
     result = manage_check(DEBUG="false", SECRET_KEY=key)
     assert result.returncode != 0
-    assert "SECRET_KEY is not set (or is a public placeholder) and DEBUG is off" in result.stderr
+    assert "SECRET_KEY is not set (or is a public placeholder, or weak" in result.stderr
 
 
 @pytest.mark.slow
 def test_debug_off_starts_with_a_real_secret_key():
-    result = manage_check(DEBUG="false", SECRET_KEY="a-real-random-key-9f8e7d6c5b4a3f2e1d0c")
+    result = manage_check(DEBUG="false", SECRET_KEY="a-real-random-key-9f8e7d6c5b4a3f2e1d0c-0a1b2c3d4e5f6a7b8c9d")
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
 
@@ -147,10 +157,15 @@ def test_a_placeholder_line_from_env_example_is_replaced_in_place(tmp_path):
 
 def test_an_existing_key_is_never_replaced(tmp_path):
     env_file = tmp_path / ".env"
-    env_file.write_text("SECRET_KEY='my-own-production-key-abcdef'\n")
+    env_file.write_text("SECRET_KEY='my-own-production-key-abcdef-0123456789-ghijklmnopqrstuv'\n")
     assert ensure_secret_key(env_file, environ={}) is None
-    assert ensure_secret_key(tmp_path / "other.env", environ={"SECRET_KEY": "from-the-environment-123"}) is None
+    strong = "from-the-environment-123-" + "kLmN0pQ" * 4
+    assert ensure_secret_key(tmp_path / "other.env", environ={"SECRET_KEY": strong}) is None
     assert not (tmp_path / "other.env").exists()
+    weak = tmp_path / "weak.env"
+    weak.write_text("SECRET_KEY=short-key-of-a-newcomer\n")  # refused with DEBUG off: make run replaces it
+    key = ensure_secret_key(weak, environ={})
+    assert key and len(key) >= 50 and weak.read_text().count("SECRET_KEY=") == 1
 
 
 def test_make_run_generates_the_key_before_anything_loads_the_settings():
@@ -166,3 +181,31 @@ def test_admin_login_without_next_lands_on_the_admin(client, django_user_model):
     assert response.status_code == 302
     assert response["Location"] == "/admin/"
     assert client.get(response["Location"]).status_code == 200
+
+
+def test_the_secret_key_rule_is_djangos_deploy_rule():
+    from config.secret_key import is_public
+
+    assert is_public("x" * 60) and is_public("abcd" * 20)  # fewer than 5 distinct characters
+    assert is_public("django-insecure-" + "k3y!" * 20)
+    assert is_public("Aa1-" * 12)  # 48 characters
+    assert not is_public("Aa1-b" * 10)  # 50 characters, 5 distinct
+
+
+@pytest.mark.slow
+def test_debug_off_refuses_a_short_webhook_secret():
+    key = "a-real-random-key-9f8e7d6c5b4a3f2e1d0c-0a1b2c3d4e5f6a7b8c9d"
+    result = manage_check(DEBUG="false", SECRET_KEY=key, WEBHOOK_SECRET="hook-31-characters-long-abcdefg")
+    assert result.returncode != 0 and "WEBHOOK_SECRET has 31 characters: at least 32" in result.stderr
+    assert manage_check(DEBUG="false", SECRET_KEY=key, WEBHOOK_SECRET="h" * 32).returncode == 0
+
+
+@pytest.mark.django_db
+def test_setwebhook_refuses_a_short_webhook_secret(settings):
+    from django.core.management import CommandError, call_command
+
+    settings.BOT_TOKEN = "123456789:" + "A" * 35
+    settings.WEBHOOK_URL = "https://bot.example.com"
+    settings.WEBHOOK_SECRET = "short-secret"
+    with pytest.raises(CommandError, match=r"too short \(12 characters; at least 32\)"):
+        call_command("setwebhook")

@@ -55,6 +55,12 @@ class Command(BaseCommand):
                     "Set WEBHOOK_SECRET: the endpoint refuses requests without it. For example:\n"
                     f"WEBHOOK_SECRET={new_webhook_secret()}"
                 )
+            if len(secret) < settings.WEBHOOK_SECRET_MIN_LENGTH:
+                raise CommandError(
+                    f"WEBHOOK_SECRET is too short ({len(secret)} characters; at least "
+                    f"{settings.WEBHOOK_SECRET_MIN_LENGTH}): anyone who guesses it can post updates. For example:\n"
+                    f"WEBHOOK_SECRET={new_webhook_secret()}"
+                )
             url = webhook_url(base)
             await bot.set_webhook(
                 url=url,
