@@ -399,7 +399,7 @@ def main() -> None:
     admin, _ = get_user_model().objects.get_or_create(
         username="bench-admin", defaults={"is_staff": True, "is_superuser": True}
     )
-    client = Client()
+    client = Client(SERVER_NAME="localhost")  # one of ALLOWED_HOSTS
     client.force_login(admin)
     url = reverse("admin:index")
 

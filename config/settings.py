@@ -40,8 +40,30 @@ if is_public(SECRET_KEY):
             "`make run` writes one into .env for you; for local development only, DEBUG=true also works."
         )
     SECRET_KEY = SECRET_KEY or DEV_SECRET_KEY
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
+# The host names the site answers to: this machine's by default (`make run`); production names its own.
+# With DEBUG off "*" is refused: a forged Host header would then reach password-reset links, absolute
+# URLs and the caches.
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+if not DEBUG and ("*" in ALLOWED_HOSTS or any("*" in origin.split("//", 1)[-1][:2] for origin in CSRF_TRUSTED_ORIGINS)):
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS (or CSRF_TRUSTED_ORIGINS) is a wildcard and DEBUG is off: name the site's hosts, "
+        "e.g. ALLOWED_HOSTS=bot.example.com and CSRF_TRUSTED_ORIGINS=https://bot.example.com."
+    )
+
+# TLS and cookies. Behind a proxy that ends TLS (Railway, a compose proxy) set TRUST_FORWARDED_PROTO=true:
+# its X-Forwarded-Proto then says whether the request came over HTTPS, and plain HTTP is redirected to
+# HTTPS (never the health check, which the platform asks over HTTP). With DEBUG off the session and CSRF
+# cookies are Secure (`make run` serves http://127.0.0.1, which browsers treat as secure) and HSTS is sent.
+TRUST_FORWARDED_PROTO = env.bool("TRUST_FORWARDED_PROTO", default=False)
+if TRUST_FORWARDED_PROTO:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=TRUST_FORWARDED_PROTO and not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^health/$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 
 INSTALLED_APPS = [
     "unfold",

@@ -119,10 +119,13 @@ def run_command(*args: str) -> tuple[bool, str]:
 
 # --- the command ---------------------------------------------------------------------------------------------
 def test_agreeing_ledgers_report_ok(chat_factory, live, alerts_raised):  # noqa: F811
+    from botapp.telegram import sender
+
     pay(chat_factory("Ann"))
     ok, output = run_command("--days", "30")
     assert ok, output
     assert "1 payment(s) and 0 refund(s) on Telegram, 1 credited payment(s) of ours" in output
+    assert sender._sender is None  # the command closed its HTTP session (no "Unclosed connector" at exit)
     assert "OK: Telegram's ledger and our payments agree." in output
     assert alerts_raised == []
 

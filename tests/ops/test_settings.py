@@ -209,3 +209,58 @@ def test_setwebhook_refuses_a_short_webhook_secret(settings):
     settings.WEBHOOK_SECRET = "short-secret"
     with pytest.raises(CommandError, match=r"too short \(12 characters; at least 32\)"):
         call_command("setwebhook")
+
+
+# --- TLS, cookies and hosts with DEBUG off ------------------------------------------------------------------
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": PROBE_KEY,
+    "ALLOWED_HOSTS": "bot.example.com,healthcheck.railway.app",
+    "CSRF_TRUSTED_ORIGINS": "https://bot.example.com",
+    "TRUST_FORWARDED_PROTO": "true",
+    "TRUST_FORWARDED_FOR": "1",
+    "WEBHOOK_SECRET": "w" * 43,
+}
+
+
+def test_check_deploy_is_clean_for_the_documented_production_settings():
+    environment = {k: v for k, v in os.environ.items() if k not in PRODUCTION}
+    environment.update(DJANGO_SETTINGS_MODULE="config.settings", **PRODUCTION)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "no issues" in result.stdout, result.stdout + result.stderr
+
+
+def test_debug_off_refuses_a_wildcard_host():
+    with pytest.raises(Exception, match=r"ALLOWED_HOSTS .* is a wildcard and DEBUG is off"):
+        load_settings({"SECRET_KEY": PROBE_KEY, "DEBUG": "false", "ALLOWED_HOSTS": "*"})
+    loaded = load_settings({"SECRET_KEY": PROBE_KEY, "DEBUG": "false"})
+    assert loaded["ALLOWED_HOSTS"] == repr(["localhost", "127.0.0.1", "[::1]"])  # make run's: this machine only
+    assert loaded["SESSION_COOKIE_SECURE"] == loaded["CSRF_COOKIE_SECURE"] == "True"
+    assert loaded["SECURE_HSTS_SECONDS"] == "31536000"
+    assert loaded["SECURE_SSL_REDIRECT"] == "False"  # no proxy said the scheme: nothing to redirect by
+    behind = load_settings({**PRODUCTION})
+    assert behind["SECURE_PROXY_SSL_HEADER"] == repr(("HTTP_X_FORWARDED_PROTO", "https"))
+    assert behind["SECURE_SSL_REDIRECT"] == "True"
+
+
+@pytest.mark.django_db
+def test_behind_the_proxy_http_is_redirected_but_not_the_health_check(settings):
+    from django.test import Client
+
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 31536000
+    client = Client()
+    plain = client.get("/admin/login/", HTTP_X_FORWARDED_PROTO="http")
+    assert plain.status_code == 301 and plain["Location"] == "https://testserver/admin/login/"
+    secure = client.get("/admin/login/", HTTP_X_FORWARDED_PROTO="https")
+    assert secure.status_code == 200 and "max-age=31536000" in secure["Strict-Transport-Security"]
+    assert secure.cookies["csrftoken"]["secure"] is True  # DEBUG is off in the tests
+    assert client.get("/healthz").status_code in (200, 503)  # the platform's check over plain HTTP

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from botapp.services.reconcile import ReconcileError, reconcile_stars
+from botapp.telegram.sender import close_sender
 
 
 class Command(BaseCommand):
@@ -33,6 +34,8 @@ class Command(BaseCommand):
             report = reconcile_stars(days=options["days"], alert=not options["no_alert"])
         except ReconcileError as exc:
             raise CommandError(exc.message) from exc
+        finally:
+            close_sender()  # its HTTP session, closed before the process ends (no "Unclosed connector")
         for line in report.lines():
             self.stdout.write(line)
         if not report.ok:
