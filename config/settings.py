@@ -458,6 +458,8 @@ PORT = env.int("PORT", default=8000)
 # sandbox/telegram) with a web chat page, which the bot, the workers and the admin talk to.
 SANDBOX_HOST = env_or("SANDBOX_HOST", "127.0.0.1")
 SANDBOX_PORT = env.int("SANDBOX_PORT", default=8081)
+# The sandbox refuses to run against a database on another machine (its "Pay" mints real deposits there).
+SANDBOX_ALLOW_REMOTE_DATABASE = env.bool("SANDBOX_ALLOW_REMOTE_DATABASE", default=False)
 # Request bodies over these sizes are refused with 413 before Django reads them (config/bodylimit.py).
 BODY_LIMIT_WEBHOOK_BYTES = env.int("BODY_LIMIT_WEBHOOK_BYTES", default=1024 * 1024)
 BODY_LIMIT_ADMIN_BYTES = env.int("BODY_LIMIT_ADMIN_BYTES", default=12 * 1024 * 1024)

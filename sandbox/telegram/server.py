@@ -113,7 +113,9 @@ class BotAPIEmulator(WebhookMixin, FaultsMixin, UsersMixin, StarsMixin, Inspecti
         self.app.router.add_get("/", self._handle_index)
         self.app.router.add_get("/health", self._handle_health)
         #: The web chat page at /chat/ (a person talking to the bot in a browser); None when disabled.
-        self.webchat: WebChat | None = WebChat(self) if webchat else None
+        # The host it serves on is allowed besides loopback (an explicit --host 0.0.0.0 allows no more).
+        served = (host,) if host not in ("0.0.0.0", "::", "") else ()
+        self.webchat: WebChat | None = WebChat(self, allowed_hosts=served) if webchat else None
         if self.webchat is not None:
             self.webchat.install(self.app)
         self._users: dict[int, EmulatedUser] = {}

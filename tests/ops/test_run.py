@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
     ("content", "named"),
     [
         ("DEBUG=true\nthis is not a setting\n", "line 2 is not NAME=value: 'this is not a setting'"),
-        ("BOT_TOKEN=\"123:abc\nPORT=8000\n", "line 1: the value of BOT_TOKEN opens a quote it never closes"),
+        ('BOT_TOKEN="123:abc\nPORT=8000\n', "line 1: the value of BOT_TOKEN opens a quote it never closes"),
         ("# fine\n\nexport PORT=8000\n=nameless\n", "line 4 is not NAME=value: '=nameless'"),
     ],
 )
@@ -208,3 +208,21 @@ def test_without_a_token_the_stack_migrates_runs_the_sandbox_and_stops_on_ctrl_c
             time.sleep(0.5)
     finally:
         ctrl_c_stops_everything(proc, log)
+
+
+# --- the sandbox never against a shared database (issue "Hardening II", item 8) -----------------------------------
+def test_the_sandbox_refuses_a_database_on_another_machine(settings):
+    from django.core.management import CommandError
+
+    from botapp.management.commands.runstack import database_is_local, refuse_a_shared_database
+
+    default = settings.DATABASES["default"]
+    assert database_is_local()  # the tests' own: SQLite, or PostgreSQL on loopback
+    settings.DATABASES = {"default": {**default, "ENGINE": "django.db.backends.postgresql", "HOST": "db.prod.internal"}}
+    with pytest.raises(CommandError, match=r"db\.prod\.internal: its test payments would credit real tokens"):
+        refuse_a_shared_database()
+    settings.SANDBOX_ALLOW_REMOTE_DATABASE = True  # asked for explicitly
+    refuse_a_shared_database()
+    settings.DATABASES = {"default": {**default, "ENGINE": "django.db.backends.postgresql", "HOST": "/run/postgresql"}}
+    settings.SANDBOX_ALLOW_REMOTE_DATABASE = False
+    assert database_is_local()

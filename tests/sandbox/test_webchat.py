@@ -467,3 +467,30 @@ def test_standalone_process_prints_the_web_chat_and_answers_health() -> None:
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+# --- only this machine (issue "Hardening II", item 8) ---------------------------------------------------------
+async def test_the_web_chat_refuses_another_host_and_another_sites_posts():
+    """DNS rebinding (a page whose host name now points at 127.0.0.1) and a page of another site posting
+    as a sandbox user are refused; the page itself (same origin) and tools without Origin still work."""
+    import aiohttp
+
+    emu = BotAPIEmulator(webchat=True)
+    await emu.start()
+    try:
+        api = emu.base_url + "/chat/api/"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(api + "users", headers={"Host": "evil.example"}) as rebound:
+                assert rebound.status == 403
+            async with http.get(api + "users", headers={"Host": f"localhost:{emu.port}"}) as local:
+                assert local.status == 200
+            body = {"first_name": "Mallory"}
+            async with http.post(api + "users", json=body, headers={"Origin": "https://evil.example"}) as forged:
+                assert forged.status == 403 and "cross-site" in (await forged.json())["error"]
+            own = f"http://127.0.0.1:{emu.port}"
+            async with http.post(api + "users", json=body, headers={"Origin": own}) as page:
+                assert page.status == 201
+            async with http.post(api + "users", json={"first_name": "Script"}) as tool:  # no Origin: not a browser
+                assert tool.status == 201
+    finally:
+        await emu.stop()

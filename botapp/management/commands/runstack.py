@@ -91,6 +91,27 @@ class Child:
     ready_port: tuple[str, int] | None = None  # wait until this accepts connections before going on
 
 
+def database_is_local() -> bool:
+    """SQLite, or a database server on this machine (loopback, a Unix socket)."""
+    database = settings.DATABASES["default"]
+    if "sqlite" in database["ENGINE"]:
+        return True
+    host = str(database.get("HOST") or "")
+    return host in ("", "localhost", "127.0.0.1", "::1") or host.startswith("/")
+
+
+def refuse_a_shared_database() -> None:
+    """The sandbox's "Pay" credits real ledger deposits in whatever database the stack uses: never in
+    one on another machine (a production database), unless SANDBOX_ALLOW_REMOTE_DATABASE=true."""
+    if database_is_local() or settings.SANDBOX_ALLOW_REMOTE_DATABASE:
+        return
+    raise CommandError(
+        "The sandbox (no BOT_TOKEN) would run against the database on "
+        f"{settings.DATABASES['default'].get('HOST')}: its test payments would credit real tokens there. "
+        "Use a local database, set BOT_TOKEN, or SANDBOX_ALLOW_REMOTE_DATABASE=true if you mean it."
+    )
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """The local Telegram: where it listens and the bot token it accepts (new for every run)."""
@@ -155,6 +176,7 @@ class Command(BaseCommand):
         celery = os.path.join(os.path.dirname(python), "celery")
         sandbox = None
         if not settings.BOT_TOKEN and not options["no_bot"]:
+            refuse_a_shared_database()
             sandbox = Sandbox.create()
             sandbox = Sandbox(sandbox.host, options["sandbox_port"], sandbox.token, sandbox.username)
         # Before printing a URL or starting anything: a taken port would kill the stack anyway.

@@ -82,6 +82,43 @@ class BadInput(Exception):
         self.reason = reason
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def _host_name(host: str) -> str:
+    """The name of a Host header, without its port (`[::1]:8081` -> `[::1]`, `a.b:80` -> `a.b`)."""
+    host = (host or "").strip().lower()
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def guard(allowed_hosts: frozenset[str]) -> Any:
+    """The web chat only for this machine: a Host header not on loopback (or the configured host) is
+    refused, which defeats DNS rebinding (a page of another site whose name was pointed at 127.0.0.1
+    reading every chat); a POST whose Origin is another site's is refused (a page posting messages,
+    uploads or "Pay" as a sandbox user). A request without Origin is not a browser's cross-site one."""
+    hosts = LOOPBACK_HOSTS | {_host_name(h) for h in allowed_hosts}
+
+    @web.middleware
+    async def check(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.startswith("/chat"):
+            return await handler(request)
+        if _host_name(request.host) not in hosts:
+            return web.json_response({"ok": False, "error": "this host is not allowed"}, status=403)
+        origin = request.headers.get("Origin")
+        own = f"{request.scheme}://{request.host}".lower()
+        if (
+            request.method not in ("GET", "HEAD", "OPTIONS")
+            and origin is not None
+            and origin.rstrip("/").lower() != own
+        ):
+            return web.json_response({"ok": False, "error": "cross-site request refused"}, status=403)
+        return await handler(request)
+
+    return check
+
+
 @web.middleware
 async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     if not request.path.startswith("/chat/"):
@@ -100,8 +137,11 @@ async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse
 class WebChat:
     """Routes of the web chat on the emulator's aiohttp application."""
 
-    def __init__(self, emu: WebChatHost, presets: tuple[JSON, ...] = PRESET_USERS) -> None:
+    def __init__(
+        self, emu: WebChatHost, presets: tuple[JSON, ...] = PRESET_USERS, allowed_hosts: tuple[str, ...] = ()
+    ) -> None:
         self.emu = emu
+        self.allowed_hosts = frozenset(allowed_hosts)
         self.state = emu.state
         self.presets = presets
         self.preset_ids = {int(p["id"]) for p in presets}
@@ -113,6 +153,7 @@ class WebChat:
 
     def install(self, app: web.Application) -> None:
         """Add the page, the static files and the API to ``app``."""
+        app.middlewares.append(guard(self.allowed_hosts))
         app.middlewares.append(_json_errors)
         r = app.router
         r.add_get("/chat", self._redirect)
