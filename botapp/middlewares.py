@@ -319,7 +319,7 @@ class Verdict(StrEnum):
     """What the throttle decided about one update of a user."""
 
     OK = "ok"  # a token was taken: handle it
-    FREE = "free"  # an album part: handled without a token
+    FREE = "free"  # a later part of an album whose first part was let through: handled without a token
     DOUBLE = "double"  # the same button pressed again on the same screen: answered and dropped
     WARN = "warn"  # no token: dropped, and this is the first drop since the last pass (hint once)
     QUIET = "quiet"  # no token: dropped silently (a hint was already given)
@@ -327,11 +327,13 @@ class Verdict(StrEnum):
 
 class ThrottleStore(Protocol):
     async def hit(
-        self, key: str, *, rate: float, burst: int, press: str | None, press_window: float, free: bool
+        self, key: str, *, rate: float, burst: int, press: str | None, press_window: float, album: str | None
     ) -> Verdict:
         """Refill the bucket `key` (one token per `rate` seconds, at most `burst`), then decide:
         DOUBLE when `press` equals the last press within `press_window` seconds (else `press` is
-        remembered), FREE when `free`, else take a token (OK) or WARN/QUIET without one."""
+        remembered); for a part of the `album` seen last, what its first part got (FREE when it was let
+        through, else QUIET); else take a token (OK) or WARN/QUIET without one (an album's first part
+        is remembered with its verdict: the album costs one token)."""
         ...
 
     async def close(self) -> None: ...
@@ -344,6 +346,8 @@ class _Bucket:
     warned: bool = False
     last_press: str | None = None
     last_press_at: float = 0.0
+    album: str | None = None  # the media group seen last, and whether its first part was let through
+    album_ok: bool = False
 
 
 class MemoryThrottleStore:
@@ -371,7 +375,7 @@ class MemoryThrottleStore:
         return bucket
 
     async def hit(
-        self, key: str, *, rate: float, burst: int, press: str | None, press_window: float, free: bool
+        self, key: str, *, rate: float, burst: int, press: str | None, press_window: float, album: str | None
     ) -> Verdict:
         # No await in here: one update's decision is atomic with respect to the others.
         now = time.monotonic()
@@ -380,14 +384,18 @@ class MemoryThrottleStore:
             if bucket.last_press == press and now - bucket.last_press_at < press_window:
                 return Verdict.DOUBLE
             bucket.last_press, bucket.last_press_at = press, now
-        if free:
-            return Verdict.FREE
+        if album is not None and bucket.album == album:
+            return Verdict.FREE if bucket.album_ok else Verdict.QUIET
         if bucket.tokens < 1.0:
             warn, bucket.warned = not bucket.warned, True
-            return Verdict.WARN if warn else Verdict.QUIET
-        bucket.tokens -= 1.0
-        bucket.warned = False
-        return Verdict.OK
+            verdict = Verdict.WARN if warn else Verdict.QUIET
+        else:
+            bucket.tokens -= 1.0
+            bucket.warned = False
+            verdict = Verdict.OK
+        if album is not None:
+            bucket.album, bucket.album_ok = album, verdict is Verdict.OK
+        return verdict
 
     async def close(self) -> None:
         self._buckets.clear()
@@ -395,14 +403,15 @@ class MemoryThrottleStore:
 
 # The same decision as MemoryThrottleStore.hit, atomically in Redis (a script runs alone), on Redis'
 # clock (one clock for every process). KEYS[1]: the bucket (a hash). ARGV: rate, burst, press ('' for
-# none), press window, free ('1'/'0'), TTL in ms (a bucket idle that long is full again: forgetting it
+# none), press window, album ('' for none: a later part of the album seen last gets what its first part
+# got), TTL in ms (a bucket idle that long is full again: forgetting it
 # changes nothing).
 _THROTTLE_HIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated', 'warned', 'press', 'press_at')
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated', 'warned', 'press', 'press_at', 'album', 'album_ok')
 local tokens = tonumber(state[1])
 if tokens == nil then
   tokens = burst
@@ -421,16 +430,21 @@ if press ~= '' then
     redis.call('HSET', KEYS[1], 'press', press, 'press_at', string.format('%.6f', now))
   end
 end
+local album = ARGV[5]
+if verdict == nil and album ~= '' and state[6] == album then
+  if state[7] == '1' then verdict = 'free' else verdict = 'quiet' end
+end
 if verdict == nil then
-  if ARGV[5] == '1' then
-    verdict = 'free'
-  elseif tokens < 1 then
+  if tokens < 1 then
     if warned then verdict = 'quiet' else verdict = 'warn' end
     warned = true
   else
     tokens = tokens - 1
     warned = false
     verdict = 'ok'
+  end
+  if album ~= '' then
+    redis.call('HSET', KEYS[1], 'album', album, 'album_ok', verdict == 'ok' and '1' or '0')
   end
 end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'updated', string.format('%.6f', now),
@@ -456,10 +470,10 @@ class RedisThrottleStore:
         return math.ceil((burst * max(rate, 0.0) + press_window) * 1000) + 1000
 
     async def hit(
-        self, key: str, *, rate: float, burst: int, press: str | None, press_window: float, free: bool
+        self, key: str, *, rate: float, burst: int, press: str | None, press_window: float, album: str | None
     ) -> Verdict:
         ttl = self.ttl_ms(rate=rate, burst=burst, press_window=press_window)
-        args = [repr(float(rate)), burst, press or "", repr(float(press_window)), "1" if free else "0", ttl]
+        args = [repr(float(rate)), burst, press or "", repr(float(press_window)), album or "", ttl]
         verdict = await self._hit(keys=[f"{self.prefix}:{key}"], args=args)
         return Verdict(verdict.decode() if isinstance(verdict, bytes) else verdict)
 
@@ -479,7 +493,8 @@ class ThrottlingMiddleware(BaseMiddleware):
 
     The buckets live in a `ThrottleStore`: Redis when configured (shared by all processes, so a
     user's flood split between several web processes meets one budget), this process's memory
-    otherwise. Album parts (media groups) are free: an album of 10 photos is one action of the user.
+    otherwise. An album (a media group) costs one token: its first part decides for the album, the
+    later parts follow (handled free when it was let through, dropped silently when not).
     A second press of the same button on the same screen (same message, same text: the user did
     not see a new screen in between) within `double_press_window` seconds is answered and dropped.
     """
@@ -511,7 +526,7 @@ class ThrottlingMiddleware(BaseMiddleware):
             burst=self.burst,
             press=press,
             press_window=self.double_press_window,
-            free=bool(event.message is not None and event.message.media_group_id),
+            album=event.message.media_group_id if event.message is not None else None,
         )
         if verdict is Verdict.DOUBLE and query is not None:
             await _silent(query.answer())

@@ -4,6 +4,7 @@ user blocking the bot, and the error handler (log with context, a short apology,
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from contextlib import suppress
 
 from aiogram import Bot, F, Router
@@ -24,8 +25,19 @@ async def unknown_command(message: Message, lang: str) -> None:
     await message.answer(t("common.unknown_command", lang), reply_markup=keyboards.menu_only(lang))
 
 
+_answered_albums: OrderedDict[tuple[int, str], None] = OrderedDict()  # the last albums hinted at, per chat
+
+
 @router.message(StateFilter(None), F.photo | F.document)
 async def unexpected_file(message: Message, lang: str) -> None:
+    """A photo outside a flow: one hint, also for a whole album (its later parts are not answered)."""
+    if message.media_group_id:
+        album = (message.chat.id, message.media_group_id)
+        if album in _answered_albums:
+            return
+        _answered_albums[album] = None
+        if len(_answered_albums) > 1000:
+            _answered_albums.popitem(last=False)
     await message.answer(t("common.photo_without_flow", lang), reply_markup=keyboards.main_menu(lang))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from sandbox.telegram import button_texts, sample_image
@@ -105,6 +107,16 @@ def test_too_many_photos_in_an_album(chat):
     replies = [e for e in chat.emu.events("bot_message", chat.id, since=since)]
     assert len(replies) == 2, "an album gets one answer, not one per photo"
     assert inline_buttons(card)
+
+
+def test_an_album_outside_a_flow_is_answered_once(chat):
+    started(chat)
+    since = chat.mark()
+    chat.user.send_album([sample_image(300 + i, 300) for i in range(6)])
+    chat.wait(edits=False, since=since)
+    time.sleep(0.5)  # the other parts have been handled by now
+    replies = list(chat.emu.events("bot_message", chat.id, since=since))
+    assert len(replies) == 1, [text_of(e.data) for e in replies]
 
 
 def test_photo_over_the_size_limit(chat, settings):

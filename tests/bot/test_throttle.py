@@ -30,8 +30,8 @@ def _store(client, prefix: str):
     return RedisThrottleStore(client, prefix=prefix)
 
 
-async def _hit(store, key: str = "bot:1", *, rate: float = 60.0, burst: int = 3, press=None, free=False):
-    return await store.hit(key, rate=rate, burst=burst, press=press, press_window=1.0, free=free)
+async def _hit(store, key: str = "bot:1", *, rate: float = 60.0, burst: int = 3, press=None, album=None):
+    return await store.hit(key, rate=rate, burst=burst, press=press, press_window=1.0, album=album)
 
 
 async def test_redis_bucket_burst_one_hint_and_a_ttl(redis_prefix):
@@ -42,7 +42,7 @@ async def test_redis_bucket_burst_one_hint_and_a_ttl(redis_prefix):
     try:
         verdicts = [await _hit(store) for store in (a, b, a, b, a, b)]
         assert verdicts == [Verdict.OK] * 3 + [Verdict.WARN, Verdict.QUIET, Verdict.QUIET], "one budget, one hint"
-        assert await _hit(a, free=True) is Verdict.FREE, "album parts cost nothing, even when empty"
+        assert await _hit(a, album="late") is Verdict.QUIET, "an album on an empty bucket is dropped too"
         ttl = await first.pttl(f"{redis_prefix}:bot:1")
         assert 0 < ttl <= RedisThrottleStore.ttl_ms(rate=60.0, burst=3, press_window=1.0)
         assert await _hit(a, key="bot:2") is Verdict.OK, "another user has their own bucket"
@@ -124,3 +124,21 @@ async def test_two_dispatchers_sharing_redis_throttle_as_one_budget(emu: BotAPIE
             await dp.emit_shutdown(bot=bot)
         await bot.session.close()
         await bridge.close_db()
+
+
+@pytest.mark.parametrize("where", ["memory", "redis"])
+async def test_an_album_costs_one_token_and_its_parts_follow_its_first(where, redis_prefix):
+    """Ten albums of ten photos gave 100 answers when every part was free. Now each album is one action:
+    the first part takes a token, the other nine follow its verdict."""
+    from botapp.middlewares import MemoryThrottleStore, Verdict
+
+    store = MemoryThrottleStore() if where == "memory" else _store(_redis(), redis_prefix)
+    try:
+        verdicts = [[await _hit(store, album=f"album-{n}") for _ in range(10)] for n in range(10)]
+        passed = [v for album in verdicts for v in album if v in (Verdict.OK, Verdict.FREE)]
+        assert len(passed) == 30, "three albums of the burst of three, whole"
+        assert verdicts[0] == [Verdict.OK] + [Verdict.FREE] * 9
+        assert verdicts[3] == [Verdict.WARN] + [Verdict.QUIET] * 9, "one hint for the album, not ten"
+        assert all(v is Verdict.QUIET for album in verdicts[4:] for v in album)
+    finally:
+        await store.close()
