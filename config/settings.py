@@ -441,6 +441,9 @@ XP_PER_TOKEN = env.int("XP_PER_TOKEN", default=10)
 # REFERRAL_PERCENT % of every top-up of a referral; on their first, REFERRAL_FIRST_TOPUP_BONUS more, only
 # for a purchase of at least REFERRAL_FIRST_TOPUP_MIN_TOKENS and at most REFERRAL_FIRST_TOPUP_MAX_SHARE %
 # of it; a referrer earns at most REFERRAL_DAILY_CAP tokens in 24 hours (0: no cap).
+# Tokens spent before a refund are a loss recorded with it (never a debt); the payer is banned at this many
+# such refunds (botapp.services.refunds.flag_spent_refund; 0: never).
+REFUND_SHORTFALL_BAN_AFTER = env.int("REFUND_SHORTFALL_BAN_AFTER", default=2)
 REFERRAL_FIRST_TOPUP_BONUS = env("REFERRAL_FIRST_TOPUP_BONUS", cast=Decimal, default=Decimal("10"))
 REFERRAL_PERCENT = env("REFERRAL_PERCENT", cast=Decimal, default=Decimal("5"))
 REFERRAL_FIRST_TOPUP_MIN_TOKENS = env("REFERRAL_FIRST_TOPUP_MIN_TOKENS", cast=Decimal, default=Decimal("100"))

@@ -16,8 +16,8 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, StackedInline
 from unfold.contrib.filters.admin import (
@@ -51,6 +51,7 @@ from botapp.models import (
     UserBalance,
     UserSettings,
 )
+from botapp.selectors.payments import spent_refunds
 from botapp.selectors.support import find_user_ids
 from botapp.services.balance import BalanceService
 from botapp.services.exceptions import DomainError
@@ -214,7 +215,7 @@ class TgUserAdmin(ModelAdmin):
     change_form_outer_after_template = "admin/botapp/tguser/timeline.html"
     fieldsets = (
         (None, {"fields": ("telegram_id", "username", "first_name", "last_name", "language_code", "is_premium")}),
-        (_("Moderation"), {"fields": ("is_banned", "ban_reason", "bot_blocked")}),
+        (_("Moderation"), {"fields": ("is_banned", "ban_reason", "bot_blocked", "spent_refunds")}),
         (_("Loyalty"), {"fields": ("level", "xp", "referral_code", "referred_by", "referrals_count")}),
         (_("Activity"), {"fields": ("created_at", "last_seen_at", "links")}),
     )
@@ -227,6 +228,7 @@ class TgUserAdmin(ModelAdmin):
         "language_code",
         "is_premium",
         "bot_blocked",
+        "spent_refunds",
         "level",
         "xp",
         "referral_code",
@@ -336,6 +338,24 @@ class TgUserAdmin(ModelAdmin):
         if obj.bot_blocked:
             return "blocked", gettext("blocked the bot")
         return "active", gettext("active")
+
+    @display(description=_("Refunds after spending"))
+    def spent_refunds(self, obj: TgUser) -> str:
+        """The policy's flag (botapp.services.refunds.flag_spent_refund): refunds the user had spent part of."""
+        found = spent_refunds(user_id=obj.pk) if obj.pk else []
+        if not found:
+            return gettext("none")
+        links = format_html_join(
+            ", ",
+            '<a href="{}">#{}</a> ({})',
+            ((reverse("admin:botapp_payment_change", args=(s.payment_id,)), s.payment_id, s.shortfall) for s in found),
+        )
+        return format_html(
+            "{} — {}",
+            ngettext("%(count)d refund, tokens spent first:", "%(count)d refunds, tokens spent first:", len(found))
+            % {"count": len(found)},
+            links,
+        )
 
     @display(description=_("Referrals"))
     def referrals_count(self, obj: TgUser) -> int:

@@ -95,3 +95,29 @@ def user_payments(*, user_id: int, page: int = 1, per_page: int = DEFAULT_PER_PA
     start = (page - 1) * per_page
     items = tuple(_line(row) for row in rows[start : start + per_page]) if total else ()
     return PaymentPage(items=items, page=page, pages=pages, total=total, per_page=per_page)
+
+
+# --- refunds of tokens already spent (the policy: botapp.services.refunds.flag_spent_refund) ---------------
+@dataclass(frozen=True)
+class SpentRefund:
+    """A refund the payer had already spent part of: what was lost on it (their part of the shortfall)."""
+
+    payment_id: int
+    shortfall: Decimal
+
+
+def spent_refunds(*, user_id: int) -> list[SpentRefund]:
+    """The user's refunded payments whose tokens they had partly spent first, oldest first: from each
+    payment's refund record (a card payment refunded in parts: from each part)."""
+    found: list[SpentRefund] = []
+    refunded = Payment.objects.filter(user_id=user_id).filter(
+        Q(status=Payment.Status.REFUNDED) | Q(raw__has_key="card_refunds")
+    )
+    for pk, raw in refunded.order_by("created_at", "pk").values_list("pk", "raw"):
+        raw = raw or {}
+        parts = raw.get("card_refunds")
+        entries = list(parts.values()) if isinstance(parts, dict) and parts else [raw.get("refund") or {}]
+        shortfall = sum((Decimal(str(entry.get("user_shortfall") or "0")) for entry in entries), Decimal(0))
+        if shortfall > 0:
+            found.append(SpentRefund(payment_id=pk, shortfall=shortfall))
+    return found

@@ -48,6 +48,7 @@ from botapp.services.refunds import (
     _plan,
     _take_back,
     enqueue_refund_notice,
+    flag_spent_refund,
     requested_by_operator,
 )
 from botapp.services.yookassa_api import GatewayError, RemoteRefund
@@ -129,6 +130,7 @@ def record_card_refund(
                 transaction.on_commit(lambda: enqueue_refund_notice(payment_id=payment_id))
         payment.raw = raw
         payment.save(update_fields=fields)
+        flag_spent_refund(payment, moved, by=by)
     moved.log_shortfall(payment_id, source=source, by=by)
     return RefundResult(payment=payment, applied=True, plan=plan)
 

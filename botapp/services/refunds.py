@@ -254,6 +254,7 @@ def record_refund(
             },
         }
         payment.save(update_fields=["status", "refunded_at", "raw"])
+        flag_spent_refund(payment, moved, by=by)
         if notify:
             transaction.on_commit(lambda: enqueue_refund_notice(payment_id=payment_id))
     moved.log_shortfall(payment_id, source=source, by=by)
@@ -337,6 +338,30 @@ def _take_back(payment: Payment, plan: RefundPlan, *, by: str, what: str, part: 
         referrer_shortfall=referrer_shortfall,
         referrer_id=referrer.user_id if referrer else None,
     )
+
+
+def flag_spent_refund(payment: Payment, moved: _Moved, *, by: str) -> None:
+    """The policy for tokens spent before a refund (in the refund's transaction). The spent part is a
+    loss: it is recorded with the refund (the shortfall) and never becomes a debt or a negative balance.
+    The payer is flagged: their admin page lists such refunds, and at REFUND_SHORTFALL_BAN_AFTER of them
+    (the second, by default) they are banned, as someone who spends and then claws the money back, and
+    the operators are alerted. 0 turns the ban off."""
+    from django.conf import settings
+
+    from botapp.models import TgUser
+    from botapp.selectors.payments import spent_refunds
+
+    if moved.user_shortfall <= 0 or settings.REFUND_SHORTFALL_BAN_AFTER <= 0:
+        return
+    spent = spent_refunds(user_id=payment.user_id)
+    if len(spent) < settings.REFUND_SHORTFALL_BAN_AFTER:
+        return
+    reason = "Refunded after spending: " + ", ".join(f"payment #{s.payment_id} ({s.shortfall} tokens)" for s in spent)
+    if TgUser.objects.filter(pk=payment.user_id, is_banned=False).update(is_banned=True, ban_reason=reason[:255]):
+        log.warning("user #%s banned: %s (refund by %s)", payment.user_id, reason, by)
+        alerts.alert_operators(
+            key="banned_after_spent_refunds", user_id=payment.user_id, count=len(spent), reason=reason
+        )
 
 
 def shortfall_of(payment: Payment) -> Decimal:
