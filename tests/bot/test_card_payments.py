@@ -137,3 +137,32 @@ def test_the_card_button_follows_the_settings(chat, shop, settings):
     back = chat.press(methods, "Назад", text_has("Выберите пакет"))
     methods = chat.press(back, "100 ток.", has_buttons("Звёзды Telegram"))
     assert not any("Банковская карта" in b["text"] for b in inline_buttons(methods))
+
+
+def test_a_refund_in_yookassas_dashboard_reaches_the_ledger_the_user_and_the_operators(chat, shop, settings):
+    """The whole path of a card refund the bot did not make: the user pays by card in the chat, the shop
+    refunds in YooKassa's dashboard, YooKassa's `refund.succeeded` reaches our web process over HTTP, the
+    refund is re-read from the API and taken back once, the user is told in the chat and the operators
+    get an alert."""
+    from botapp.models import Payment, Transaction, UserBalance
+    from botapp.services import yookassa_api
+
+    operator = Chat(chat.emu, chat.emu.user(first_name="Operator", language_code="ru"))
+    settings.ADMIN_IDS = [operator.id]
+    _, yookassa_id = press_card(chat, methods_screen(chat, "100 ток."))
+    since = chat.mark()
+    shop.pay(yookassa_id)
+    chat.wait(text_has("Оплата прошла"), since=since, edits=False)
+    since = chat.mark()
+    refund = yookassa_api.create_refund(
+        payment_id=yookassa_id, amount=Decimal("799.00"), currency="RUB", idempotence_key="dashboard-1"
+    )
+    notice = chat.wait(text_has("возвращён"), since=since, edits=False)
+    assert "Ваш платёж на 799 RUB возвращён; списано 100 ток." in text_of(notice)
+    alert = operator.wait(text_has("Card payment refunded outside the admin"), edits=False)  # the admin language
+    assert refund.id in text_of(alert)
+    assert shop.notify(refund.id).wait(), "a replay is answered 2xx"
+    payment = Payment.objects.get()
+    assert payment.status == "refunded" and UserBalance.objects.get(user__telegram_id=chat.id).balance == 0
+    assert Transaction.objects.filter(payment=payment, kind="payment_refund").count() == 1
+    call_command("check_ledger")
