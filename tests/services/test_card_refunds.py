@@ -257,3 +257,53 @@ def test_beat_runs_the_card_reconciliation_daily_and_only_with_a_shop(paid, fake
     assert tasks.reconcile_card() == {"refund_recorded": 1}
     settings.YOOKASSA_SHOP_ID = ""
     assert tasks.reconcile_card() == {}
+
+
+# --- concurrent notifications on PostgreSQL ------------------------------------------------------------------
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_20_concurrent_refund_notifications_take_back_once(make_user, fake, raised, monkeypatch):
+    import json
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    from sandbox.yookassa import notification_body
+    from tests.services.test_card import WEBHOOK, YOOKASSA_IP
+
+    monkeypatch.setattr(tasks.notify_card_payment, "apply_async", lambda args, **kw: None)
+    monkeypatch.setattr(tasks.notify_payment_refund, "apply_async", lambda args, **kw: None)
+    user = make_user()
+    checkout = start(user, "Studio")
+    CardService.apply(
+        payment_id=checkout.payment_id, remote=yookassa_api.get_payment(fake.pay(checkout.yookassa_id)["id"])
+    )
+    payment = Payment.objects.get(pk=checkout.payment_id)
+    refund = dashboard_refund(payment, "2090")
+    body = json.dumps(notification_body("refund.succeeded", fake.refunds[refund.id]))
+    barrier = threading.Barrier(20)
+    outcomes: list = []
+    lock = threading.Lock()
+
+    def deliver_once() -> None:
+        try:
+            barrier.wait()
+            response = Client().post(WEBHOOK, data=body, content_type="application/json", REMOTE_ADDR=YOOKASSA_IP)
+            result = (response.status_code, response.json()["outcome"])
+        except Exception as exc:  # asserted below
+            result = exc
+        finally:
+            connection.close()
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=deliver_once) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes, key=str) == sorted([(200, "already")] * 19 + [(200, "recorded")], key=str), outcomes
+    assert Transaction.objects.filter(payment=payment, kind="payment_refund").count() == 2  # main + bonus
+    assert balance(user) == (0, 0) and len(raised) == 1
+    call_command("check_ledger")
