@@ -43,10 +43,10 @@ from botapp.services.refunds import (
     RefundNotAllowed,
     RefundPlan,
     RefundResult,
-    RefundShortfall,
     _mark_requested,
     _plan,
     _take_back,
+    check_shortfall,
     enqueue_refund_notice,
     flag_spent_refund,
     requested_by_operator,
@@ -261,11 +261,7 @@ def refund_card_payment(*, payment_id: int, operator: str, refund_anyway: bool =
     if blocker is not None:
         raise blocker
     plan, left = plan_card_refund(payment_id=payment.pk)
-    if plan.shortfall > 0 and not refund_anyway:
-        parts = [f"the payer has {plan.user.available} of {plan.user.credited}"]
-        if plan.referrer is not None and plan.referrer.shortfall > 0:
-            parts.append(f"the referrer has {plan.referrer.available} of the {plan.referrer.credited} reward")
-        raise RefundShortfall(shortfall=plan.shortfall, detail="; ".join(parts))
+    check_shortfall(plan, refund_anyway=refund_anyway)
     if not yookassa_api.configured():
         raise CardRefundRefused(reason="no YooKassa shop is configured (YOOKASSA_SHOP_ID, YOOKASSA_SECRET_KEY)")
     _mark_requested(payment_id=payment.pk, by=operator, key=key)

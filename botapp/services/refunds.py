@@ -384,11 +384,7 @@ def refund_stars_payment(*, payment_id: int, operator: str, refund_anyway: bool 
     if blocker is not None:
         raise blocker
     plan = _plan(payment, lock=False)
-    if plan.shortfall > 0 and not refund_anyway:
-        parts = [f"the payer has {plan.user.available} of {plan.user.credited}"]
-        if plan.referrer is not None and plan.referrer.shortfall > 0:
-            parts.append(f"the referrer has {plan.referrer.available} of the {plan.referrer.credited} reward")
-        raise RefundShortfall(shortfall=plan.shortfall, detail="; ".join(parts))
+    check_shortfall(plan, refund_anyway=refund_anyway)
     sender = get_sender()
     if sender is None:
         raise RefundRefused(reason="no bot token is configured (BOT_TOKEN)")
@@ -416,6 +412,17 @@ def refund_stars_payment(*, payment_id: int, operator: str, refund_anyway: bool 
         return RefundResult(payment=result.payment, applied=True, refunded_elsewhere=elsewhere)
     # Recorded meanwhile by another path (another operator, Telegram's support): once.
     return RefundResult(payment=result.payment, applied=False, refunded_elsewhere=elsewhere)
+
+
+def check_shortfall(plan: RefundPlan, *, refund_anyway: bool) -> None:
+    """An operator's refund that would record a shortfall is refused (RefundShortfall, saying who spent
+    what) unless they ticked "refund anyway"."""
+    if plan.shortfall <= 0 or refund_anyway:
+        return
+    parts = [f"the payer has {plan.user.available} of {plan.user.credited}"]
+    if plan.referrer is not None and plan.referrer.shortfall > 0:
+        parts.append(f"the referrer has {plan.referrer.available} of the {plan.referrer.credited} reward")
+    raise RefundShortfall(shortfall=plan.shortfall, detail="; ".join(parts))
 
 
 def _mark_requested(*, payment_id: int, by: str, key: str, clear: bool = False) -> None:

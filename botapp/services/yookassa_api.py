@@ -374,8 +374,6 @@ def is_trusted(address: str, networks: Iterable[str] | None = None) -> bool:
     return any(ip in network for network in _networks(entries))
 
 
-def client_address(remote_addr: str, forwarded_for: str, *, hops: int) -> str:
-    """The address that called us. hops=0: the peer (REMOTE_ADDR). hops=N (N trusted proxies in front of
-    us, each appending the address it got the request from to X-Forwarded-For): the N-th address from the
-    right of X-Forwarded-For. Fewer addresses than hops: "" (not trusted)."""
-    return forwarded_address(remote_addr, forwarded_for, hops=hops)
+# The address that called us, behind YOOKASSA_TRUST_FORWARDED_FOR proxies (the N-th from the right of
+# X-Forwarded-For; "" when there are fewer): the same rule as the admin's login throttle.
+client_address = forwarded_address
