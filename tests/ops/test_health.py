@@ -89,7 +89,7 @@ def test_everything_down_names_every_part_and_no_password(tmp_path):
         REDIS_URL=f"redis://:redis-password-123@127.0.0.1:{redis_port}/0",
         SECRET_KEY="health-probe-secret-key-0123456789-abcdefghijklmnopqrstu",
         DEBUG="false",
-        ALLOWED_HOSTS="*",
+        ALLOWED_HOSTS="testserver",  # the test client's host (a wildcard is refused with DEBUG off)
     )
     script = (
         "import django, json, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; django.setup(); "
