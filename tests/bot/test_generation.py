@@ -325,3 +325,25 @@ def test_video_keyboard_has_no_edit_or_animate():
     markup = result_keyboard(request, "en", can_edit=True, can_animate=True)
     texts = [b.text for row in markup.inline_keyboard for b in row]
     assert texts == ["🔁 Again", "🏠 Menu"]
+
+
+def test_a_price_change_refreshes_the_card_and_the_next_tap_generates(chat):
+    """The operator changes the price while the card is open: the tap says so, the card is refreshed in
+    place with the new price (not a dead end with only "Menu"), and the next tap generates at it."""
+    from botapp.models import AIModel, GenRequest
+
+    started(chat)
+    fund(chat.id, 10)
+    card = image_confirmation(chat)
+    assert "10 → 8.5" in text_of(card)
+    nano = AIModel.objects.get(slug="nano-banana-2-1")
+    AIModel.objects.filter(pk=nano.pk).update(price=Decimal(2))  # the admin, meanwhile
+    since = chat.mark()
+    chat.user.press(card, "Создать")
+    warning = chat.wait(text_has("Цена этих параметров изменилась: теперь 2"), since=since)
+    assert button_texts(warning) == []  # the warning alone, no dead end
+    refreshed = chat.wait(lambda m: m["message_id"] == card["message_id"] and "10 → 8" in text_of(m), since=since)
+    assert not GenRequest.objects.filter(user__telegram_id=chat.id).exists()
+    generate(chat, refreshed)
+    request = GenRequest.objects.get(user__telegram_id=chat.id)
+    assert request.price == Decimal(2) and balance_of(chat.id) == Decimal(8)

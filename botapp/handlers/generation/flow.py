@@ -38,7 +38,7 @@ from botapp.handlers.generation.prompting import final_of, improve_price_of
 from botapp.handlers.generation.texts import images_of, photos_text
 from botapp.i18n import t
 from botapp.models import AIModel
-from botapp.services.exceptions import DomainError, InsufficientFunds, ModelUnavailable
+from botapp.services.exceptions import DomainError, InsufficientFunds, ModelUnavailable, PriceChanged
 from botapp.services.styles import StyleUnavailable
 from botapp.states import GenerationFlow as Flow
 
@@ -295,6 +295,17 @@ async def on_generate(
         await status.edit_text(
             "⚠️ " + error_text(exc, lang), reply_markup=keyboards.topup_keyboard(lang, suggested=suggested)
         )
+        return
+    except PriceChanged as exc:  # the operator changed the price since the card was shown
+        # Not a dead end: the warning in place of the status, and the card refreshed in place with the
+        # current price and a fresh nonce, so that the next tap generates at the price it shows.
+        await status.edit_text("⚠️ " + error_text(exc, lang))
+        bridge.clear_caches()  # this process's catalogue still holds the old price
+        _, current = await flow_data(state)
+        if current is None:
+            await model_gone(query, state, lang)
+            return
+        await show_confirm(query, state, user, current, lang)
         return
     except StyleUnavailable as exc:  # turned off while the user was choosing: back to the options
         await status.edit_text("⚠️ " + error_text(exc, lang))
