@@ -49,6 +49,7 @@ from botapp.services.refunds import (
     check_shortfall,
     enqueue_refund_notice,
     flag_spent_refund,
+    operator_payment,
     requested_by_operator,
 )
 from botapp.services.yookassa_api import GatewayError, RemoteRefund
@@ -251,15 +252,9 @@ def refund_card_payment(*, payment_id: int, operator: str, refund_anyway: bool =
     shortfall rule of Stars refunds: a spend needs `refund_anyway`). `key`: the form's one-time key, also
     YooKassa's idempotence key, so the same form submitted twice, or asked again after a lost answer,
     refunds once."""
-    payment = Payment.objects.select_related("user").filter(pk=payment_id).first()
-    if payment is None:
-        raise RefundNotAllowed("No such payment.")
-    prior = payment.raw.get("refund") or {}
-    if payment.status == Payment.Status.REFUNDED and key and prior.get("key") == key:
-        return RefundResult(payment=payment, applied=False, replayed=True)
-    blocker = why_not_refundable(payment)
-    if blocker is not None:
-        raise blocker
+    payment, replay = operator_payment(payment_id=payment_id, key=key, why_not=why_not_refundable)
+    if replay is not None:
+        return replay
     plan, left = plan_card_refund(payment_id=payment.pk)
     check_shortfall(plan, refund_anyway=refund_anyway)
     if not yookassa_api.configured():

@@ -46,6 +46,7 @@ then recorded as the operator's (their name and form key, no "refunded outside t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -374,15 +375,9 @@ def refund_stars_payment(*, payment_id: int, operator: str, refund_anyway: bool 
     """Refund a Telegram Stars payment: ask Telegram, then take back what it credited (see the module
     docstring for the rule when tokens were spent). `key`: the one-time key of the operator's form, so
     that the same form submitted twice refunds once (the second is `replayed`)."""
-    payment = Payment.objects.select_related("user").filter(pk=payment_id).first()
-    if payment is None:
-        raise RefundNotAllowed("No such payment.")
-    prior = payment.raw.get("refund") or {}
-    if payment.status == Payment.Status.REFUNDED and key and prior.get("key") == key:
-        return RefundResult(payment=payment, applied=False, replayed=True)
-    blocker = why_not_refundable(payment)
-    if blocker is not None:
-        raise blocker
+    payment, replay = operator_payment(payment_id=payment_id, key=key, why_not=why_not_refundable)
+    if replay is not None:
+        return replay
     plan = _plan(payment, lock=False)
     check_shortfall(plan, refund_anyway=refund_anyway)
     sender = get_sender()
@@ -412,6 +407,23 @@ def refund_stars_payment(*, payment_id: int, operator: str, refund_anyway: bool 
         return RefundResult(payment=result.payment, applied=True, refunded_elsewhere=elsewhere)
     # Recorded meanwhile by another path (another operator, Telegram's support): once.
     return RefundResult(payment=result.payment, applied=False, refunded_elsewhere=elsewhere)
+
+
+def operator_payment(
+    *, payment_id: int, key: str, why_not: Callable[[Payment], RefundError | None]
+) -> tuple[Payment, RefundResult | None]:
+    """The payment an operator's form refunds, and the replay when this very form refunded it already;
+    raises RefundNotAllowed for no such payment, or `why_not`'s error when it cannot be refunded."""
+    payment = Payment.objects.select_related("user").filter(pk=payment_id).first()
+    if payment is None:
+        raise RefundNotAllowed("No such payment.")
+    prior = payment.raw.get("refund") or {}
+    if payment.status == Payment.Status.REFUNDED and key and prior.get("key") == key:
+        return payment, RefundResult(payment=payment, applied=False, replayed=True)
+    blocker = why_not(payment)
+    if blocker is not None:
+        raise blocker
+    return payment, None
 
 
 def check_shortfall(plan: RefundPlan, *, refund_anyway: bool) -> None:
